@@ -1,0 +1,44 @@
+# The two set-up commands: `make run` and `make test`. Everything else is a helper of them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AWS_DEFAULT_REGION ?= ap-east-1
+
+.PHONY: run test install lint unit template bench package clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet 'pip>=23,<26.3'  # chalice 1.34 requires pip<26.3
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: the local stack (embedded DynamoDB, the app on :8000, timers, state kept in .siyu/)
+run: $(STAMP)
+	$(BIN)/python -m chalicelib.local.stack
+
+## make test: lint, unit + functional + end-to-end tests, and the deployment template check
+test: lint unit template
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check chalicelib tests bench app.py
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+template: $(STAMP)
+	rm -rf build/package && mkdir -p build
+	rm -rf chalicelib/bundled_rules && cp -r rules chalicelib/bundled_rules
+	$(BIN)/chalice package --stage dev --merge-template infra/resources.json build/package; \
+	  rc=$$?; rm -rf chalicelib/bundled_rules; test $$rc -eq 0
+	$(BIN)/cfn-lint build/package/sam.json
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf $(VENV) build .siyu .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""siyu: serverless automation of a retail chain's WeChat private domain."""

@@ -1,0 +1,85 @@
+"""What ops see of one member, and the admin credential check."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.duties.welcome import yuan
+from chalicelib.errors import NotFound, Unauthorized
+from chalicelib.settings import Settings
+from chalicelib.state.models import Coupon, Member, OutboxMessage
+
+
+def authorize(settings: Settings, authorization: str | None, iam_caller: str | None) -> str:
+    """Who is asking. In AWS the IAM authorizer has already verified the caller (its ARN is in
+    the request context); outside AWS a bearer token from ``SIYU_ADMIN_TOKEN`` is required.
+    An unset token closes the admin routes rather than opening them."""
+    if iam_caller and settings.stage != "local":
+        return iam_caller
+    if not settings.admin_token:
+        raise Unauthorized("admin routes are closed: SIYU_ADMIN_TOKEN is not set")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token")
+    if not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+        raise Unauthorized("wrong admin token")
+    return "admin-token"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def member_view(member_id: str, now: datetime) -> dict[str, Any]:
+    try:
+        member = Member.get(member_id, consistent_read=True)
+    except DoesNotExist as exc:
+        raise NotFound(f"no member {member_id}") from exc
+    coupons = [
+        {
+            "code": c.code,
+            "title": c.title,
+            "value": yuan(c.value_fen),
+            "value_fen": c.value_fen,
+            "min_spend_fen": c.min_spend_fen,
+            "cause": c.cause,
+            "status": "expired" if c.status == "issued" and c.expires_at < now else c.status,
+            "stores": sorted(c.stores) if c.stores else "all",
+            "issued_at": _iso(c.issued_at),
+            "expires_at": _iso(c.expires_at),
+            "redeemed_at": _iso(c.redeemed_at),
+            "rules_version": c.rules_version,
+        }
+        for c in Coupon.by_member.query(member_id)
+    ]
+    messages = [
+        {
+            "key": m.message_key,
+            "channel": m.channel,
+            "category": m.category,
+            "cause": m.cause,
+            "status": m.status,
+            "created_at": _iso(m.created_at),
+            "rules_version": m.rules_version,
+        }
+        for m in OutboxMessage.by_member.query(member_id)
+    ]
+    return {
+        "member_id": member.member_id,
+        "origin": member.origin,
+        "subscribed": member.subscribed == "yes",
+        "store_id": member.store_id,
+        "channel": member.channel,
+        "inviter": member.inviter,
+        "groups": sorted(member.groups or []),
+        "first_seen": _iso(member.first_seen),
+        "last_active": _iso(member.last_active),
+        "subscribed_at": _iso(member.subscribed_at),
+        "unsubscribed_at": _iso(member.unsubscribed_at),
+        "coupons": coupons,
+        "messages": messages,
+    }

@@ -1,0 +1,85 @@
+"""The ``siyu`` command line: what ops and developers do from a terminal.
+
+    siyu member show OPENID   one member as ops see it (same JSON as GET /admin/members/…)
+    siyu config               every environment variable, its default and meaning
+    siyu tables create        create missing tables (local stacks and tests only)
+
+Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
+variable not already set, so it talks to the same embedded DynamoDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from chalicelib import admin, runtime, settings
+from chalicelib.errors import SiyuError
+from chalicelib.state.binding import create_tables
+
+LOCAL_ENV = settings.PROJECT_DIR / ".siyu" / "local.env"
+
+
+def _load_local_env(path: Path = LOCAL_ENV) -> bool:
+    if os.environ.get("SIYU_STAGE", "local") != "local" or not path.exists():
+        return False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name and not name.startswith("#"):
+            os.environ.setdefault(name.strip(), value.strip())
+    return True
+
+
+def _member_show(args: argparse.Namespace) -> int:
+    ctx = runtime.context()
+    view = admin.member_view(args.openid, ctx.clock.now())
+    print(json.dumps(view, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    width = max(len(name) for name in settings.VARIABLES)
+    for name, (default, meaning) in settings.VARIABLES.items():
+        shown = default if default else '""'
+        print(f"{name:<{width}}  {meaning} (default {shown})")
+    return 0
+
+
+def _tables_create(args: argparse.Namespace) -> int:
+    created = create_tables(settings.current())
+    print("created: " + (", ".join(created) if created else "nothing (all tables exist)"))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="siyu", description="siyu: WeChat private-domain automation")
+    sub = top.add_subparsers(dest="command", required=True)
+    member = sub.add_parser("member", help="members").add_subparsers(dest="action", required=True)
+    show = member.add_parser("show", help="show one member as ops see it")
+    show.add_argument("openid")
+    show.set_defaults(run=_member_show)
+    sub.add_parser("config", help="list the environment variables").set_defaults(run=_config)
+    tables = sub.add_parser("tables", help="tables").add_subparsers(dest="action", required=True)
+    tables.add_parser("create", help="create missing tables (local only)").set_defaults(run=_tables_create)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if _load_local_env():
+        print(f"(using the local stack's settings from {LOCAL_ENV})", file=sys.stderr)
+    try:
+        return args.run(args)
+    except SiyuError as exc:
+        print(f"siyu: {exc.reason}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. the local stack is not running
+        print(f"siyu: {type(exc).__name__}: cannot reach the tables ({exc})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

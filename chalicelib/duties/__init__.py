@@ -1,0 +1,9 @@
+"""Duties: one module per duty. Each exposes ``TRIGGERS`` (the event kinds it reacts to),
+``gather`` (facts from state, I/O allowed) and ``decide`` (facts, rules, now → plan; pure).
+``REGISTRY`` is the order in which they run for one event."""
+
+from __future__ import annotations
+
+from chalicelib.duties import coupons, welcome
+
+REGISTRY = (welcome, coupons)

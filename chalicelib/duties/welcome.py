@@ -1,0 +1,131 @@
+"""Welcome (新人礼 / 入群礼): a new follower or new group member gets a welcome message and a
+no-threshold coupon, once per member ever (domain.md, "Welcome").
+
+The coupon's code is derived from ``welcome#<member>``, so the coupon write itself decides
+"first time ever": a re-follow, a retry, or a concurrent duplicate finds the code taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from chalicelib import codes
+from chalicelib.clock import UTC
+from chalicelib.effects import Effect, IssueCoupon, QueueMessage, Reply
+from chalicelib.events import Event, Kind
+from chalicelib.rules.loader import RuleSet
+from chalicelib.settings import Settings
+from chalicelib.state.models import Member
+
+TRIGGERS = frozenset({Kind.FOLLOWED, Kind.JOINED_GROUP, Kind.CONTACT_ADDED})
+CAUSE = "welcome"
+
+
+@dataclass(frozen=True)
+class Facts:
+    event: Event
+    member_id: str
+    home_store: str | None
+    code: str
+
+
+def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+    if member is None or event.member_id is None:
+        return None
+    return Facts(
+        event,
+        event.member_id,
+        member.store_id or event.store_id,
+        codes.derive(cause_key(event.member_id), settings.coupon_secret),
+    )
+
+
+def cause_key(member_id: str) -> str:
+    return f"{CAUSE}#{member_id}"
+
+
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+    rule = rules.welcome
+    event = facts.event
+    if not rule.enabled or event.kind.value not in rule.triggers:
+        return []
+    zone = rules.stores.zone_of(facts.home_store)
+    expires_local = now.astimezone(zone).date() + timedelta(days=rule.coupon.valid_days)
+    expires_at = datetime.combine(expires_local, time(23, 59, 59), zone).astimezone(UTC)
+    scope = frozenset({facts.home_store}) if rule.coupon.store_scope == "home_store" and facts.home_store else None
+    coupon = IssueCoupon(
+        code=facts.code,
+        member_id=facts.member_id,
+        cause=CAUSE,
+        cause_key=cause_key(facts.member_id),
+        event_id=event.event_id,
+        title=rule.coupon.title,
+        value_fen=rule.coupon.value_fen,
+        min_spend_fen=rule.coupon.min_spend_fen,
+        stores=scope,
+        expires_at=expires_at,
+        rules_version=rules.version,
+    )
+    text = rule.text.format(
+        value=yuan(rule.coupon.value_fen),
+        min_spend=yuan(rule.coupon.min_spend_fen),
+        code=facts.code,
+        expires=chinese_date(expires_local),
+        title=rule.coupon.title,
+        questionnaire_url=rule.questionnaire_url or "",
+    )
+    plan: list[Effect] = [coupon]
+    if event.kind is Kind.FOLLOWED:
+        plan.append(
+            Reply(
+                cause_key(facts.member_id),
+                facts.member_id,
+                text,
+                CAUSE,
+                event.event_id,
+                rules.version,
+                when_coupon=(facts.code, "new"),
+            )
+        )
+        if rule.refollow_text:
+            plan.append(
+                Reply(
+                    f"refollow#{event.event_id}",
+                    facts.member_id,
+                    rule.refollow_text,
+                    CAUSE,
+                    event.event_id,
+                    rules.version,
+                    when_coupon=(facts.code, "taken"),
+                )
+            )
+    else:
+        # Group members and WeCom contacts have no passive reply: the outbox delivers it.
+        plan.append(
+            QueueMessage(
+                cause_key(facts.member_id),
+                facts.member_id,
+                "wecom_external",
+                "service",
+                text,
+                CAUSE,
+                event.event_id,
+                rules.version,
+                payload={"group_id": event.group_id or ""},
+                when_coupon=(facts.code, "new"),
+            )
+        )
+    return plan
+
+
+def yuan(fen: int) -> str:
+    """990 → "9.9", 1000 → "10", 1050 → "10.5" (as a price tag reads)."""
+    value = Decimal(fen) / 100
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return text
+
+
+def chinese_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"

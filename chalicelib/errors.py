@@ -1,0 +1,62 @@
+"""The one error tree of siyu. Routes map it to HTTP answers in one place (``web.py``).
+
+SiyuError
+├── BadRequest            400  input we can classify as malformed (XML, JSON, size, decrypt)
+│   └── EntityDeclared    400  DOCTYPE / ENTITY in XML
+├── Forbidden             403  wrong signature, stale timestamp, wrong receive id
+├── Unauthorized          401  missing or wrong credential (admin, order HMAC)
+├── NotFound              404  the thing asked for does not exist
+├── AlreadyDone                an idempotent effect found its key taken: success, not failure
+├── BadRule                    a rule file the runtime cannot apply (skipped, ops alerted)
+└── Retryable             503  transient trouble (throttling, a peer still working): retry
+"""
+
+from __future__ import annotations
+
+
+class SiyuError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadRequest(SiyuError):
+    status = 400
+    code = "bad_request"
+
+
+class EntityDeclared(BadRequest):
+    code = "entity_declared"
+
+
+class Forbidden(SiyuError):
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(SiyuError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(SiyuError):
+    status = 404
+    code = "not_found"
+
+
+class AlreadyDone(SiyuError):
+    status = 200
+    code = "already_done"
+
+
+class BadRule(SiyuError):
+    status = 500
+    code = "bad_rule"
+
+
+class Retryable(SiyuError):
+    status = 503
+    code = "retry"

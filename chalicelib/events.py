@@ -1,0 +1,80 @@
+"""Normalized domain events: one type per meaning, whatever wire format brought it.
+
+An ``Event`` is what the pipeline dedupes, stores, and hands to duties. ``event_id`` is the
+deduplication key built from the source's own identity (wechat.md §1.5): retries of one
+delivery map to one id, distinct deliveries to distinct ids.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib.clock import from_unix, to_unix
+
+
+class Kind(enum.StrEnum):
+    FOLLOWED = "followed"
+    UNFOLLOWED = "unfollowed"
+    SCANNED = "scanned"
+    CLICKED = "clicked"
+    VIEWED = "viewed"
+    MESSAGED = "messaged"
+    LOCATED = "located"
+    TEMPLATE_DELIVERY = "template_delivery"
+    SUBSCRIBE_CONSENT = "subscribe_consent"
+    CONTACT_ADDED = "contact_added"
+    CONTACT_REMOVED = "contact_removed"
+    JOINED_GROUP = "joined_group"
+    LEFT_GROUP = "left_group"
+    GROUP_CHANGED = "group_changed"
+    ORDER_PAID = "order_paid"
+    ORDER_REFUNDED = "order_refunded"
+    COUPON_REDEEMED = "coupon_redeemed"
+    UNKNOWN = "unknown"
+
+
+# Kinds that show the member doing something (they move "last active").
+ACTIVITY = frozenset(
+    {
+        Kind.FOLLOWED,
+        Kind.SCANNED,
+        Kind.CLICKED,
+        Kind.VIEWED,
+        Kind.MESSAGED,
+        Kind.CONTACT_ADDED,
+        Kind.JOINED_GROUP,
+        Kind.ORDER_PAID,
+        Kind.COUPON_REDEEMED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: Kind
+    event_id: str
+    source: str  # "oa" | "wecom" | "orders"
+    occurred_at: datetime
+    member_id: str | None = None
+    store_id: str | None = None
+    channel: str | None = None
+    inviter: str | None = None
+    group_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        raw = asdict(self)
+        raw["kind"] = self.kind.value
+        raw["occurred_at"] = to_unix(self.occurred_at)
+        return json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Event:
+        raw = json.loads(text)
+        raw["kind"] = Kind(raw["kind"])
+        raw["occurred_at"] = from_unix(raw["occurred_at"])
+        return cls(**raw)

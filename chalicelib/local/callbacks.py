@@ -1,0 +1,125 @@
+"""Build callbacks exactly as WeChat, WeCom and the POS would send them: signed, and in safe
+mode encrypted. Used by tests, benchmarks and the simulation to drive the real endpoints."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from chalicelib.clock import to_unix
+from chalicelib.protocol import orders, xmlsafe
+from chalicelib.protocol.crypto import MessageCrypto, sha1_signature
+from chalicelib.settings import Settings
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # with query string
+    headers: dict[str, str]
+    body: bytes
+
+
+def oa_event(
+    openid: str, event: str, created: int, event_key: str | None = None, account: str = "gh_siyu_local", **extra: str
+) -> str:
+    fields: dict[str, str | int] = {
+        "ToUserName": account,
+        "FromUserName": openid,
+        "CreateTime": created,
+        "MsgType": "event",
+        "Event": event,
+    }
+    if event_key is not None:
+        fields["EventKey"] = event_key
+    fields.update(extra)
+    return xmlsafe.render(fields)
+
+
+def oa_text(openid: str, content: str, created: int, msg_id: int, account: str = "gh_siyu_local") -> str:
+    return xmlsafe.render(
+        {
+            "ToUserName": account,
+            "FromUserName": openid,
+            "CreateTime": created,
+            "MsgType": "text",
+            "Content": content,
+            "MsgId": msg_id,
+        }
+    )
+
+
+def oa_post(settings: Settings, xml: str, now: datetime, *, safe: bool = True, nonce: str | None = None) -> Request:
+    timestamp, nonce = str(to_unix(now)), nonce or str(secrets.randbelow(10**9))
+    query = {
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "signature": sha1_signature(settings.wechat_token, timestamp, nonce),
+        "openid": "o",
+    }
+    body = xml
+    if safe:
+        crypto = MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_app_id)
+        encrypted = crypto.encrypt(xml)
+        query.update(encrypt_type="aes", msg_signature=crypto.sign(timestamp, nonce, encrypted))
+        body = xmlsafe.render({"ToUserName": "gh_siyu_local", "Encrypt": encrypted})
+    return Request("POST", "/wechat/oa?" + urlencode(query), {"Content-Type": "text/xml"}, body.encode())
+
+
+def oa_verify(settings: Settings, echostr: str, now: datetime) -> Request:
+    timestamp, nonce = str(to_unix(now)), str(secrets.randbelow(10**9))
+    query = {
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "echostr": echostr,
+        "signature": sha1_signature(settings.wechat_token, timestamp, nonce),
+    }
+    return Request("GET", "/wechat/oa?" + urlencode(query), {}, b"")
+
+
+def wecom_post(settings: Settings, xml: str, now: datetime) -> Request:
+    crypto = MessageCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
+    timestamp, nonce = str(to_unix(now)), str(secrets.randbelow(10**9))
+    encrypted = crypto.encrypt(xml)
+    query = {"msg_signature": crypto.sign(timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce}
+    body = xmlsafe.render({"ToUserName": settings.wecom_corp_id, "AgentID": "1", "Encrypt": encrypted})
+    return Request("POST", "/wechat/work?" + urlencode(query), {"Content-Type": "text/xml"}, body.encode())
+
+
+def wecom_verify(settings: Settings, echo: str, now: datetime) -> Request:
+    crypto = MessageCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
+    timestamp, nonce = str(to_unix(now)), str(secrets.randbelow(10**9))
+    encrypted = crypto.encrypt(echo)
+    query = {
+        "msg_signature": crypto.sign(timestamp, nonce, encrypted),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "echostr": encrypted,
+    }
+    return Request("GET", "/wechat/work?" + urlencode(query), {}, b"")
+
+
+def wecom_group_join(corp_id: str, chat_id: str, members: list[str], created: int) -> str:
+    items = "".join(f"<Item>{xmlsafe.cdata(m)}</Item>" for m in members)
+    return (
+        f"<xml><ToUserName>{xmlsafe.cdata(corp_id)}</ToUserName><FromUserName>{xmlsafe.cdata('sys')}"
+        f"</FromUserName><CreateTime>{created}</CreateTime><MsgType>{xmlsafe.cdata('event')}</MsgType>"
+        f"<Event>{xmlsafe.cdata('change_external_chat')}</Event><ChatId>{xmlsafe.cdata(chat_id)}</ChatId>"
+        f"<ChangeType>{xmlsafe.cdata('update')}</ChangeType><UpdateDetail>{xmlsafe.cdata('add_member')}"
+        f"</UpdateDetail><JoinScene>3</JoinScene><MemChangeCnt>{len(members)}</MemChangeCnt>"
+        f"<MemChangeList>{items}</MemChangeList></xml>"
+    )
+
+
+def order_post(settings: Settings, payload: dict, now: datetime) -> Request:
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    timestamp = str(to_unix(now))
+    headers = {
+        "Content-Type": "application/json",
+        orders.TIMESTAMP_HEADER: timestamp,
+        orders.SIGNATURE_HEADER: orders.sign(settings.orders_hmac_secret, timestamp, body),
+    }
+    return Request("POST", "/hooks/orders", headers, body)

@@ -1,0 +1,142 @@
+"""``make run``: the whole of siyu on this machine, on 127.0.0.1 only.
+
+- an embedded DynamoDB (moto, in-process) whose writes are journaled under ``.siyu/`` and
+  replayed on start, so members and coupons survive a restart;
+- the tables, created if missing;
+- the same Chalice app, served on http://127.0.0.1:8000 by Chalice's local server;
+- every ``@app.schedule`` handler, run on its schedule.
+
+Configuration is the environment (README lists every variable); anything unset gets the safe
+local default below, and the effective values are written to ``.siyu/local.env`` so the
+``siyu`` CLI reads the same tables.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib import settings
+from chalicelib.clock import SystemClock
+from chalicelib.local.dynamodb import LocalDynamoDB
+from chalicelib.local.timers import Timers, jobs_of
+from chalicelib.state.binding import create_tables
+
+STATE_DIR = settings.PROJECT_DIR / ".siyu"
+ENV_FILE = STATE_DIR / "local.env"
+
+# Safe local defaults: fixed development keys (never used outside this machine), fake AWS
+# credentials for the embedded DynamoDB, and a known admin token printed at start.
+LOCAL_DEFAULTS = {
+    "SIYU_STAGE": "local",
+    "SIYU_TABLE_PREFIX": "siyu-local-",
+    "SIYU_WECHAT_AES_KEY": "siyuLocalDevelopmentKeyForSafeModeOnly00000",
+    "SIYU_WECOM_AES_KEY": "siyuLocalDevelopmentKeyForWeComCallbacks000",
+    "SIYU_ORDERS_HMAC_SECRET": "siyu-local-orders-secret",
+    "SIYU_ADMIN_TOKEN": "siyu-local-admin-token",
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "ap-east-1",
+}
+
+
+@dataclass
+class Stack:
+    dynamodb: LocalDynamoDB
+    server: object
+    server_thread: threading.Thread
+    timers: Timers
+    url: str
+    replayed: int
+
+    def stop(self) -> None:
+        self.timers.stop()
+        self.server.shutdown()  # type: ignore[attr-defined]
+        self.server.server.server_close()  # type: ignore[attr-defined]
+        self.dynamodb.stop()
+
+
+def apply_local_defaults(environ: dict[str, str] = os.environ) -> None:  # type: ignore[assignment]
+    for name, value in LOCAL_DEFAULTS.items():
+        environ.setdefault(name, value)
+
+
+def start(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    dynamodb_port: int = 8001,
+    journal: Path | None = None,
+    timer_tick: float = 1.0,
+) -> Stack:
+    """Start every piece; the caller owns the environment (set it before calling)."""
+    from chalice.cli.factory import CLIFactory
+
+    dynamodb = LocalDynamoDB(host, dynamodb_port, journal)
+    replayed = dynamodb.start()
+    os.environ["SIYU_DYNAMODB_ENDPOINT"] = dynamodb.endpoint
+    create_tables(settings.current())
+
+    factory = CLIFactory(project_dir=str(settings.PROJECT_DIR))
+    config = factory.create_config_obj(chalice_stage_name="local")
+    for name, value in config.environment_variables.items():
+        os.environ.setdefault(name, value)
+    app = config.chalice_app
+    server = factory.create_local_server(app, config, host, port)
+    thread = threading.Thread(target=server.server.serve_forever, name="local-app", daemon=True)
+    thread.start()
+    bound_host, bound_port = server.server.server_address[:2]
+
+    timers = Timers(jobs_of(sys.modules["app"], app), SystemClock(), timer_tick)
+    timers.start()
+    return Stack(dynamodb, server, thread, timers, f"http://{bound_host}:{bound_port}", replayed)
+
+
+def write_env_file(path: Path = ENV_FILE) -> None:
+    names = [*settings.VARIABLES, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"]
+    lines = [f"{name}={os.environ[name]}" for name in names if name in os.environ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def banner(stack: Stack) -> str:
+    s = settings.current()
+    return f"""
+siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} writes replayed)
+
+  Official account callback  {stack.url}/wechat/oa     token={s.wechat_token} app_id={s.wechat_app_id}
+                                                         EncodingAESKey={s.wechat_aes_key}
+  WeCom callback             {stack.url}/wechat/work   token={s.wecom_token} corp_id={s.wecom_corp_id}
+                                                         EncodingAESKey={s.wecom_aes_key}
+  Order webhook              {stack.url}/hooks/orders  HMAC secret={s.orders_hmac_secret}
+  Admin                      {stack.url}/admin/members/<openid>
+                             Authorization: Bearer {s.admin_token}
+  Embedded DynamoDB          {stack.dynamodb.endpoint}  tables {s.table_prefix}*
+  Timers                     {", ".join(job.name for job in stack.timers.jobs)}
+  Rules                      {s.rules_dir}
+
+  Look at a member:          .venv/bin/siyu member show <openid>
+  Stop with Ctrl-C; state is kept. Start afresh: rm -rf .siyu
+"""
+
+
+def main() -> None:
+    STATE_DIR.mkdir(exist_ok=True)
+    apply_local_defaults()
+    port = int(os.environ.get("SIYU_LOCAL_PORT", "8000"))
+    dynamodb_port = int(os.environ.get("SIYU_LOCAL_DYNAMODB_PORT", "8001"))
+    stack = start(port=port, dynamodb_port=dynamodb_port, journal=STATE_DIR / "dynamodb.jsonl")
+    write_env_file()
+    print(banner(stack), flush=True)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    stopping.wait()
+    print("stopping…", flush=True)
+    stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The event pipeline: dedupe → update the member → run the duties → remember the outcome.
+
+``process`` is called once per normalized event, by the webhooks (synchronously, well inside
+WeChat's 5 s) and by the redrive timer. Every step is safe to repeat: an exception anywhere
+releases the event, and the next delivery (WeChat's retry) or the redrive timer redoes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from chalicelib import effects
+from chalicelib.duties import REGISTRY
+from chalicelib.errors import BadRule, Retryable
+from chalicelib.events import Event
+from chalicelib.logs import log
+from chalicelib.rules.loader import RuleSet
+from chalicelib.runtime import Context
+from chalicelib.state import journal, members
+from chalicelib.state.models import Member
+
+BUSY_WAIT_SECONDS = 2.0  # real time a duplicate waits for the worker holding the lease
+BUSY_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: str | None
+    duplicate: bool
+
+
+def process(ctx: Context, event: Event) -> Outcome:
+    now = ctx.clock.now()
+    claimed = journal.claim(event, now, timedelta(days=ctx.settings.event_ttl_days))
+    if claimed.claim is journal.Claim.BUSY:
+        claimed = _wait_for_peer(ctx, event)
+    if claimed.claim is journal.Claim.DONE:
+        log("event.duplicate", event_id=event.event_id, kind=event.kind.value)
+        return Outcome(claimed.reply, duplicate=True)
+    started = time.perf_counter()
+    try:
+        reply = _run(ctx, event)
+    except Exception as exc:
+        journal.release(event.event_id, type(exc).__name__, ctx.clock.now())
+        log("event.failed", logging.ERROR, event_id=event.event_id, kind=event.kind.value, error=type(exc).__name__)
+        raise
+    journal.complete(event.event_id, reply)
+    log(
+        "event.processed",
+        event_id=event.event_id,
+        kind=event.kind.value,
+        attempts=claimed.attempts,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return Outcome(reply, duplicate=False)
+
+
+def _wait_for_peer(ctx: Context, event: Event) -> journal.ClaimResult:
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(BUSY_POLL_SECONDS)
+        result = journal.reclaim(event.event_id, ctx.clock.now())
+        if result.claim is not journal.Claim.BUSY:
+            return result
+    raise Retryable("another worker is still processing this event")
+
+
+def _run(ctx: Context, event: Event) -> str | None:
+    try:
+        rules: RuleSet | None = ctx.rules()
+    except BadRule as exc:
+        log("rules.unusable", logging.ERROR, event_id=event.event_id, reason=exc.reason)
+        rules = None
+    if rules is not None and event.group_id and not event.store_id:
+        event = dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
+    member = members.touch(event, ctx.clock.now())
+    if rules is None:
+        return None
+    return run_duties(ctx, event, member, rules).reply
+
+
+def run_duties(ctx: Context, event: Event, member: Member | None, rules: RuleSet) -> effects.Applied:
+    plan: list[effects.Effect] = []
+    now = ctx.clock.now()
+    for duty in REGISTRY:
+        if event.kind not in duty.TRIGGERS:
+            continue
+        facts = duty.gather(event, member, ctx.settings)
+        if facts is not None:
+            plan += duty.decide(facts, rules, now)  # type: ignore[arg-type]
+    return effects.apply(plan, now)
+
+
+def redrive(ctx: Context, grace: timedelta = timedelta(minutes=1), limit: int = 100) -> int:
+    """Finish events whose worker died and whose retries never came (timer)."""
+    done = 0
+    for event_id in journal.stalled(ctx.clock.now() - grace, limit):
+        record = journal.peek(event_id)
+        if record.status == "done":
+            continue
+        try:
+            process(ctx, Event.from_json(record.body))
+            done += 1
+        except Exception as exc:  # one bad event must not stop the sweep
+            log("redrive.failed", logging.ERROR, event_id=event_id, error=type(exc).__name__)
+    return done

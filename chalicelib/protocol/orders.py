@@ -1,0 +1,124 @@
+"""Order webhook from the mini program or the POS: HMAC-authenticated JSON.
+
+Headers: ``X-Siyu-Timestamp`` (Unix seconds) and ``X-Siyu-Signature`` =
+``sha256=`` + hex HMAC-SHA256(secret, timestamp + "." + body). Requests older or newer than
+the tolerance (300 s) are refused, so a captured request cannot be replayed later; within the
+window the order id makes a replay a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from chalicelib.errors import BadRequest, Forbidden, Unauthorized
+from chalicelib.events import Event, Kind
+from chalicelib.protocol.inbound import Inbound, check_fresh
+
+SIGNATURE_HEADER = "x-siyu-signature"
+TIMESTAMP_HEADER = "x-siyu-timestamp"
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
+Fen = Annotated[int, Field(ge=0, le=100_000_000)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    openid: Id
+    store_id: Id | None = None
+    at: datetime
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sku: Id
+    category: Id | None = None
+    series: Id | None = None
+    qty: Annotated[int, Field(ge=1, le=10_000)] = 1
+    price_fen: Fen
+
+
+class OrderPaid(_Body):
+    type: Literal["order_paid"]
+    order_id: Id
+    amount_fen: Fen
+    items: list[Item] = Field(default_factory=list, max_length=200)
+    coupon_codes: list[Id] = Field(default_factory=list, max_length=20)
+
+
+class OrderRefunded(_Body):
+    type: Literal["order_refunded"]
+    order_id: Id
+    refund_id: Id
+    amount_fen: Fen
+
+
+class CouponRedeemed(_Body):
+    type: Literal["coupon_redeemed"]
+    coupon_code: Id
+    order_id: Id | None = None
+
+
+Payload = Annotated[OrderPaid | OrderRefunded | CouponRedeemed, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[OrderPaid | OrderRefunded | CouponRedeemed] = TypeAdapter(Payload)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def authenticate(inbound: Inbound, secret: str, now: datetime, tolerance_s: int) -> None:
+    if not secret:
+        raise Unauthorized("the order webhook has no secret configured (SIYU_ORDERS_HMAC_SECRET)")
+    timestamp = inbound.header(TIMESTAMP_HEADER)
+    given = inbound.header(SIGNATURE_HEADER)
+    if not timestamp or not given:
+        raise Unauthorized(f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header")
+    if not hmac.compare_digest(sign(secret, timestamp, inbound.body), given.strip().lower()):
+        raise Unauthorized("order signature does not match")
+    try:
+        check_fresh(timestamp, now, tolerance_s)
+    except Forbidden as exc:
+        raise Unauthorized(exc.reason) from exc
+
+
+def parse(body: bytes, max_bytes: int) -> Event:
+    if len(body) > max_bytes:
+        raise BadRequest(f"body larger than {max_bytes} bytes")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from exc
+    try:
+        payload = _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from exc
+    return to_event(payload)
+
+
+def describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:10]:
+        where = "/" + "/".join(str(p) for p in error["loc"]) if error["loc"] else "/"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def to_event(payload: OrderPaid | OrderRefunded | CouponRedeemed) -> Event:
+    data = payload.model_dump(mode="json", exclude={"openid", "store_id", "at", "type"})
+    if isinstance(payload, OrderPaid):
+        kind, key = Kind.ORDER_PAID, f"orders:paid:{payload.order_id}"
+    elif isinstance(payload, OrderRefunded):
+        kind, key = Kind.ORDER_REFUNDED, f"orders:refund:{payload.order_id}:{payload.refund_id}"
+    else:
+        kind, key = Kind.COUPON_REDEEMED, f"orders:redeem:{payload.coupon_code}"
+    at = payload.at if payload.at.tzinfo else None
+    if at is None:
+        raise BadRequest("/at: needs a time zone offset, e.g. 2026-11-23T10:00:00+08:00")
+    return Event(kind, key, "orders", at, payload.openid, store_id=payload.store_id, data=data)

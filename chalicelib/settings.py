@@ -1,0 +1,108 @@
+"""Configuration: the one door through which the environment enters.
+
+Every variable siyu reads is listed in ``VARIABLES`` (name, default, meaning); the README's
+table is generated from the same list by ``siyu config``. Settings are read at call time
+(``current()``), never at import, because Chalice's test client sets environment variables
+only for the duration of an invocation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# name -> (default, meaning). The default is what a local run gets; production stages set
+# the secrets in .chalice/config.json or the function's environment.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "SIYU_STAGE": ("local", "Stage name: local, dev or prod."),
+    "SIYU_TABLE_PREFIX": ("siyu-local-", "Prefix of every DynamoDB table name."),
+    "SIYU_DYNAMODB_ENDPOINT": ("", "DynamoDB endpoint URL; empty means the AWS default."),
+    "SIYU_REGION": ("ap-east-1", "AWS region of the tables (falls back to AWS_REGION)."),
+    "SIYU_WECHAT_TOKEN": ("siyu-local-token", "Official account callback Token."),
+    "SIYU_WECHAT_AES_KEY": ("", "Official account EncodingAESKey (43 chars); empty = plain mode only."),
+    "SIYU_WECHAT_APP_ID": ("wx0000000000local", "Official account AppID (receive id in safe mode)."),
+    "SIYU_WECHAT_APP_SECRET": ("", "Official account AppSecret (outbound API calls)."),
+    "SIYU_WECHAT_ALLOW_PLAIN": ("false", "Accept plain-mode POSTs, whose body is unsigned (wechat.md §0)."),
+    "SIYU_WECOM_TOKEN": ("siyu-local-wecom-token", "WeCom callback Token."),
+    "SIYU_WECOM_AES_KEY": ("", "WeCom EncodingAESKey (43 chars); required for /wechat/work."),
+    "SIYU_WECOM_CORP_ID": ("ww0000000000local", "WeCom CorpID (receive id of callbacks)."),
+    "SIYU_ORDERS_HMAC_SECRET": ("", "Shared secret of the order webhook's HMAC-SHA256 header."),
+    "SIYU_COUPON_SECRET": ("siyu-local-coupon-secret", "Secret from which coupon codes are derived."),
+    "SIYU_ADMIN_TOKEN": ("", "Bearer token of the admin routes outside AWS; empty = admin closed."),
+    "SIYU_RULES_DIR": ("", "Directory of the rule files; empty = the bundled rules/."),
+    "SIYU_MAX_BODY_BYTES": ("65536", "Largest webhook body accepted (bytes)."),
+    "SIYU_TIMESTAMP_TOLERANCE_S": ("300", "Largest clock difference accepted on signed requests."),
+    "SIYU_EVENT_TTL_DAYS": ("180", "How long received events are kept for replay and backtests."),
+    "SIYU_LOG_LEVEL": ("INFO", "Log level of the structured JSON logs."),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    table_prefix: str
+    dynamodb_endpoint: str | None
+    region: str
+    wechat_token: str
+    wechat_aes_key: str
+    wechat_app_id: str
+    wechat_app_secret: str
+    wechat_allow_plain: bool
+    wecom_token: str
+    wecom_aes_key: str
+    wecom_corp_id: str
+    orders_hmac_secret: str
+    coupon_secret: str
+    admin_token: str
+    rules_dir: Path
+    max_body_bytes: int
+    timestamp_tolerance_s: int
+    event_ttl_days: int
+    log_level: str
+
+
+def _get(env: dict[str, str], name: str) -> str:
+    return env.get(name, VARIABLES[name][0])
+
+
+def _default_rules_dir() -> Path:
+    bundled = PROJECT_DIR / "chalicelib" / "bundled_rules"
+    return bundled if bundled.is_dir() else PROJECT_DIR / "rules"
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    rules_dir = _get(env, "SIYU_RULES_DIR")
+    return Settings(
+        stage=_get(env, "SIYU_STAGE"),
+        table_prefix=_get(env, "SIYU_TABLE_PREFIX"),
+        dynamodb_endpoint=_get(env, "SIYU_DYNAMODB_ENDPOINT") or None,
+        region=env.get("SIYU_REGION") or env.get("AWS_REGION") or VARIABLES["SIYU_REGION"][0],
+        wechat_token=_get(env, "SIYU_WECHAT_TOKEN"),
+        wechat_aes_key=_get(env, "SIYU_WECHAT_AES_KEY"),
+        wechat_app_id=_get(env, "SIYU_WECHAT_APP_ID"),
+        wechat_app_secret=_get(env, "SIYU_WECHAT_APP_SECRET"),
+        wechat_allow_plain=_get(env, "SIYU_WECHAT_ALLOW_PLAIN").lower() in ("1", "true", "yes"),
+        wecom_token=_get(env, "SIYU_WECOM_TOKEN"),
+        wecom_aes_key=_get(env, "SIYU_WECOM_AES_KEY"),
+        wecom_corp_id=_get(env, "SIYU_WECOM_CORP_ID"),
+        orders_hmac_secret=_get(env, "SIYU_ORDERS_HMAC_SECRET"),
+        coupon_secret=_get(env, "SIYU_COUPON_SECRET"),
+        admin_token=_get(env, "SIYU_ADMIN_TOKEN"),
+        rules_dir=Path(rules_dir) if rules_dir else _default_rules_dir(),
+        max_body_bytes=int(_get(env, "SIYU_MAX_BODY_BYTES")),
+        timestamp_tolerance_s=int(_get(env, "SIYU_TIMESTAMP_TOLERANCE_S")),
+        event_ttl_days=int(_get(env, "SIYU_EVENT_TTL_DAYS")),
+        log_level=_get(env, "SIYU_LOG_LEVEL"),
+    )
+
+
+def current() -> Settings:
+    """Settings from the process environment, read now."""
+    return load()
+
+
+assert len(fields(Settings)) == len(VARIABLES), "every variable maps to one setting"

@@ -1,0 +1,1 @@
+"""DynamoDB state: PynamoDB models (the schema), binding to a stage, and repositories."""

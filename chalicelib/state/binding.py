@@ -1,0 +1,37 @@
+"""Point the models at the stage's tables and endpoint, at call time."""
+
+from __future__ import annotations
+
+import threading
+
+from chalicelib.settings import Settings
+from chalicelib.state.models import BASE_NAMES, MODELS
+
+_lock = threading.Lock()
+_bound: tuple[str, str | None, str] | None = None
+
+
+def bind(settings: Settings) -> None:
+    """Idempotent and cheap when nothing changed; resets cached connections when it did."""
+    global _bound
+    wanted = (settings.table_prefix, settings.dynamodb_endpoint, settings.region)
+    if _bound == wanted:
+        return
+    with _lock:
+        for model in MODELS:
+            model.Meta.table_name = settings.table_prefix + BASE_NAMES[model]
+            model.Meta.host = settings.dynamodb_endpoint
+            model.Meta.region = settings.region
+            model._connection = None
+        _bound = wanted
+
+
+def create_tables(settings: Settings) -> list[str]:
+    """Create missing tables (local runs and tests only: real tables belong to infra/)."""
+    bind(settings)
+    created = []
+    for model in MODELS:
+        if not model.exists():
+            model.create_table(wait=True)
+            created.append(model.Meta.table_name)
+    return created

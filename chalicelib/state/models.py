@@ -1,0 +1,182 @@
+"""PynamoDB models: the schema of every table. ``infra/resources.json`` declares the same tables
+for CloudFormation (a test keeps the two in step); each model's docstring names the access
+patterns it serves. Table names are ``SIYU_TABLE_PREFIX`` + the base name, bound at call time.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+
+class _Base(Model):
+    class Meta:
+        abstract = True
+        table_name = ""
+        region = "ap-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+
+class Member(_Base):
+    """One member of the private domain, keyed by OpenID (official account) or external user id
+    (WeCom). Access: get by id (every event, admin view); conditional update per event."""
+
+    class Meta(_Base.Meta):
+        table_name = "members"
+
+    member_id = UnicodeAttribute(hash_key=True)
+    origin = UnicodeAttribute(null=True)  # oa | wecom | orders: where we first saw them
+    first_seen = UTCDateTimeAttribute(null=True)
+    last_active = UTCDateTimeAttribute(null=True)
+    store_id = UnicodeAttribute(null=True)  # first-touch attribution
+    channel = UnicodeAttribute(null=True)
+    inviter = UnicodeAttribute(null=True)
+    subscribed = UnicodeAttribute(null=True)  # "yes" | "no": follows the official account
+    subscribed_at = UTCDateTimeAttribute(null=True)
+    unsubscribed_at = UTCDateTimeAttribute(null=True)
+    groups = UnicodeSetAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+
+
+class ByDay(GlobalSecondaryIndex["EventRecord"]):
+    """Replay / preview: every event received on a UTC day, in order."""
+
+    class Meta:
+        index_name = "by_day"
+        projection = AllProjection()
+
+    day = UnicodeAttribute(hash_key=True)
+    received_at = UTCDateTimeAttribute(range_key=True)
+
+
+class EventsByMember(GlobalSecondaryIndex["EventRecord"]):
+    """A member's history, newest last."""
+
+    class Meta:
+        index_name = "by_member"
+        projection = KeysOnlyProjection()
+
+    member_id = UnicodeAttribute(hash_key=True)
+    occurred_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Stalled(GlobalSecondaryIndex["EventRecord"]):
+    """Sparse: only events not yet done carry ``stalled``; the redrive timer reads expired leases."""
+
+    class Meta:
+        index_name = "stalled"
+        projection = KeysOnlyProjection()
+
+    stalled = UnicodeAttribute(hash_key=True)
+    lease_until = UTCDateTimeAttribute(range_key=True)
+
+
+class EventRecord(_Base):
+    """Every received event, keyed by its dedupe key (wechat.md §1.5). The conditional put of
+    this record is the deduplication; its status moves in_progress → done (or failed, to be
+    retried); the stored reply answers WeChat's retries. Kept for ``SIYU_EVENT_TTL_DAYS``."""
+
+    class Meta(_Base.Meta):
+        table_name = "events"
+
+    event_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    source = UnicodeAttribute()
+    member_id = UnicodeAttribute(null=True)
+    occurred_at = UTCDateTimeAttribute()
+    received_at = UTCDateTimeAttribute()
+    day = UnicodeAttribute()
+    body = UnicodeAttribute()  # the normalized event as JSON, for redrive and replay
+    status = UnicodeAttribute()  # in_progress | done | failed
+    attempts = NumberAttribute(default=1)
+    lease_until = UTCDateTimeAttribute(null=True)
+    stalled = UnicodeAttribute(null=True)
+    reply = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+    by_day = ByDay()
+    by_member = EventsByMember()
+    stalled_index = Stalled()
+
+
+class CouponsByMember(GlobalSecondaryIndex["Coupon"]):
+    """A member's coupons (admin view, redemption checks)."""
+
+    class Meta:
+        index_name = "by_member"
+        projection = AllProjection()
+
+    member_id = UnicodeAttribute(hash_key=True)
+    issued_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Coupon(_Base):
+    """A coupon, keyed by its code. The code is derived from the cause key (``welcome#m``), so
+    the conditional put on the code is the exactly-once guard for the cause. Access: get by code
+    (redemption), query by member."""
+
+    class Meta(_Base.Meta):
+        table_name = "coupons"
+
+    code = UnicodeAttribute(hash_key=True)
+    member_id = UnicodeAttribute()
+    cause = UnicodeAttribute()  # welcome | recall | … : the duty
+    cause_key = UnicodeAttribute()
+    event_id = UnicodeAttribute(null=True)
+    title = UnicodeAttribute()
+    value_fen = NumberAttribute()
+    min_spend_fen = NumberAttribute(default=0)
+    stores = UnicodeSetAttribute(null=True)  # absent = every store
+    issued_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    status = UnicodeAttribute(default="issued")  # issued | redeemed
+    redeemed_at = UTCDateTimeAttribute(null=True)
+    redeemed_order = UnicodeAttribute(null=True)
+    rules_version = UnicodeAttribute()
+
+    by_member = CouponsByMember()
+
+
+class OutboxByMember(GlobalSecondaryIndex["OutboxMessage"]):
+    """A member's messages (caps, admin view)."""
+
+    class Meta:
+        index_name = "by_member"
+        projection = AllProjection()
+
+    member_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OutboxMessage(_Base):
+    """An intended or delivered message, keyed by its deterministic idempotency key. Recording
+    the same key twice is a no-op. Access: get by key; query by member."""
+
+    class Meta(_Base.Meta):
+        table_name = "outbox"
+
+    message_key = UnicodeAttribute(hash_key=True)
+    member_id = UnicodeAttribute()
+    channel = UnicodeAttribute()  # passive_reply | wecom_external | template | …
+    category = UnicodeAttribute()  # service | promo | alert
+    text = UnicodeAttribute(null=True)
+    payload = UnicodeAttribute(null=True)
+    cause = UnicodeAttribute()
+    event_id = UnicodeAttribute(null=True)
+    rules_version = UnicodeAttribute()
+    status = UnicodeAttribute()  # pending | sent | …
+    created_at = UTCDateTimeAttribute()
+
+    by_member = OutboxByMember()
+
+
+MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage)
+BASE_NAMES = {model: model.Meta.table_name for model in MODELS}

@@ -1,0 +1,114 @@
+"""HTTP handlers behind app.py's routes: request → edge protocol → pipeline → response.
+
+Errors map to status codes here and only here: ``SiyuError`` subclasses answer with their
+status and reason; anything unexpected is logged with the event id and answered 503, so
+WeChat's retry (or the redrive timer) redoes the work. No handler answers 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Response
+
+from chalicelib import admin, pipeline, runtime
+from chalicelib.errors import SiyuError
+from chalicelib.logs import log
+from chalicelib.protocol import orders
+from chalicelib.protocol.inbound import Inbound
+from chalicelib.protocol.official_account import OfficialAccount
+from chalicelib.protocol.work import WeCom
+
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+XML = {"Content-Type": "application/xml; charset=utf-8"}
+JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def inbound(request: Any) -> Inbound:
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    body = request.raw_body if request.method in ("POST", "PUT") else b""
+    return Inbound(request.method, dict(request.query_params or {}), headers, body or b"")
+
+
+def _answer(route: str, work: Callable[[], Response]) -> Response:
+    try:
+        return work()
+    except SiyuError as exc:
+        log("request.rejected", route=route, status=exc.status, code=exc.code, reason=exc.reason)
+        return Response(json.dumps({"error": exc.code, "reason": exc.reason}), status_code=exc.status, headers=JSON)
+    except Exception as exc:
+        # The traceback's frames, not the exception's message: messages may quote member input.
+        log(
+            "request.error",
+            logging.ERROR,
+            route=route,
+            error=type(exc).__name__,
+            where="".join(traceback.format_tb(exc.__traceback__)[-3:]),
+        )
+        return Response(
+            json.dumps({"error": "retry", "reason": "temporary failure, retry"}), status_code=503, headers=JSON
+        )
+
+
+def official_account(request: Any) -> Response:
+    def work() -> Response:
+        ctx = runtime.context()
+        now = ctx.clock.now()
+        account = OfficialAccount(ctx.settings)
+        req = inbound(request)
+        if req.method == "GET":
+            return Response(account.verify_url(req, now), headers=TEXT)
+        received = account.receive(req, now)
+        outcome = pipeline.process(ctx, received.event)
+        if outcome.reply is None:
+            return Response("success", headers=TEXT)
+        return Response(account.render_text_reply(received, outcome.reply, now), headers=XML)
+
+    return _answer("wechat_oa", work)
+
+
+def work_callback(request: Any) -> Response:
+    def work() -> Response:
+        ctx = runtime.context()
+        now = ctx.clock.now()
+        req = inbound(request)
+        wecom = WeCom(ctx.settings)
+        if req.method == "GET":
+            return Response(wecom.verify_url(req, now), headers=TEXT)
+        for event in wecom.receive(req, now):
+            pipeline.process(ctx, event)
+        return Response("success", headers=TEXT)
+
+    return _answer("wechat_work", work)
+
+
+def order_hook(request: Any) -> Response:
+    def work() -> Response:
+        ctx = runtime.context()
+        req = inbound(request)
+        orders.authenticate(req, ctx.settings.orders_hmac_secret, ctx.clock.now(), ctx.settings.timestamp_tolerance_s)
+        event = orders.parse(req.body, ctx.settings.max_body_bytes)
+        outcome = pipeline.process(ctx, event)
+        body = {"ok": True, "event_id": event.event_id, "duplicate": outcome.duplicate}
+        return Response(json.dumps(body), headers=JSON)
+
+    return _answer("orders", work)
+
+
+def _iam_caller(request: Any) -> str | None:
+    identity = (request.context or {}).get("identity") or {}
+    return identity.get("userArn") or None
+
+
+def admin_member(request: Any, member_id: str) -> Response:
+    def work() -> Response:
+        ctx = runtime.context()
+        admin.authorize(ctx.settings, request.headers.get("authorization"), _iam_caller(request))
+        view = admin.member_view(member_id, ctx.clock.now())
+        return Response(json.dumps(view, ensure_ascii=False), headers=JSON)
+
+    return _answer("admin_member", work)

@@ -1,0 +1,76 @@
+"""Shared fixtures: test settings, moto DynamoDB with real PynamoDB calls, a fixed clock,
+the Chalice test client, and a live local stack (HTTP, for concurrency tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from chalicelib import runtime, settings
+from chalicelib.clock import FixedClock
+from chalicelib.rules import loader
+
+# The keys of wechat.md §2.2 (V3 for the official account, V5 for WeCom).
+TEST_ENV = {
+    "SIYU_STAGE": "local",
+    "SIYU_TABLE_PREFIX": "siyu-test-",
+    "SIYU_REGION": "ap-east-1",
+    "SIYU_DYNAMODB_ENDPOINT": "",
+    "SIYU_WECHAT_TOKEN": "pamtest",
+    "SIYU_WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "SIYU_WECHAT_APP_ID": "wxb11529c136998cb6",
+    "SIYU_WECOM_TOKEN": "123456",
+    "SIYU_WECOM_AES_KEY": "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
+    "SIYU_WECOM_CORP_ID": "wx49f0ab532d5d035a",
+    "SIYU_ORDERS_HMAC_SECRET": "test-orders-secret",
+    "SIYU_ADMIN_TOKEN": "test-admin-token",
+    "SIYU_COUPON_SECRET": "test-coupon-secret",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "ap-east-1",
+}
+
+START = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> settings.Settings:
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SIYU_RULES_DIR", raising=False)
+    loader.clear_cache()
+    return settings.current()
+
+
+@pytest.fixture
+def clock() -> Iterator[FixedClock]:
+    fixed = FixedClock(START)
+    previous = runtime.use_clock(fixed)
+    yield fixed
+    runtime.use_clock(previous)
+
+
+@pytest.fixture
+def aws(env: settings.Settings) -> Iterator[settings.Settings]:
+    from moto import mock_aws
+
+    from chalicelib.state import binding
+
+    with mock_aws():
+        binding._bound = None
+        binding.create_tables(env)
+        yield env
+        binding._bound = None
+
+
+@pytest.fixture
+def client(aws: settings.Settings, clock: FixedClock):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="local") as test_client:
+        yield test_client
