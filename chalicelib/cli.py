@@ -23,7 +23,8 @@ from chalicelib.state.binding import create_tables
 LOCAL_ENV = settings.PROJECT_DIR / ".siyu" / "local.env"
 
 
-def _load_local_env(path: Path = LOCAL_ENV) -> bool:
+def _load_local_env(path: Path | None = None) -> bool:
+    path = path or LOCAL_ENV
     if os.environ.get("SIYU_STAGE", "local") != "local" or not path.exists():
         return False
     for line in path.read_text(encoding="utf-8").splitlines():

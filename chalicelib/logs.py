@@ -26,7 +26,7 @@ def configure(level: str = "INFO") -> None:
     global _configured
     if _configured:
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stderr)  # stdout stays clean for CLI output
     handler.setFormatter(_JsonFormatter())
     _logger.addHandler(handler)
     _logger.setLevel(level.upper())

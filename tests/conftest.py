@@ -74,3 +74,23 @@ def client(aws: settings.Settings, clock: FixedClock):
 
     with Client(app, stage_name="local") as test_client:
         yield test_client
+
+
+@pytest.fixture
+def live(env: settings.Settings, monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """The local stack (embedded DynamoDB + the app over HTTP) on ephemeral loopback ports,
+    with its own tables. Uses the system clock: HTTP requests run in server threads."""
+    import uuid
+
+    from chalicelib.local import stack as local_stack
+
+    monkeypatch.setenv("SIYU_TABLE_PREFIX", f"siyu-e2e-{uuid.uuid4().hex[:8]}-")
+    monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", "")
+    monkeypatch.setenv("SIYU_LOG_LEVEL", "WARNING")
+    from chalicelib.state import binding
+
+    binding._bound = None
+    running = local_stack.start(port=0, dynamodb_port=0, journal=tmp_path / "dynamodb.jsonl", timer_tick=0.2)
+    yield running
+    running.stop()
+    binding._bound = None

@@ -74,6 +74,7 @@ def start(
 ) -> Stack:
     """Start every piece; the caller owns the environment (set it before calling)."""
     from chalice.cli.factory import CLIFactory
+    from chalice.local import LocalChalice, LocalDevServer
 
     dynamodb = LocalDynamoDB(host, dynamodb_port, journal)
     replayed = dynamodb.start()
@@ -85,7 +86,10 @@ def start(
     for name, value in config.environment_variables.items():
         os.environ.setdefault(name, value)
     app = config.chalice_app
-    server = factory.create_local_server(app, config, host, port)
+    if isinstance(app, LocalChalice):  # already prepared by an earlier start in this process
+        server = LocalDevServer(app, config, host, port)
+    else:
+        server = factory.create_local_server(app, config, host, port)
     thread = threading.Thread(target=server.server.serve_forever, name="local-app", daemon=True)
     thread.start()
     bound_host, bound_port = server.server.server_address[:2]

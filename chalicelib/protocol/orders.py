@@ -104,8 +104,12 @@ def parse(body: bytes, max_bytes: int) -> Event:
 
 def describe(exc: ValidationError) -> str:
     parts = []
+    tags = {"order_paid", "order_refunded", "coupon_redeemed"}
     for error in exc.errors()[:10]:
-        where = "/" + "/".join(str(p) for p in error["loc"]) if error["loc"] else "/"
+        loc = [str(p) for p in error["loc"]]
+        if loc and loc[0] in tags:  # pydantic prefixes the union member; ops think in body fields
+            loc = loc[1:]
+        where = "/" + "/".join(loc)
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 
