@@ -3,6 +3,7 @@
     siyu member show OPENID   one member as ops see it (same JSON as GET /admin/members/…)
     siyu config               every environment variable, its default and meaning
     siyu tables create        create missing tables (local stacks and tests only)
+    siyu send follow OPENID   play WeChat against the running stack (also: unfollow, text, join)
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
 variable not already set, so it talks to the same embedded DynamoDB.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from chalicelib import admin, runtime, settings
 from chalicelib.errors import SiyuError
+from chalicelib.local import send
 from chalicelib.state.binding import create_tables
 
 LOCAL_ENV = settings.PROJECT_DIR / ".siyu" / "local.env"
@@ -65,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="list the environment variables").set_defaults(run=_config)
     tables = sub.add_parser("tables", help="tables").add_subparsers(dest="action", required=True)
     tables.add_parser("create", help="create missing tables (local only)").set_defaults(run=_tables_create)
+    send.add_parser(sub)
     return top
 
 

@@ -60,3 +60,8 @@ class BadRule(SiyuError):
 class Retryable(SiyuError):
     status = 503
     code = "retry"
+
+
+class Misconfigured(SiyuError):
+    status = 503
+    code = "misconfigured"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from chalicelib import logs
 from chalicelib import settings as settings_module
 from chalicelib.clock import Clock, SystemClock
+from chalicelib.errors import Misconfigured
 from chalicelib.rules import loader
 from chalicelib.rules.loader import RuleSet
 from chalicelib.settings import Settings
@@ -33,6 +34,9 @@ class Context:
 
 
 def context() -> Context:
+    missing = settings_module.missing_secrets()
+    if missing:
+        raise Misconfigured(f"stage needs {', '.join(missing)} to be set")
     current = settings_module.current()
     logs.configure(current.log_level)
     bind(current)

@@ -100,9 +100,21 @@ def load(env: dict[str, str] | None = None) -> Settings:
     )
 
 
+# Outside the local stage these must be set explicitly: their defaults are public.
+REQUIRED_OUTSIDE_LOCAL = ("SIYU_WECHAT_TOKEN", "SIYU_COUPON_SECRET", "SIYU_WECOM_TOKEN")
+
+
 def current() -> Settings:
     """Settings from the process environment, read now."""
     return load()
+
+
+def missing_secrets(env: dict[str, str] | None = None) -> list[str]:
+    """Secrets a non-local stage runs without (they would fall back to public defaults)."""
+    env = dict(os.environ if env is None else env)
+    if _get(env, "SIYU_STAGE") == "local":
+        return []
+    return [name for name in REQUIRED_OUTSIDE_LOCAL if not env.get(name)]
 
 
 assert len(fields(Settings)) == len(VARIABLES), "every variable maps to one setting"

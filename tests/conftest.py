@@ -36,6 +36,14 @@ TEST_ENV = {
 START = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 
+@pytest.fixture(autouse=True)
+def no_local_stack_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The CLI reads .siyu/local.env of a developer's running stack; tests never do."""
+    from chalicelib import cli
+
+    monkeypatch.setattr(cli, "LOCAL_ENV", tmp_path / "absent.env")
+
+
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> settings.Settings:
     for name, value in TEST_ENV.items():

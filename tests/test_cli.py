@@ -2,16 +2,9 @@
 
 import json
 
-import pytest
-
 from chalicelib import cli
 from chalicelib.local import callbacks
 from tests.helpers import send
-
-
-@pytest.fixture(autouse=True)
-def no_local_stack_env(monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "LOCAL_ENV", tmp_path / "absent.env")
 
 
 def test_member_show_prints_what_the_admin_route_shows(client, aws, clock, capsys):

@@ -40,8 +40,9 @@ def test_many_concurrent_first_touches_of_one_member_issue_one_coupon(live):
     for second in range(6):
         xml = callbacks.oa_event("oBusy", "subscribe", int(now.timestamp()) - second, "")
         requests_ += [callbacks.oa_post(s, xml, now), callbacks.oa_post(s, xml, now)]
-    join = callbacks.wecom_group_join(s.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", ["oBusy"],
-                                      int(now.timestamp()))
+    join = callbacks.wecom_group_join(
+        s.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", ["oBusy"], int(now.timestamp())
+    )
     requests_ += [callbacks.wecom_post(s, join, now) for _ in range(3)]
     with ThreadPoolExecutor(8) as pool:
         statuses = [r.status_code for r in pool.map(lambda r: post(live.url, r), requests_)]
@@ -62,8 +63,9 @@ def test_state_survives_a_restart_of_the_stack(env, monkeypatch, tmp_path):
     now = datetime.now(UTC)
     try:
         s = settings.current()
-        response = post(first.url, callbacks.oa_post(s, callbacks.oa_event("oKeep", "subscribe",
-                                                                            int(now.timestamp())), now))
+        response = post(
+            first.url, callbacks.oa_post(s, callbacks.oa_event("oKeep", "subscribe", int(now.timestamp())), now)
+        )
         assert response.status_code == 200
         before = requests.get(f"{first.url}/admin/members/oKeep", headers=ADMIN, timeout=10).json()
     finally:
@@ -86,3 +88,13 @@ def test_state_survives_a_restart_of_the_stack(env, monkeypatch, tmp_path):
 def test_the_stack_runs_every_schedule_handler(live):
     names = {job.name for job in live.timers.jobs}
     assert names == {"redrive_stalled_events"}
+
+
+def test_siyu_send_shows_the_welcome_a_new_follower_reads(live, capsys):
+    from chalicelib import cli
+
+    assert cli.main(["send", "--url", live.url, "follow", "oSend1", "--store", "S001", "--channel", "poster"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("HTTP 200") and "9.9元" in out
+    assert cli.main(["send", "--url", live.url, "join", "wmSend1"]) == 0
+    assert "success" in capsys.readouterr().out

@@ -30,10 +30,14 @@ def test_infra_declares_each_model_table_with_the_same_keys_and_indexes(model):
     props = resource["Properties"]
     schema = model._get_schema()
     assert keys(props["KeySchema"]) == keys(schema["key_schema"])
-    declared = {i["IndexName"]: (keys(i["KeySchema"]), i["Projection"]["ProjectionType"])
-                for i in props.get("GlobalSecondaryIndexes", [])}
-    expected = {i["index_name"]: (keys(i["key_schema"]), i["projection"]["ProjectionType"])
-                for i in schema.get("global_secondary_indexes", [])}
+    declared = {
+        i["IndexName"]: (keys(i["KeySchema"]), i["Projection"]["ProjectionType"])
+        for i in props.get("GlobalSecondaryIndexes", [])
+    }
+    expected = {
+        i["index_name"]: (keys(i["key_schema"]), i["projection"]["ProjectionType"])
+        for i in schema.get("global_secondary_indexes", [])
+    }
     assert declared == expected
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     assert types == {a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]}

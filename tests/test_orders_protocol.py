@@ -9,15 +9,25 @@ from chalicelib.protocol import orders
 from chalicelib.protocol.inbound import Inbound
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-PAID = {"type": "order_paid", "order_id": "O-1", "openid": "oM1", "store_id": "S001", "amount_fen": 3200,
-        "at": "2026-11-23T10:00:00+08:00", "items": [{"sku": "tea-1", "category": "milk-tea", "price_fen": 1600,
-                                                        "qty": 2}]}
+PAID = {
+    "type": "order_paid",
+    "order_id": "O-1",
+    "openid": "oM1",
+    "store_id": "S001",
+    "amount_fen": 3200,
+    "at": "2026-11-23T10:00:00+08:00",
+    "items": [{"sku": "tea-1", "category": "milk-tea", "price_fen": 1600, "qty": 2}],
+}
 
 
 def signed(body: bytes, secret: str = "s3cret", ts: int | None = None) -> Inbound:
     timestamp = str(ts if ts is not None else int(NOW.timestamp()))
-    return Inbound("POST", {}, {orders.TIMESTAMP_HEADER: timestamp,
-                                orders.SIGNATURE_HEADER: orders.sign(secret, timestamp, body)}, body)
+    return Inbound(
+        "POST",
+        {},
+        {orders.TIMESTAMP_HEADER: timestamp, orders.SIGNATURE_HEADER: orders.sign(secret, timestamp, body)},
+        body,
+    )
 
 
 def test_a_correctly_signed_fresh_request_authenticates():

@@ -20,7 +20,10 @@ def test_follow_through_a_store_poster_qr_carries_store_channel_and_inviter():
     event = official_account.to_event(load("oa_subscribe_qr.xml"))
     assert event.kind is Kind.FOLLOWED
     assert (event.member_id, event.store_id, event.channel, event.inviter) == (
-        "oNewFollower01", "S001", "poster", "oInviter0001",
+        "oNewFollower01",
+        "S001",
+        "poster",
+        "oInviter0001",
     )
 
 
@@ -59,15 +62,19 @@ def test_events_dedupe_by_time_user_key_and_name():
 
 
 def test_unknown_event_types_are_kept_as_unknown():
-    event = official_account.to_event({"FromUserName": "o1", "CreateTime": "1", "MsgType": "event",
-                                       "Event": "some_future_event"})
+    event = official_account.to_event(
+        {"FromUserName": "o1", "CreateTime": "1", "MsgType": "event", "Event": "some_future_event"}
+    )
     assert event.kind is Kind.UNKNOWN and event.data == {"event": "some_future_event"}
 
 
 @pytest.mark.parametrize(
     "fields",
-    [{"CreateTime": "1", "MsgType": "event"}, {"FromUserName": "o", "CreateTime": "x", "MsgType": "text"},
-     {"FromUserName": "o", "CreateTime": "1"}],
+    [
+        {"CreateTime": "1", "MsgType": "event"},
+        {"FromUserName": "o", "CreateTime": "x", "MsgType": "text"},
+        {"FromUserName": "o", "CreateTime": "1"},
+    ],
 )
 def test_missing_or_broken_required_fields_are_bad_requests(fields):
     with pytest.raises(BadRequest):

@@ -16,7 +16,10 @@ def test_cron_follows_aws_semantics():
     assert not cron_matches(weekly, wednesday_9am + timedelta(minutes=1))
     every_15 = Cron("0/15", "*", "*", "*", "?", "*")
     assert [cron_matches(every_15, wednesday_9am + timedelta(minutes=m)) for m in (0, 15, 20, 45)] == [
-        True, True, False, True,
+        True,
+        True,
+        False,
+        True,
     ]
     assert cron_matches(Cron(30, "8-10", "1,15", "NOV", "?", "*"), datetime(2026, 11, 15, 9, 30, tzinfo=UTC))
     assert cron_matches(Cron(0, 0, "?", "*", "1", "*"), datetime(2026, 11, 22, 0, 0, tzinfo=UTC))  # 1 = Sunday
@@ -42,6 +45,11 @@ def test_a_failing_job_does_not_stop_the_others():
     def boom(event, ctx):
         raise RuntimeError("x")
 
-    timers = Timers([Job("boom", Cron("*", "*", "*", "*", "?", "*"), boom),
-                     Job("ok", Cron("*", "*", "*", "*", "?", "*"), lambda e, c: ran.append(1))], clock)
+    timers = Timers(
+        [
+            Job("boom", Cron("*", "*", "*", "*", "?", "*"), boom),
+            Job("ok", Cron("*", "*", "*", "*", "?", "*"), lambda e, c: ran.append(1)),
+        ],
+        clock,
+    )
     assert timers.run_due() == ["boom", "ok"] and ran == [1]

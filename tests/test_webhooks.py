@@ -25,8 +25,7 @@ def follow(client, aws, clock, openid="oNew1", key="qrscene_st=S001&ch=poster", 
 def reply_text(aws, response) -> str:
     envelope = xmlsafe.parse(response.body, 65536)
     crypto = MessageCrypto(aws.wechat_token, aws.wechat_aes_key, aws.wechat_app_id)
-    crypto.check_signature(envelope["MsgSignature"], str(envelope["TimeStamp"]), envelope["Nonce"],
-                           envelope["Encrypt"])
+    crypto.check_signature(envelope["MsgSignature"], str(envelope["TimeStamp"]), envelope["Nonce"], envelope["Encrypt"])
     inner = xmlsafe.parse(crypto.decrypt(envelope["Encrypt"]).encode(), 65536)
     assert inner["MsgType"] == "text" and inner["ToUserName"] in ("oNew1", "oNew2", "oBack")
     return inner["Content"]
@@ -100,8 +99,9 @@ def test_plain_mode_is_refused_unless_enabled(client, aws, clock, monkeypatch):
 
 def test_wrong_signature_is_forbidden_and_stores_nothing(client, aws, clock):
     request = callbacks.oa_post(aws, callbacks.oa_event("oNew1", "subscribe", unix(clock)), clock.now())
-    response = client.http.post(request.path.replace("msg_signature=", "msg_signature=f"), body=request.body,
-                                headers=request.headers)
+    response = client.http.post(
+        request.path.replace("msg_signature=", "msg_signature=f"), body=request.body, headers=request.headers
+    )
     assert response.status_code == 403 and nothing_stored()
 
 
@@ -114,8 +114,11 @@ def test_stale_timestamp_is_forbidden(client, aws, clock):
 
 @pytest.mark.parametrize(
     "body",
-    [b"<xml><Encrypt>", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><Encrypt>&a;</Encrypt></xml>',
-     b"<xml><Encrypt>" + b"A" * 70000 + b"</Encrypt></xml>"],
+    [
+        b"<xml><Encrypt>",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><Encrypt>&a;</Encrypt></xml>',
+        b"<xml><Encrypt>" + b"A" * 70000 + b"</Encrypt></xml>",
+    ],
     ids=["malformed", "entity", "oversized"],
 )
 def test_malformed_entity_and_oversized_bodies_are_bad_requests(client, aws, clock, body):
@@ -201,8 +204,7 @@ def test_wecom_url_verification_returns_the_decrypted_echo(client, aws, clock):
 
 
 def test_new_group_member_gets_one_coupon_and_a_queued_welcome(client, aws, clock):
-    xml = callbacks.wecom_group_join(aws.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", ["wmA", "wmB"],
-                                     unix(clock))
+    xml = callbacks.wecom_group_join(aws.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", ["wmA", "wmB"], unix(clock))
     response = send(client, callbacks.wecom_post(aws, xml, clock.now()))
     assert response.status_code == 200 and response.body == b"success"
     for member_id in ("wmA", "wmB"):
@@ -218,10 +220,12 @@ def test_new_group_member_gets_one_coupon_and_a_queued_welcome(client, aws, cloc
 
 
 def test_wecom_with_a_wrong_signature_is_forbidden(client, aws, clock):
-    request = callbacks.wecom_post(aws, callbacks.wecom_group_join(aws.wecom_corp_id, "c", ["wmA"], unix(clock)),
-                                   clock.now())
-    response = client.http.post(request.path.replace("msg_signature=", "msg_signature=0"), body=request.body,
-                                headers=request.headers)
+    request = callbacks.wecom_post(
+        aws, callbacks.wecom_group_join(aws.wecom_corp_id, "c", ["wmA"], unix(clock)), clock.now()
+    )
+    response = client.http.post(
+        request.path.replace("msg_signature=", "msg_signature=0"), body=request.body, headers=request.headers
+    )
     assert response.status_code == 403 and nothing_stored()
 
 
@@ -229,16 +233,18 @@ def test_wecom_with_a_wrong_signature_is_forbidden(client, aws, clock):
 
 
 def order(aws, clock, payload):
-    return callbacks.order_post(aws, {"openid": "oNew1", "store_id": "S001",
-                                      "at": clock.now().isoformat(), **payload}, clock.now())
+    return callbacks.order_post(
+        aws, {"openid": "oNew1", "store_id": "S001", "at": clock.now().isoformat(), **payload}, clock.now()
+    )
 
 
 def test_a_redeemed_welcome_coupon_shows_as_redeemed(client, aws, clock):
     follow(client, aws, clock)
     [coupon] = coupons_of("oNew1")
     clock.advance(timedelta(days=1))
-    response = send(client, order(aws, clock, {"type": "coupon_redeemed", "coupon_code": coupon.code,
-                                               "order_id": "O-9"}))
+    response = send(
+        client, order(aws, clock, {"type": "coupon_redeemed", "coupon_code": coupon.code, "order_id": "O-9"})
+    )
     assert response.status_code == 200 and response.json_body["duplicate"] is False
     view = client.http.get("/admin/members/oNew1", headers=ADMIN).json_body
     assert view["coupons"][0]["status"] == "redeemed"
@@ -248,8 +254,16 @@ def test_a_redeemed_welcome_coupon_shows_as_redeemed(client, aws, clock):
 def test_another_members_coupon_cannot_be_redeemed(client, aws, clock):
     follow(client, aws, clock)
     [coupon] = coupons_of("oNew1")
-    request = callbacks.order_post(aws, {"type": "coupon_redeemed", "coupon_code": coupon.code,
-                                         "openid": "oSomeoneElse", "at": clock.now().isoformat()}, clock.now())
+    request = callbacks.order_post(
+        aws,
+        {
+            "type": "coupon_redeemed",
+            "coupon_code": coupon.code,
+            "openid": "oSomeoneElse",
+            "at": clock.now().isoformat(),
+        },
+        clock.now(),
+    )
     assert send(client, request).status_code == 200
     assert Coupon.get(coupon.code).status == "issued"
 
@@ -313,3 +327,15 @@ def test_a_refollow_after_redemption_leaves_the_redeemed_coupon_alone(client, aw
     follow(client, aws, clock, key="")
     [after] = coupons_of("oNew1")
     assert after.status == "redeemed" and after.issued_at == coupon.issued_at
+
+
+def test_a_production_stage_without_its_secrets_refuses_work_instead_of_using_public_defaults(aws, clock, monkeypatch):
+    from chalice.test import Client
+
+    from app import app
+
+    monkeypatch.delenv("SIYU_COUPON_SECRET")
+    with Client(app, stage_name="prod") as prod:  # the prod stage's config sets SIYU_STAGE=prod
+        response = follow(prod, aws, clock)
+    assert response.status_code == 503 and b"SIYU_COUPON_SECRET" in response.body
+    assert nothing_stored()
