@@ -30,6 +30,21 @@ def admin_member(member_id):
     return web.admin_member(app.current_request, member_id)
 
 
+@app.route("/admin/rules", methods=["GET"], authorizer=ADMIN)
+def admin_rules():
+    return web.admin_rules_get(app.current_request)
+
+
+@app.route("/admin/rules", methods=["PUT"], authorizer=ADMIN)
+def admin_publish_rules():
+    return web.admin_rules_put(app.current_request)
+
+
+@app.route("/admin/rules/{version}/activate", methods=["POST"], authorizer=ADMIN)
+def admin_activate_rules(version):
+    return web.admin_rules_activate(app.current_request, version)
+
+
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def redrive_stalled_events(event):
     jobs.redrive_stalled_events()

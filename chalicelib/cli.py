@@ -4,6 +4,7 @@
     siyu config               every environment variable, its default and meaning
     siyu tables create        create missing tables (local stacks and tests only)
     siyu send follow OPENID   play WeChat against the running stack (also: unfollow, text, join)
+    siyu rules check|publish|history|diff|rollback|schema|preview   the rule sets (docs/rules.md)
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
 variable not already set, so it talks to the same embedded DynamoDB.
@@ -18,8 +19,9 @@ import sys
 from pathlib import Path
 
 from chalicelib import admin, runtime, settings
-from chalicelib.errors import SiyuError
+from chalicelib.errors import Conflict, InvalidRules, SiyuError
 from chalicelib.local import send
+from chalicelib.rules import commands as rule_commands
 from chalicelib.state.binding import create_tables
 
 LOCAL_ENV = settings.PROJECT_DIR / ".siyu" / "local.env"
@@ -68,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     tables = sub.add_parser("tables", help="tables").add_subparsers(dest="action", required=True)
     tables.add_parser("create", help="create missing tables (local only)").set_defaults(run=_tables_create)
     send.add_parser(sub)
+    rule_commands.add_parser(sub)
     return top
 
 
@@ -77,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(using the local stack's settings from {LOCAL_ENV})", file=sys.stderr)
     try:
         return args.run(args)
+    except InvalidRules as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"siyu: {exc.reason}; nothing was changed", file=sys.stderr)
+        return 1
+    except Conflict as exc:
+        print(f"siyu: conflict: {exc.reason}", file=sys.stderr)
+        return 3
     except SiyuError as exc:
         print(f"siyu: {exc.reason}", file=sys.stderr)
         return 1

@@ -65,3 +65,16 @@ class Retryable(SiyuError):
 class Misconfigured(SiyuError):
     status = 503
     code = "misconfigured"
+
+
+class Conflict(SiyuError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidRules(BadRequest):
+    code = "invalid_rules"
+
+    def __init__(self, problems: list) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the rule set")
+        self.problems = problems

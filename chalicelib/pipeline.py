@@ -90,9 +90,31 @@ def run_duties(ctx: Context, event: Event, member: Member | None, rules: RuleSet
         if event.kind not in duty.TRIGGERS:
             continue
         facts = duty.gather(event, member, ctx.settings)
-        if facts is not None:
+        if facts is None:
+            continue
+        try:
             plan += duty.decide(facts, rules, now)  # type: ignore[arg-type]
+        except (BadRule, ValueError, KeyError, IndexError, TypeError) as exc:
+            # A rule the runtime cannot apply is skipped, ops are told once per version, the rest runs.
+            plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, type(exc).__name__))
     return effects.apply(plan, now)
+
+
+def rule_alert(duty: str, version: str, event_id: str, error: str) -> effects.QueueMessage:
+    log("rules.duty_skipped", logging.ERROR, duty=duty, rules_version=version, event_id=event_id, error=error)
+    return effects.QueueMessage(
+        message_key=f"alert#rule#{version}#{duty}",
+        member_id="ops",
+        channel="wecom_robot",
+        category="alert",
+        text=(
+            f"【规则异常】{duty} 规则（版本 {version}）无法执行，已跳过，其余规则照常运行。"
+            f"错误类型：{error}。请检查并重新发布规则。"
+        ),
+        cause="rules",
+        event_id=event_id,
+        rules_version=version,
+    )
 
 
 def redrive(ctx: Context, grace: timedelta = timedelta(minutes=1), limit: int = 100) -> int:

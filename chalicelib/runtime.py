@@ -30,7 +30,7 @@ class Context:
     clock: Clock
 
     def rules(self) -> RuleSet:
-        return loader.active(self.settings.rules_dir)
+        return loader.active(self.settings)
 
 
 def context() -> Context:

@@ -33,6 +33,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SIYU_COUPON_SECRET": ("siyu-local-coupon-secret", "Secret from which coupon codes are derived."),
     "SIYU_ADMIN_TOKEN": ("", "Bearer token of the admin routes outside AWS; empty = admin closed."),
     "SIYU_RULES_DIR": ("", "Directory of the rule files; empty = the bundled rules/."),
+    "SIYU_RULES_CACHE_SECONDS": ("30", "How long a container keeps the active rule version before re-reading."),
     "SIYU_MAX_BODY_BYTES": ("65536", "Largest webhook body accepted (bytes)."),
     "SIYU_TIMESTAMP_TOLERANCE_S": ("300", "Largest clock difference accepted on signed requests."),
     "SIYU_EVENT_TTL_DAYS": ("180", "How long received events are kept for replay and backtests."),
@@ -58,6 +59,7 @@ class Settings:
     coupon_secret: str
     admin_token: str
     rules_dir: Path
+    rules_cache_seconds: float
     max_body_bytes: int
     timestamp_tolerance_s: int
     event_ttl_days: int
@@ -93,6 +95,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         coupon_secret=_get(env, "SIYU_COUPON_SECRET"),
         admin_token=_get(env, "SIYU_ADMIN_TOKEN"),
         rules_dir=Path(rules_dir) if rules_dir else _default_rules_dir(),
+        rules_cache_seconds=float(_get(env, "SIYU_RULES_CACHE_SECONDS")),
         max_body_bytes=int(_get(env, "SIYU_MAX_BODY_BYTES")),
         timestamp_tolerance_s=int(_get(env, "SIYU_TIMESTAMP_TOLERANCE_S")),
         event_ttl_days=int(_get(env, "SIYU_EVENT_TTL_DAYS")),

@@ -16,12 +16,13 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import admin, pipeline, runtime
-from chalicelib.errors import SiyuError
+from chalicelib.errors import InvalidRules, SiyuError
 from chalicelib.logs import log
 from chalicelib.protocol import orders
 from chalicelib.protocol.inbound import Inbound
 from chalicelib.protocol.official_account import OfficialAccount
 from chalicelib.protocol.work import WeCom
+from chalicelib.rules import api as rules_api
 
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -39,7 +40,10 @@ def _answer(route: str, work: Callable[[], Response]) -> Response:
         return work()
     except SiyuError as exc:
         log("request.rejected", route=route, status=exc.status, code=exc.code, reason=exc.reason)
-        return Response(json.dumps({"error": exc.code, "reason": exc.reason}), status_code=exc.status, headers=JSON)
+        body: dict[str, Any] = {"error": exc.code, "reason": exc.reason}
+        if isinstance(exc, InvalidRules):
+            body["problems"] = [problem.as_dict() for problem in exc.problems]
+        return Response(json.dumps(body, ensure_ascii=False), status_code=exc.status, headers=JSON)
     except Exception as exc:
         # The traceback's frames, not the exception's message: messages may quote member input.
         log(
@@ -105,10 +109,35 @@ def _iam_caller(request: Any) -> str | None:
 
 
 def admin_member(request: Any, member_id: str) -> Response:
-    def work() -> Response:
-        ctx = runtime.context()
-        admin.authorize(ctx.settings, request.headers.get("authorization"), _iam_caller(request))
-        view = admin.member_view(member_id, ctx.clock.now())
-        return Response(json.dumps(view, ensure_ascii=False), headers=JSON)
+    return _admin(request, "admin_member", lambda ctx, caller: admin.member_view(member_id, ctx.clock.now()))
 
-    return _answer("admin_member", work)
+
+def _admin(request: Any, route: str, work: Callable[[runtime.Context, str], Any]) -> Response:
+    def run() -> Response:
+        ctx = runtime.context()
+        caller = admin.authorize(ctx.settings, request.headers.get("authorization"), _iam_caller(request))
+        return Response(json.dumps(work(ctx, caller), ensure_ascii=False), headers=JSON)
+
+    return _answer(route, run)
+
+
+def admin_rules_get(request: Any) -> Response:
+    return _admin(request, "admin_rules_get", lambda ctx, caller: rules_api.show(ctx))
+
+
+def admin_rules_put(request: Any) -> Response:
+    return _admin(
+        request,
+        "admin_rules_put",
+        lambda ctx, caller: rules_api.publish(ctx, caller, request.raw_body or b"", request.headers.get("if-match")),
+    )
+
+
+def admin_rules_activate(request: Any, version: str) -> Response:
+    return _admin(
+        request,
+        "admin_rules_activate",
+        lambda ctx, caller: rules_api.activate(
+            ctx, caller, version, request.raw_body or b"", request.headers.get("if-match")
+        ),
+    )

@@ -15,6 +15,7 @@ from chalicelib.rules import loader
 # The keys of wechat.md §2.2 (V3 for the official account, V5 for WeCom).
 TEST_ENV = {
     "SIYU_STAGE": "local",
+    "SIYU_RULES_CACHE_SECONDS": "0",
     "SIYU_TABLE_PREFIX": "siyu-test-",
     "SIYU_REGION": "ap-east-1",
     "SIYU_DYNAMODB_ENDPOINT": "",

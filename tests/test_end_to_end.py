@@ -1,5 +1,6 @@
 """The local stack over real HTTP on 127.0.0.1: concurrency, restart, timers."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -98,3 +99,29 @@ def test_siyu_send_shows_the_welcome_a_new_follower_reads(live, capsys):
     assert out.startswith("HTTP 200") and "9.9元" in out
     assert cli.main(["send", "--url", live.url, "join", "wmSend1"]) == 0
     assert "success" in capsys.readouterr().out
+
+
+def test_concurrent_publishes_never_both_win_from_the_same_version(live):
+    """Six publishes at once: every success moved the pointer from a different version (a chain),
+    every loser got 409 and wrote no version."""
+    from chalicelib.rules import versions
+    from chalicelib.settings import PROJECT_DIR
+
+    base = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in (PROJECT_DIR / "rules").glob("*.json")}
+
+    def publish(i: int) -> requests.Response:
+        files = json.loads(json.dumps(base))
+        files["welcome.json"]["coupon"]["value_yuan"] = 10 + i
+        return requests.put(
+            f"{live.url}/admin/rules", json={"note": f"rival {i}", "files": files}, headers=ADMIN, timeout=10
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(publish, range(6)))
+    assert {r.status_code for r in responses} <= {200, 409}
+    wins = [r.json() for r in responses if r.status_code == 200]
+    assert wins, "at least one publish succeeds"
+    previous = [w["previous"] for w in wins]
+    assert len(previous) == len(set(previous)), "two publishes won from the same active version"
+    assert len(versions.history()) == len(wins)
+    assert all(r.json()["error"] == "conflict" for r in responses if r.status_code == 409)

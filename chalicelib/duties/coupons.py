@@ -12,6 +12,7 @@ from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
 TRIGGERS = frozenset({Kind.COUPON_REDEEMED})
+CAUSE = "redemption"
 
 
 @dataclass(frozen=True)

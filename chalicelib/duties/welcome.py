@@ -16,6 +16,7 @@ from chalicelib.clock import UTC
 from chalicelib.effects import Effect, IssueCoupon, QueueMessage, Reply
 from chalicelib.events import Event, Kind
 from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.scope import in_scope
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
@@ -49,7 +50,7 @@ def cause_key(member_id: str) -> str:
 def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     rule = rules.welcome
     event = facts.event
-    if not rule.enabled or event.kind.value not in rule.triggers:
+    if event.kind.value not in rule.triggers or not in_scope(rule, CAUSE, facts.member_id, facts.home_store, now):
         return []
     zone = rules.stores.zone_of(facts.home_store)
     expires_local = now.astimezone(zone).date() + timedelta(days=rule.coupon.valid_days)

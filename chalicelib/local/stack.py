@@ -105,7 +105,7 @@ def write_env_file(path: Path = ENV_FILE) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def banner(stack: Stack) -> str:
+def banner(stack: Stack, rules: str) -> str:
     s = settings.current()
     return f"""
 siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} writes replayed)
@@ -119,11 +119,41 @@ siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} 
                              Authorization: Bearer {s.admin_token}
   Embedded DynamoDB          {stack.dynamodb.endpoint}  tables {s.table_prefix}*
   Timers                     {", ".join(job.name for job in stack.timers.jobs)}
-  Rules                      {s.rules_dir}
+  Rules                      {rules}
 
   Look at a member:          .venv/bin/siyu member show <openid>
   Stop with Ctrl-C; state is kept. Start afresh: rm -rf .siyu
 """
+
+
+def sync_rules() -> str:
+    """First start: publish rules/ as v1. Later starts: say whether rules/ differs from the active
+    version (the developer publishes deliberately, as ops would)."""
+    from chalicelib.clock import SystemClock
+    from chalicelib.errors import InvalidRules
+    from chalicelib.rules import loader, versions
+
+    directory = settings.current().rules_dir
+    files = loader.read_dir(directory)
+    pointer = versions.active_pointer()
+    if pointer is None:
+        try:
+            result = versions.publish(
+                files,
+                note=f"initial rules from {directory.name}/ (make run)",
+                author="make run",
+                now=SystemClock().now(),
+            )
+        except InvalidRules as exc:
+            return "rules/ has problems, nothing published:\n    " + "\n    ".join(map(str, exc.problems))
+        return f"published {directory.name}/ as v{result.version} (the active version)"
+    active = int(pointer.version)
+    if versions.get(active).content_hash != loader.content_hash(files):
+        return (
+            f"active v{active}; {directory.name}/ differs from it — see what would change with "
+            f"`siyu rules preview {directory.name}/`, then `siyu rules publish {directory.name}/ --note …`"
+        )
+    return f"active v{active} (same as {directory.name}/)"
 
 
 def main() -> None:
@@ -133,7 +163,7 @@ def main() -> None:
     dynamodb_port = int(os.environ.get("SIYU_LOCAL_DYNAMODB_PORT", "8001"))
     stack = start(port=port, dynamodb_port=dynamodb_port, journal=STATE_DIR / "dynamodb.jsonl")
     write_env_file()
-    print(banner(stack), flush=True)
+    print(banner(stack, sync_rules()), flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

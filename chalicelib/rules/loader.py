@@ -1,4 +1,10 @@
-"""Load and cache the active rule set from a directory."""
+"""The rule set a handler runs on: the active published version, cached per container.
+
+Published versions live in the ``rules`` table (``chalicelib.rules.versions``); the pointer is
+re-read every ``SIYU_RULES_CACHE_SECONDS`` and a version, being immutable, is parsed once per
+container. Before anything is published (a fresh deployment) the rule files bundled with the
+code (``rules/``) are used, under the version name ``bundled-<hash>``.
+"""
 
 from __future__ import annotations
 
@@ -6,68 +12,107 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
-from pydantic import ValidationError
-
-from chalicelib.errors import BadRule
+from chalicelib.errors import BadRule, InvalidRules
+from chalicelib.rules.check import canonical, check
 from chalicelib.rules.models import FILES, StoresRule, WelcomeRule
-
-CACHE_SECONDS = 5.0
+from chalicelib.settings import Settings
 
 
 @dataclass(frozen=True)
 class RuleSet:
     version: str
+    content_hash: str
     welcome: WelcomeRule
     stores: StoresRule
+    files: MappingProxyType[str, str] = field(repr=False, compare=False)
 
 
-def load_dir(directory: Path) -> RuleSet:
-    digest = hashlib.sha256()
-    parsed = {}
-    for name, model in sorted(FILES.items()):
-        path = directory / name
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise BadRule(f"{path}: missing rule file") from exc
-        digest.update(name.encode() + b"\0" + raw + b"\0")
-        try:
-            data = json.loads(raw, parse_float=Decimal)
-            parsed[name] = model.model_validate(data)
-        except json.JSONDecodeError as exc:
-            raise BadRule(f"{name}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from exc
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            pointer = "/" + "/".join(str(p) for p in first["loc"])
-            raise BadRule(f"{name} {pointer}: {first['msg']}") from exc
+def content_hash(files: dict[str, str]) -> str:
+    return hashlib.sha256(canonical(files).encode("utf-8")).hexdigest()
+
+
+def build(files: dict[str, str], version: str | None = None) -> RuleSet:
+    """Validate and assemble a rule set; ``InvalidRules`` carries every problem."""
+    parsed, problems = check(files)
+    if problems:
+        raise InvalidRules(problems)
+    digest = content_hash(files)
     return RuleSet(
-        version="local-" + digest.hexdigest()[:12],
+        version=version or f"bundled-{digest[:12]}",
+        content_hash=digest,
         welcome=parsed["welcome.json"],  # type: ignore[arg-type]
         stores=parsed["stores.json"],  # type: ignore[arg-type]
+        files=MappingProxyType(dict(files)),
     )
 
 
-_cache: dict[Path, tuple[float, RuleSet]] = {}
-_lock = threading.Lock()
+def read_dir(directory: Path) -> dict[str, str]:
+    """The rule files of a directory (``*.json`` at its top; ``schema/`` is not part of it)."""
+    if not directory.is_dir():
+        raise BadRule(f"{directory}: not a directory of rule files")
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(directory.glob("*.json"))}
 
 
-def active(directory: Path) -> RuleSet:
-    """The active rule set, cached per container for ``CACHE_SECONDS``."""
-    now = time.monotonic()
-    with _lock:
-        hit = _cache.get(directory)
-        if hit and now - hit[0] < CACHE_SECONDS:
-            return hit[1]
-    rules = load_dir(directory)
-    with _lock:
-        _cache[directory] = (now, rules)
-    return rules
+def load_dir(directory: Path) -> RuleSet:
+    try:
+        return build(read_dir(directory))
+    except InvalidRules as exc:
+        raise BadRule("; ".join(str(p) for p in exc.problems[:5])) from exc
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pointer: tuple[float, Any] | None = None
+        self.versions: dict[int, RuleSet] = {}
+        self.bundled: dict[Path, RuleSet] = {}
+
+
+_cache = _Cache()
 
 
 def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
+    global _cache
+    _cache = _Cache()
+
+
+def active(settings: Settings) -> RuleSet:
+    """The rule set handlers use now (see the module docstring)."""
+    from chalicelib.rules import versions
+
+    cache = _cache
+    now = time.monotonic()
+    with cache.lock:
+        hit = cache.pointer
+    if hit is None or now - hit[0] >= settings.rules_cache_seconds:
+        pointer = versions.active_pointer()
+        hit = (now, pointer.version if pointer else None)
+        with cache.lock:
+            cache.pointer = hit
+    number = hit[1]
+    if number is None:
+        return _bundled(settings.rules_dir)
+    number = int(number)
+    if number not in cache.versions:
+        record = versions.get(number)
+        try:
+            rules = build(json.loads(record.files or "{}"), f"v{number}")
+        except InvalidRules as exc:
+            raise BadRule(f"active version v{number} no longer validates: {exc.problems[0]}") from exc
+        with cache.lock:
+            cache.versions[number] = rules
+    return cache.versions[number]
+
+
+def _bundled(directory: Path) -> RuleSet:
+    if directory not in _cache.bundled:
+        _cache.bundled[directory] = load_dir(directory)
+    return _cache.bundled[directory]
+
+
+__all__ = ["FILES", "RuleSet", "active", "build", "clear_cache", "content_hash", "load_dir", "read_dir"]

@@ -1,24 +1,43 @@
 """Rule models: the code's own definition of every rule file (one model per file).
 
 Every model forbids unknown keys, so a typo in a rule file is an error, not a silently ignored
-setting. Money is written in yuan by ops and kept in fen (integers) by the code.
+setting. Money is written in yuan by ops and kept in fen (integers) by the code. Every duty's
+rule carries the same scoping fields (``Scoped``): on/off, a time window, pilot stores and a
+percentage rollout. The JSON Schemas in ``rules/schema/`` are generated from these models
+(``siyu rules schema``).
 """
 
 from __future__ import annotations
 
 import string
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 COUPON_CEILING_YUAN = Decimal("500")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    schema_ref: str | None = Field(default=None, alias="$schema")
+
+
+class RuleFile(Strict):
+    """A whole rule file: may name its JSON Schema so editors validate and complete."""
+
+    schema_ref: str | None = Field(default=None, alias="$schema", description="The file's JSON Schema.")
 
 
 def yuan_to_fen(value: Decimal) -> int:
@@ -33,7 +52,7 @@ def _check_placeholders(text: str, allowed: frozenset[str]) -> str:
     return text
 
 
-def _check_zone(name: str) -> str:
+def check_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -41,14 +60,68 @@ def _check_zone(name: str) -> str:
     return name
 
 
-Yuan = Annotated[Decimal, Field(ge=0, le=COUPON_CEILING_YUAN, decimal_places=2)]
+Zone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone, e.g. Asia/Shanghai")]
 StoreId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+def _number_only(value: object) -> object:
+    if isinstance(value, str | bool):
+        raise ValueError("must be a number, written without quotes")
+    return value
+
+
+def _money(minimum: str, ceiling: Decimal) -> object:
+    bound = {"exclusiveMinimum": 0} if minimum == "gt" else {"minimum": 0}
+    return Annotated[
+        Decimal,
+        BeforeValidator(_number_only),
+        Field(**{minimum: 0}, le=int(ceiling), decimal_places=2),
+        WithJsonSchema({"type": "number", **bound, "maximum": float(ceiling), "multipleOf": 0.01}),
+    ]
+
+
+Yuan = _money("ge", COUPON_CEILING_YUAN)
+PositiveYuan = _money("gt", COUPON_CEILING_YUAN)
+Percent = Annotated[
+    Decimal,
+    BeforeValidator(_number_only),
+    Field(ge=0, le=100, decimal_places=2),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 100}),
+]
+
+
+class Scoped(RuleFile):
+    """Who and when a duty's rule applies to. A member is in the rollout when a stable hash of
+    (rule id, member id) falls under the percentage, so raising the percentage only adds members."""
+
+    enabled: StrictBool = Field(default=True, description="Switch the rule on or off: true or false.")
+    starts_at: AwareDatetime | None = Field(default=None, description="From when (with offset, e.g. +08:00).")
+    ends_at: AwareDatetime | None = Field(default=None, description="Until when (exclusive).")
+    pilot_stores: list[StoreId] = Field(
+        default_factory=list, description="Only members of these stores; empty = every store."
+    )
+    rollout_percent: Percent = Field(  # type: ignore[valid-type]
+        default=100, validate_default=True, description="Share of members reached, 0-100."
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> Scoped:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be later than starts_at")
+        return self
+
+    def active_at(self, now: datetime) -> bool:
+        return (
+            self.enabled
+            and (self.starts_at is None or self.starts_at <= now)
+            and (self.ends_at is None or now < self.ends_at)
+        )
 
 
 class CouponSpec(Strict):
     title: Annotated[str, Field(min_length=1, max_length=20)] = "新人礼券"
-    value_yuan: Annotated[Decimal, Field(gt=0, le=COUPON_CEILING_YUAN, decimal_places=2)]
-    min_spend_yuan: Yuan = Decimal("0")
+    value_yuan: PositiveYuan  # type: ignore[valid-type]
+    min_spend_yuan: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
     valid_days: Annotated[int, Field(ge=1, le=365)]
     store_scope: Literal["all", "home_store"] = "all"
 
@@ -62,18 +135,18 @@ class CouponSpec(Strict):
 
 
 WELCOME_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "questionnaire_url", "title"})
+Text = Annotated[str, Field(min_length=1, max_length=600)]
 
 
-class WelcomeRule(Strict):
+class WelcomeRule(Scoped):
     """welcome.json: the new-member gift (新人礼 / 入群礼)."""
 
-    enabled: bool = True
     triggers: list[Literal["followed", "joined_group", "contact_added"]] = Field(
         default_factory=lambda: ["followed", "joined_group"], min_length=1
     )
     coupon: CouponSpec
-    text: Annotated[str, Field(min_length=1, max_length=600)]
-    refollow_text: Annotated[str, Field(min_length=1, max_length=600)] | None = None
+    text: Text
+    refollow_text: Text | None = None
     questionnaire_url: Annotated[str, Field(pattern=r"^https://", max_length=300)] | None = None
 
     @field_validator("text", "refollow_text")
@@ -91,33 +164,19 @@ class WelcomeRule(Strict):
 class Store(Strict):
     id: StoreId
     name: Annotated[str, Field(min_length=1, max_length=40)]
-    timezone: str = "Asia/Shanghai"
+    timezone: Zone = "Asia/Shanghai"
     groups: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
 
-    _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
+    _zone = field_validator("timezone")(classmethod(lambda cls, v: check_zone(v)))
 
 
-class StoresRule(Strict):
+class StoresRule(RuleFile):
     """stores.json: the chain's stores, their time zones and WeCom groups."""
 
-    default_timezone: str = "Asia/Shanghai"
+    default_timezone: Zone = "Asia/Shanghai"
     stores: list[Store] = Field(default_factory=list)
 
-    _zone = field_validator("default_timezone")(classmethod(lambda cls, v: _check_zone(v)))
-
-    @model_validator(mode="after")
-    def _unique(self) -> StoresRule:
-        seen: set[str] = set()
-        groups: set[str] = set()
-        for store in self.stores:
-            if store.id in seen:
-                raise ValueError(f"store id {store.id} appears twice")
-            seen.add(store.id)
-            for group in store.groups:
-                if group in groups:
-                    raise ValueError(f"group {group} belongs to two stores")
-                groups.add(group)
-        return self
+    _zone = field_validator("default_timezone")(classmethod(lambda cls, v: check_zone(v)))
 
     def zone_of(self, store_id: str | None) -> ZoneInfo:
         for store in self.stores:
@@ -131,9 +190,13 @@ class StoresRule(Strict):
                 return store.id
         return None
 
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(store.id for store in self.stores)
 
-# file name -> model. Each file in the rules directory must be one of these.
-FILES: dict[str, type[Strict]] = {
-    "welcome.json": WelcomeRule,
+
+# file name -> model. A rule set is exactly these files.
+FILES: dict[str, type[RuleFile]] = {
     "stores.json": StoresRule,
+    "welcome.json": WelcomeRule,
 }

@@ -178,5 +178,30 @@ class OutboxMessage(_Base):
     by_member = OutboxByMember()
 
 
-MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage)
+class RuleRecord(_Base):
+    """Rule versions and the active pointer, one partition each (small, strongly consistent):
+
+    - ``("version", "00000007")``: an immutable published rule set (files, hash, author, note);
+    - ``("active", "-")``: which version the handlers use, changed only by a conditional write;
+    - ``("activation", "<time>#<version>")``: the log of every publish and rollback.
+
+    Access: get the pointer (cached per container), get a version, query versions / activations
+    in order, and the publish transaction (put version if absent + move the pointer if unchanged)."""
+
+    class Meta(_Base.Meta):
+        table_name = "rules"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    version = NumberAttribute()
+    files = UnicodeAttribute(null=True)  # JSON object: file name -> text
+    content_hash = UnicodeAttribute(null=True)
+    author = UnicodeAttribute(null=True)
+    note = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    previous = NumberAttribute(null=True)
+    reason = UnicodeAttribute(null=True)  # publish | rollback
+
+
+MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord)
 BASE_NAMES = {model: model.Meta.table_name for model in MODELS}

@@ -1,0 +1,268 @@
+"""Check a rule set and say what is wrong in words ops understand.
+
+``check(files)`` takes the rule files as text (name → content) and returns every problem at
+once, each with file, line:column, JSON pointer and a sentence:
+
+    welcome.json:7:19 /coupon/value_yuan: must be at most 500 (is 5000)
+
+Problems come from four layers: the file set (unknown or missing files), JSON syntax
+(including duplicate keys, which JSON parsers silently collapse), the models' own validation,
+and cross-file checks (store ids that exist, groups that belong to one store).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from json_source_map import calculate
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.rules.models import FILES, RuleFile, Scoped, StoresRule
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column} {self.pointer or '/'}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "pointer": self.pointer,
+            "message": self.message,
+        }
+
+
+class _Located:
+    """Line/column of JSON pointers in one file (1-based)."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self._map = calculate(text)
+        except Exception:  # the text already parsed as JSON; a map failure only costs positions
+            self._map = {}
+
+    def at(self, pointer: str, key: bool = False) -> tuple[int, int]:
+        probe = pointer
+        while True:
+            entry = self._map.get(probe)
+            if entry is not None:
+                where = entry.key_start if key and entry.key_start is not None else entry.value_start
+                return where.line + 1, where.column + 1
+            if not probe:
+                return 1, 1
+            probe = probe.rsplit("/", 1)[0]
+            key = False
+
+
+def pointer_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in seen:
+            raise _DuplicateKey(name)
+        seen[name] = value
+    return seen
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def parse_json(name: str, text: str) -> tuple[Any, list[Problem]]:
+    try:
+        return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicates), []
+    except json.JSONDecodeError as exc:
+        return None, [Problem(name, exc.lineno, exc.colno, "", f"not valid JSON: {exc.msg}")]
+    except _DuplicateKey as exc:
+        line, column = _first_occurrence(text, exc.name)
+        return None, [Problem(name, line, column, "", f'the key "{exc.name}" appears twice; keep one')]
+
+
+def _first_occurrence(text: str, key: str) -> tuple[int, int]:
+    needle = json.dumps(key, ensure_ascii=False)
+    first = text.find(needle)
+    second = text.find(needle, first + 1)
+    at = second if second >= 0 else max(first, 0)
+    line = text.count("\n", 0, at) + 1
+    return line, at - (text.rfind("\n", 0, at) + 1) + 1
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the field at ``loc`` (for listing its allowed keys)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        current = _inner_model(fields[part].annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (list, typing.Union, types.UnionType, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def sentence(error: dict[str, Any], model: type[BaseModel]) -> str:
+    kind, value = error["type"], error.get("input")
+    ctx = {name: re.sub(r"Decimal\('([^']*)'\)", r"\1", str(bound)) for name, bound in (error.get("ctx") or {}).items()}
+    shown = f" (is {value})" if isinstance(value, int | float | Decimal | str) and len(str(value)) <= 40 else ""
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        holder = _model_at(model, tuple(error["loc"][:-1]))
+        allowed = sorted(f.alias or n for n, f in holder.model_fields.items()) if holder else []
+        close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        return f"is not a setting siyu knows{hint}"
+    simple = {
+        "greater_than": f"must be more than {ctx.get('gt')}{shown}",
+        "greater_than_equal": f"must be at least {ctx.get('ge')}{shown}",
+        "less_than": f"must be less than {ctx.get('lt')}{shown}",
+        "less_than_equal": f"must be at most {ctx.get('le')}{shown}",
+        "decimal_max_places": f"must have at most {ctx.get('decimal_places')} decimals{shown}",
+        "string_too_long": f"must have at most {ctx.get('max_length')} characters (has {len(str(value))})",
+        "too_short": f"must have at least {ctx.get('min_length')} entries",
+        "too_long": f"must have at most {ctx.get('max_length')} entries",
+        "literal_error": f"must be one of {ctx.get('expected')}{shown}",
+        "bool_type": "must be true or false",
+        "bool_parsing": "must be true or false",
+        "int_type": "must be a whole number",
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "decimal_type": "must be a number",
+        "decimal_parsing": "must be a number",
+        "string_type": "must be text in double quotes",
+        "list_type": "must be a list in [ ]",
+        "model_type": "must be an object in { }",
+        "dict_type": "must be an object in { }",
+        "model_attributes_type": "must be an object in { }",
+        "timezone_aware": "needs a time zone offset, e.g. 2026-12-01T00:00:00+08:00",
+        "datetime_type": "must be a date and time like 2026-12-01T00:00:00+08:00",
+        "datetime_parsing": "must be a date and time like 2026-12-01T00:00:00+08:00",
+        "datetime_from_date_parsing": "must be a date and time like 2026-12-01T00:00:00+08:00",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "string_too_short":
+        return (
+            "must not be empty" if ctx.get("min_length") == 1 else f"must have at least {ctx['min_length']} characters"
+        )
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        if pattern.startswith("^https://"):
+            return f"must start with https://{shown}"
+        return f"may contain only letters, digits, - and _{shown}"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"])
+
+
+def _validate(name: str, data: Any, text: str) -> tuple[RuleFile | None, list[Problem]]:
+    model = FILES[name]
+    located = _Located(text)
+    if not isinstance(data, dict):
+        return None, [Problem(name, 1, 1, "", "must be a JSON object in { }")]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            pointer = pointer_of(loc)
+            line, column = located.at(pointer, key=error["type"] == "extra_forbidden")
+            problems.append(Problem(name, line, column, pointer, sentence(error, model)))
+        return None, problems
+
+
+def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Problem]:
+    problems: list[Problem] = []
+    stores = parsed.get("stores.json")
+    if not isinstance(stores, StoresRule):
+        return problems
+
+    def problem(file: str, pointer: str, message: str) -> None:
+        line, column = _Located(texts[file]).at(pointer)
+        problems.append(Problem(file, line, column, pointer, message))
+
+    seen: dict[str, int] = {}
+    owner: dict[str, str] = {}
+    for i, store in enumerate(stores.stores):
+        if store.id in seen:
+            problem("stores.json", f"/stores/{i}/id", f"store {store.id} is already listed at /stores/{seen[store.id]}")
+        seen.setdefault(store.id, i)
+        for j, group in enumerate(store.groups):
+            if group in owner and owner[group] != store.id:
+                problem("stores.json", f"/stores/{i}/groups/{j}", f"group {group} already belongs to {owner[group]}")
+            owner.setdefault(group, store.id)
+    for file, rule in parsed.items():
+        if isinstance(rule, Scoped):
+            for k, store_id in enumerate(rule.pilot_stores):
+                if store_id not in stores.ids:
+                    problem(file, f"/pilot_stores/{k}", f"store {store_id} is not in stores.json")
+    return problems
+
+
+def check(files: dict[str, str]) -> tuple[dict[str, RuleFile], list[Problem]]:
+    """Validate a whole rule set. Returns the parsed files (complete only if no problems)."""
+    problems: list[Problem] = []
+    parsed: dict[str, RuleFile] = {}
+    for name in sorted(set(files) - set(FILES)):
+        close = difflib.get_close_matches(name, list(FILES), n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else f"; rule files are {', '.join(sorted(FILES))}"
+        problems.append(Problem(name, 1, 1, "", f"is not a rule file siyu knows{hint}"))
+    for name in sorted(FILES):
+        if name not in files:
+            problems.append(Problem(name, 1, 1, "", "is missing from the rule set"))
+            continue
+        data, syntax = parse_json(name, files[name])
+        problems += syntax
+        if syntax:
+            continue
+        rule, invalid = _validate(name, data, files[name])
+        problems += invalid
+        if rule is not None:
+            parsed[name] = rule
+    problems += _cross_checks(parsed, files)
+    return parsed, sorted(problems)
+
+
+def canonical(files: dict[str, str]) -> str:
+    """The rule set as canonical JSON (sorted keys, no ``$schema``): formatting-independent."""
+    out = {}
+    for name in sorted(files):
+        data = json.loads(files[name], parse_float=Decimal)
+        if isinstance(data, dict):
+            data.pop("$schema", None)
+        out[name] = data
+    return json.dumps(out, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
