@@ -32,7 +32,7 @@ def messages(files: dict[str, str]) -> list[str]:
 
 def test_the_committed_rules_have_no_problems():
     parsed, problems = check(good())
-    assert problems == [] and set(parsed) == {"welcome.json", "stores.json"}
+    assert problems == [] and set(parsed) == {"welcome.json", "stores.json", "messaging.json"}
 
 
 def test_the_committed_schemas_match_the_code():
@@ -149,3 +149,20 @@ def test_scope_window_and_pilot_stores():
     assert in_scope(rule, "welcome", "o1", "S002", after)
     assert not in_scope(rule, "welcome", "o1", "S001", after)
     assert not in_scope(rule.model_copy(update={"enabled": False}), "welcome", "o1", "S002", after)
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "expected"),
+    [
+        ("welcome.json", lambda d: d.update(template="nope"), "/template: template nope is not defined in messaging"),
+        ("messaging.json", lambda d: d["caps"]["promo"].update(per_day=5, per_week=3),
+         "/caps/promo: per_day (5) cannot be larger than per_week (3)"),
+        ("messaging.json", lambda d: d["quiet_hours"].update(start="25:00"), "/quiet_hours/start: must be a time of day like 08:00 (is 25:00)"),
+        ("messaging.json", lambda d: d["caps"].update(spam={"per_day": 1}), "/caps/spam"),
+        ("messaging.json", lambda d: d["templates"]["welcome_gift"]["fields"].update(thing1="{nickname}"),
+         "unknown placeholder {nickname}"),
+    ],
+)
+def test_messaging_problems_are_explained(file, change, expected):
+    found = messages(edit(good(), file, change))
+    assert any(expected in m for m in found), found

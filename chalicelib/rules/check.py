@@ -24,7 +24,7 @@ from typing import Any
 from json_source_map import calculate
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.rules.models import FILES, RuleFile, Scoped, StoresRule
+from chalicelib.rules.models import FILES, MessagingRule, RuleFile, Scoped, StoresRule
 
 
 @dataclass(frozen=True, order=True)
@@ -182,6 +182,10 @@ def sentence(error: dict[str, Any], model: type[BaseModel]) -> str:
         pattern = str(ctx.get("pattern", ""))
         if pattern.startswith("^https://"):
             return f"must start with https://{shown}"
+        if pattern.startswith("^([01]"):
+            return f"must be a time of day like 08:00{shown}"
+        if pattern == "^[a-z0-9_]+$":
+            return f"may contain only lower-case letters, digits and _{shown}"
         return f"may contain only letters, digits, - and _{shown}"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
@@ -225,7 +229,12 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
             if group in owner and owner[group] != store.id:
                 problem("stores.json", f"/stores/{i}/groups/{j}", f"group {group} already belongs to {owner[group]}")
             owner.setdefault(group, store.id)
+    messaging = parsed.get("messaging.json")
+    templates = set(messaging.templates) if isinstance(messaging, MessagingRule) else None
     for file, rule in parsed.items():
+        named = getattr(rule, "template", None)
+        if named and templates is not None and named not in templates:
+            problem(file, "/template", f"template {named} is not defined in messaging.json /templates")
         if isinstance(rule, Scoped):
             for k, store_id in enumerate(rule.pilot_stores):
                 if store_id not in stores.ids:

@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
-from chalicelib.rules.models import FILES, StoresRule, WelcomeRule
+from chalicelib.rules.models import FILES, MessagingRule, StoresRule, WelcomeRule
 from chalicelib.settings import Settings
 
 
@@ -29,6 +29,7 @@ class RuleSet:
     content_hash: str
     welcome: WelcomeRule
     stores: StoresRule
+    messaging: MessagingRule
     files: MappingProxyType[str, str] = field(repr=False, compare=False)
 
 
@@ -47,6 +48,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         content_hash=digest,
         welcome=parsed["welcome.json"],  # type: ignore[arg-type]
         stores=parsed["stores.json"],  # type: ignore[arg-type]
+        messaging=parsed["messaging.json"],  # type: ignore[arg-type]
         files=MappingProxyType(dict(files)),
     )
 

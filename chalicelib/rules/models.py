@@ -148,6 +148,9 @@ class WelcomeRule(Scoped):
     text: Text
     refollow_text: Text | None = None
     questionnaire_url: Annotated[str, Field(pattern=r"^https://", max_length=300)] | None = None
+    template: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] | None = Field(
+        default=None, description="messaging.json template used when a customer-service message is not allowed"
+    )
 
     @field_validator("text", "refollow_text")
     @classmethod
@@ -195,8 +198,111 @@ class StoresRule(RuleFile):
         return frozenset(store.id for store in self.stores)
 
 
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Time of day, HH:MM")]
+
+
+class Window(Strict):
+    """A daily window in the store's time zone; ``end`` before ``start`` wraps past midnight."""
+
+    start: HHMM
+    end: HHMM
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Window:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: the window would be empty")
+        return self
+
+    def minutes(self) -> tuple[int, int]:
+        def parse(text: str) -> int:
+            hours, minutes = text.split(":")
+            return int(hours) * 60 + int(minutes)
+
+        return parse(self.start), parse(self.end)
+
+    def contains(self, minute_of_day: int) -> bool:
+        start, end = self.minutes()
+        return start <= minute_of_day < end if start < end else minute_of_day >= start or minute_of_day < end
+
+
+Count = Annotated[int, Field(ge=0, le=10_000)]
+
+
+class Caps(Strict):
+    per_day: Count | None = None
+    per_week: Count | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Caps:
+        if self.per_day is not None and self.per_week is not None and self.per_day > self.per_week:
+            raise ValueError(f"per_day ({self.per_day}) cannot be larger than per_week ({self.per_week})")
+        return self
+
+
+Category = Literal["promo", "service", "alert"]
+TemplateChannel = Literal["template", "subscribe", "miniprogram_subscribe"]
+MESSAGE_PLACEHOLDERS = frozenset({"text", "title", "value", "code", "expires", "store"})
+
+
+class Template(Strict):
+    """A WeChat template / subscribe-message template and how siyu fills its fields."""
+
+    channel: TemplateChannel
+    template_id: Annotated[str, Field(min_length=1, max_length=128)]
+    fields: dict[Annotated[str, Field(pattern=r"^[a-z_]+[0-9]*$")], Annotated[str, Field(min_length=1, max_length=200)]]
+    url: Annotated[str, Field(pattern=r"^https://")] | None = None
+    page: Annotated[str, Field(max_length=200)] | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _placeholders(cls, value: dict[str, str]) -> dict[str, str]:
+        for text in value.values():
+            _check_placeholders(text, MESSAGE_PLACEHOLDERS)
+        return value
+
+
+class Prices(Strict):
+    """What one message costs on each channel (yuan), for the monthly budget."""
+
+    template: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+    subscribe: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+    custom: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+    miniprogram_subscribe: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+    wecom_customer: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+    robot: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+
+
+class Retry(Strict):
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    base_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
+    max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 600
+
+
+class MessagingRule(RuleFile):
+    """messaging.json: delivery discipline for every outbound message."""
+
+    quiet_hours: Window = Window(start="22:00", end="08:00")
+    promo_banned_hours: Window | None = Window(start="10:00", end="21:00")
+    caps: dict[Category, Caps] = Field(
+        default_factory=lambda: {"promo": Caps(per_day=1, per_week=3), "service": Caps(per_day=5)}
+    )
+    release_spread_minutes: Annotated[int, Field(ge=0, le=600)] = 60
+    monthly_budget_yuan: Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=10_000_000)] = Field(
+        default=1000, validate_default=True
+    )
+    prices: Prices = Prices()
+    send_rate_per_second: Annotated[int, Field(ge=1, le=5000)] = 50
+    retry: Retry = Retry()
+    templates: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Template] = Field(default_factory=dict)
+
+    @property
+    def monthly_budget_fen(self) -> int:
+        return yuan_to_fen(self.monthly_budget_yuan)
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
+    "messaging.json": MessagingRule,
     "stores.json": StoresRule,
     "welcome.json": WelcomeRule,
 }
