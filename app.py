@@ -48,3 +48,13 @@ def admin_activate_rules(version):
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def redrive_stalled_events(event):
     jobs.redrive_stalled_events()
+
+
+@app.on_sqs_message(queue="siyu-outbox", batch_size=10)
+def send_outbox_messages(event):
+    jobs.send_messages([record.body for record in event])
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def release_due_messages(event):
+    jobs.release_due_messages()

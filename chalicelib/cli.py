@@ -2,6 +2,7 @@
 
     siyu member show OPENID   one member as ops see it (same JSON as GET /admin/members/…)
     siyu config               every environment variable, its default and meaning
+    siyu outbox               recent messages and their states (--status, --member)
     siyu tables create        create missing tables (local stacks and tests only)
     siyu send follow OPENID   play WeChat against the running stack (also: unfollow, text, join)
     siyu rules check|publish|history|diff|rollback|schema|preview   the rule sets (docs/rules.md)
@@ -45,6 +46,36 @@ def _member_show(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTBOX_STATES = ("pending", "sending", "deferred", "retrying", "sent", "unknown", "dropped", "failed", "replied")
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from chalicelib.state.models import OutboxMessage
+
+    runtime.context()
+    if args.member:
+        messages = list(OutboxMessage.by_member.query(args.member, scan_index_forward=False, limit=args.limit))
+    else:
+        states = [args.status] if args.status else OUTBOX_STATES
+        messages = []
+        for state in states:
+            messages += OutboxMessage.by_status.query(state, scan_index_forward=False, limit=args.limit)
+    messages = sorted(messages, key=lambda m: m.created_at, reverse=True)[: args.limit]
+    if not messages:
+        print("no messages")
+    else:
+        print("times in UTC")
+    for m in messages:
+        channel = m.channel if not m.sent_channel or m.sent_channel == m.channel else f"{m.channel}→{m.sent_channel}"
+        when = f" until {m.not_before:%m-%d %H:%M}" if m.status in ("deferred", "retrying") and m.not_before else ""
+        state = m.status + when
+        print(
+            f"{m.created_at:%Y-%m-%d %H:%M:%S}  {state:<9}  {m.category:<7} {channel:<22} "
+            f"{m.member_id:<24} {m.message_key}  {m.reason or ''}".rstrip()
+        )
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     width = max(len(name) for name in settings.VARIABLES)
     for name, (default, meaning) in settings.VARIABLES.items():
@@ -67,6 +98,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("openid")
     show.set_defaults(run=_member_show)
     sub.add_parser("config", help="list the environment variables").set_defaults(run=_config)
+    outbox = sub.add_parser("outbox", help="recent messages and their states")
+    outbox.add_argument("--status", choices=OUTBOX_STATES)
+    outbox.add_argument("--member")
+    outbox.add_argument("--limit", type=int, default=30)
+    outbox.set_defaults(run=_outbox)
     tables = sub.add_parser("tables", help="tables").add_subparsers(dest="action", required=True)
     tables.add_parser("create", help="create missing tables (local only)").set_defaults(run=_tables_create)
     send.add_parser(sub)

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.logs import log
-from chalicelib.state.models import Coupon, OutboxMessage
+from chalicelib.state.models import Coupon, Member, OutboxMessage
 
 CouponOutcome = Literal["new", "taken"]
+# A recorded message is handed to the queue at once; if that hand-off is lost, the release
+# timer finds it on the outbox's due index after this grace.
+PICKUP_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class QueueMessage:
     rules_version: str
     payload: dict[str, str] = field(default_factory=dict)
     when_coupon: tuple[str, CouponOutcome] | None = None
+    template: str | None = None  # messaging.json template: the channel, or the fallback of "custom"
+    store_id: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,26 @@ class RedeemCoupon:
     at: datetime
 
 
-Effect = IssueCoupon | Reply | QueueMessage | RedeemCoupon
+@dataclass(frozen=True)
+class RecordDelivery:
+    """WeChat's later word on a message it accepted (TEMPLATESENDJOBFINISH, subscribe_msg_sent)."""
+
+    member_id: str
+    msg_id: str
+    channel: str  # template | subscribe
+    status: str
+    ok: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RecordConsent:
+    member_id: str
+    accepted: frozenset[str]
+    refused: frozenset[str]
+
+
+Effect = IssueCoupon | Reply | QueueMessage | RedeemCoupon | RecordDelivery | RecordConsent
 
 
 @dataclass
@@ -96,35 +121,49 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
             applied.coupons[effect.code] = _issue(effect, now)
         elif isinstance(effect, RedeemCoupon):
             _redeem(effect)
+        elif isinstance(effect, RecordDelivery):
+            _record_delivery(effect)
+        elif isinstance(effect, RecordConsent):
+            _record_consent(effect)
         elif _condition_holds(effect.when_coupon, applied):
             if isinstance(effect, Reply):
                 if applied.reply is None:
                     _record(
-                        effect.message_key,
-                        effect.member_id,
-                        "passive_reply",
-                        "service",
-                        effect.text,
-                        effect.cause,
-                        effect.event_id,
-                        effect.rules_version,
-                        "replied",
-                        now,
+                        OutboxMessage(
+                            effect.message_key,
+                            member_id=effect.member_id,
+                            channel="passive_reply",
+                            category="service",
+                            text=effect.text,
+                            cause=effect.cause,
+                            event_id=effect.event_id,
+                            rules_version=effect.rules_version,
+                            status="replied",
+                            created_at=now,
+                            sent_at=now,
+                        )
                     )
                     applied.reply = effect.text
             else:
                 _record(
-                    effect.message_key,
-                    effect.member_id,
-                    effect.channel,
-                    effect.category,
-                    effect.text,
-                    effect.cause,
-                    effect.event_id,
-                    effect.rules_version,
-                    "pending",
-                    now,
-                    effect.payload,
+                    OutboxMessage(
+                        effect.message_key,
+                        member_id=effect.member_id,
+                        channel=effect.channel,
+                        category=effect.category,
+                        text=effect.text,
+                        template=effect.template,
+                        payload=json.dumps(effect.payload, ensure_ascii=False) if effect.payload else None,
+                        store_id=effect.store_id,
+                        cause=effect.cause,
+                        event_id=effect.event_id,
+                        rules_version=effect.rules_version,
+                        status="pending",
+                        created_at=now,
+                        expires_at=effect.expires_at,
+                        due="1",
+                        not_before=now + PICKUP_GRACE,
+                    )
                 )
                 applied.messages.append(effect.message_key)
     return applied
@@ -185,32 +224,51 @@ def _redeem(effect: RedeemCoupon) -> None:
         log("coupon.redeem_ignored", code=effect.code, reason="unknown, another member's, or redeemed already")
 
 
-def _record(
-    key: str,
-    member_id: str,
-    channel: str,
-    category: str,
-    text: str,
-    cause: str,
-    event_id: str,
-    rules_version: str,
-    status: str,
-    now: datetime,
-    payload: dict[str, str] | None = None,
-) -> None:
-    message = OutboxMessage(
-        key,
-        member_id=member_id,
-        channel=channel,
-        category=category,
-        text=text,
-        payload=json.dumps(payload, ensure_ascii=False) if payload else None,
-        cause=cause,
-        event_id=event_id,
-        rules_version=rules_version,
-        status=status,
-        created_at=now,
-    )
+def _record_delivery(effect: RecordDelivery) -> None:
+    """Attach WeChat's delivery status to the message it names; a message whose send outcome was
+    unknown (no answer came) is matched by member and channel and settled as sent."""
+    keys = [m.message_key for m in OutboxMessage.by_wechat_msgid.query(effect.msg_id)] if effect.msg_id else []
+    if not keys:
+        unknown = [
+            m
+            for m in OutboxMessage.by_member.query(effect.member_id)
+            if m.status == "unknown" and m.sent_channel == effect.channel
+        ]
+        keys = [unknown[0].message_key] if unknown else []
+    if not keys:
+        log("delivery.unmatched", channel=effect.channel, ok=effect.ok)
+        return
+    actions = [OutboxMessage.delivery.set(effect.status or ("success" if effect.ok else "failed"))]
+    if effect.msg_id:
+        actions.append(OutboxMessage.wechat_msgid.set(effect.msg_id))
+    OutboxMessage(keys[0]).update(actions=actions)
+    try:
+        OutboxMessage(keys[0]).update(
+            actions=[
+                OutboxMessage.status.set("sent"),
+                OutboxMessage.sent_at.set(effect.at),
+                OutboxMessage.reason.set("reconciled by WeChat's delivery event"),
+            ],
+            condition=OutboxMessage.status == "unknown",
+        )
+        log("delivery.reconciled", key=keys[0])
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+
+
+def _record_consent(effect: RecordConsent) -> None:
+    actions = []
+    if effect.refused:
+        actions.append(Member.refused_templates.add(set(effect.refused)))
+    if effect.accepted:
+        actions.append(Member.refused_templates.delete(set(effect.accepted)))
+    if actions:
+        Member(effect.member_id).update(actions=actions)
+
+
+def _record(message: OutboxMessage) -> None:
+    """Record a message once: the same key again is a no-op."""
     try:
         message.save(condition=OutboxMessage.message_key.does_not_exist())
     except PutError as exc:

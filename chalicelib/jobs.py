@@ -11,3 +11,20 @@ def redrive_stalled_events() -> int:
     count = pipeline.redrive(ctx)
     log("redrive.finished", redriven=count)
     return count
+
+
+def send_messages(bodies: list[str]) -> int:
+    from chalicelib.delivery import queue, sender
+
+    ctx = runtime.context()
+    outcomes = sender.handle_batch(ctx, queue.keys_of(bodies))
+    return len(outcomes)
+
+
+def release_due_messages() -> int:
+    from chalicelib.delivery import sender
+
+    count = sender.release_due(runtime.context())
+    if count:
+        log("outbox.released", count=count)
+    return count

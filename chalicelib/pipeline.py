@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from chalicelib import effects
+from chalicelib.delivery import queue
 from chalicelib.duties import REGISTRY
 from chalicelib.errors import BadRule, Retryable
 from chalicelib.events import Event
@@ -97,7 +98,9 @@ def run_duties(ctx: Context, event: Event, member: Member | None, rules: RuleSet
         except (BadRule, ValueError, KeyError, IndexError, TypeError) as exc:
             # A rule the runtime cannot apply is skipped, ops are told once per version, the rest runs.
             plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, type(exc).__name__))
-    return effects.apply(plan, now)
+    applied = effects.apply(plan, now)
+    queue.enqueue(ctx.settings, applied.messages)
+    return applied
 
 
 def rule_alert(duty: str, version: str, event_id: str, error: str) -> effects.QueueMessage:
@@ -105,7 +108,7 @@ def rule_alert(duty: str, version: str, event_id: str, error: str) -> effects.Qu
     return effects.QueueMessage(
         message_key=f"alert#rule#{version}#{duty}",
         member_id="ops",
-        channel="wecom_robot",
+        channel="robot",
         category="alert",
         text=(
             f"【规则异常】{duty} 规则（版本 {version}）无法执行，已跳过，其余规则照常运行。"

@@ -31,6 +31,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SIYU_WECOM_CORP_ID": ("ww0000000000local", "WeCom CorpID (receive id of callbacks)."),
     "SIYU_ORDERS_HMAC_SECRET": ("", "Shared secret of the order webhook's HMAC-SHA256 header."),
     "SIYU_COUPON_SECRET": ("siyu-local-coupon-secret", "Secret from which coupon codes are derived."),
+    "SIYU_WECHAT_API_BASE": ("https://api.weixin.qq.com", "WeChat API base URL (make run points it at the fake)."),
+    "SIYU_WECOM_API_BASE": ("https://qyapi.weixin.qq.com", "WeCom API base URL (make run points it at the fake)."),
+    "SIYU_WECOM_SECRET": ("", "WeCom app secret for customer-contact sends."),
+    "SIYU_OPS_ROBOT_KEY": ("", "Key of the WeCom group robot that receives ops alerts."),
+    "SIYU_OUTBOX_QUEUE": ("off", "Where recorded messages go to be sent: an SQS queue URL, local, or off."),
+    "SIYU_HTTP_TIMEOUT_S": ("5", "Read timeout of calls to WeChat (seconds)."),
     "SIYU_ADMIN_TOKEN": ("", "Bearer token of the admin routes outside AWS; empty = admin closed."),
     "SIYU_RULES_DIR": ("", "Directory of the rule files; empty = the bundled rules/."),
     "SIYU_RULES_CACHE_SECONDS": ("30", "How long a container keeps the active rule version before re-reading."),
@@ -57,6 +63,12 @@ class Settings:
     wecom_corp_id: str
     orders_hmac_secret: str
     coupon_secret: str
+    wechat_api_base: str
+    wecom_api_base: str
+    wecom_secret: str
+    ops_robot_key: str
+    outbox_queue: str
+    http_timeout_s: float
     admin_token: str
     rules_dir: Path
     rules_cache_seconds: float
@@ -93,6 +105,12 @@ def load(env: dict[str, str] | None = None) -> Settings:
         wecom_corp_id=_get(env, "SIYU_WECOM_CORP_ID"),
         orders_hmac_secret=_get(env, "SIYU_ORDERS_HMAC_SECRET"),
         coupon_secret=_get(env, "SIYU_COUPON_SECRET"),
+        wechat_api_base=_get(env, "SIYU_WECHAT_API_BASE").rstrip("/"),
+        wecom_api_base=_get(env, "SIYU_WECOM_API_BASE").rstrip("/"),
+        wecom_secret=_get(env, "SIYU_WECOM_SECRET"),
+        ops_robot_key=_get(env, "SIYU_OPS_ROBOT_KEY"),
+        outbox_queue=_get(env, "SIYU_OUTBOX_QUEUE"),
+        http_timeout_s=float(_get(env, "SIYU_HTTP_TIMEOUT_S")),
         admin_token=_get(env, "SIYU_ADMIN_TOKEN"),
         rules_dir=Path(rules_dir) if rules_dir else _default_rules_dir(),
         rules_cache_seconds=float(_get(env, "SIYU_RULES_CACHE_SECONDS")),

@@ -28,6 +28,11 @@ TEST_ENV = {
     "SIYU_ORDERS_HMAC_SECRET": "test-orders-secret",
     "SIYU_ADMIN_TOKEN": "test-admin-token",
     "SIYU_COUPON_SECRET": "test-coupon-secret",
+    "SIYU_WECHAT_APP_SECRET": "test-app-secret",
+    "SIYU_WECOM_SECRET": "test-wecom-secret",
+    "SIYU_OPS_ROBOT_KEY": "test-robot",
+    "SIYU_OUTBOX_QUEUE": "off",
+    "SIYU_HTTP_TIMEOUT_S": "1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
@@ -99,7 +104,12 @@ def live(env: settings.Settings, monkeypatch: pytest.MonkeyPatch, tmp_path):
     from chalicelib.state import binding
 
     binding._bound = None
-    running = local_stack.start(port=0, dynamodb_port=0, journal=tmp_path / "dynamodb.jsonl", timer_tick=0.2)
+    monkeypatch.setenv("SIYU_OUTBOX_QUEUE", "local")
+    monkeypatch.setenv("SIYU_WECHAT_API_BASE", "")
+    monkeypatch.setenv("SIYU_WECOM_API_BASE", "")
+    running = local_stack.start(
+        port=0, dynamodb_port=0, journal=tmp_path / "dynamodb.jsonl", timer_tick=0.2, wechat_port=0
+    )
     yield running
     running.stop()
     binding._bound = None

@@ -155,12 +155,22 @@ def test_scope_window_and_pilot_stores():
     ("file", "change", "expected"),
     [
         ("welcome.json", lambda d: d.update(template="nope"), "/template: template nope is not defined in messaging"),
-        ("messaging.json", lambda d: d["caps"]["promo"].update(per_day=5, per_week=3),
-         "/caps/promo: per_day (5) cannot be larger than per_week (3)"),
-        ("messaging.json", lambda d: d["quiet_hours"].update(start="25:00"), "/quiet_hours/start: must be a time of day like 08:00 (is 25:00)"),
+        (
+            "messaging.json",
+            lambda d: d["caps"]["promo"].update(per_day=5, per_week=3),
+            "/caps/promo: per_day (5) cannot be larger than per_week (3)",
+        ),
+        (
+            "messaging.json",
+            lambda d: d["quiet_hours"].update(start="25:00"),
+            "/quiet_hours/start: must be a time of day like 08:00 (is 25:00)",
+        ),
         ("messaging.json", lambda d: d["caps"].update(spam={"per_day": 1}), "/caps/spam"),
-        ("messaging.json", lambda d: d["templates"]["welcome_gift"]["fields"].update(thing1="{nickname}"),
-         "unknown placeholder {nickname}"),
+        (
+            "messaging.json",
+            lambda d: d["templates"]["welcome_gift"]["fields"].update(thing1="{nickname}"),
+            "unknown placeholder {nickname}",
+        ),
     ],
 )
 def test_messaging_problems_are_explained(file, change, expected):

@@ -212,7 +212,7 @@ def test_new_group_member_gets_one_coupon_and_a_queued_welcome(client, aws, cloc
         member = Member.get(member_id)
         assert member.store_id == "S001" and member.groups == {"wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"}
         [message] = list(OutboxMessage.by_member.query(member_id))
-        assert message.status == "pending" and message.channel == "wecom_external" and "9.9元" in message.text
+        assert message.status == "pending" and message.channel == "wecom_customer" and "9.9元" in message.text
     # Leaving and joining again: no second gift.
     clock.advance(timedelta(days=1))
     send(client, callbacks.wecom_post(aws, xml.replace(str(unix(clock) - 86400), str(unix(clock))), clock.now()))

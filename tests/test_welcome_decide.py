@@ -38,7 +38,7 @@ def test_expiry_counts_days_in_the_store_time_zone_and_ends_at_local_midnight():
 
 def test_a_group_join_queues_the_welcome_for_the_outbox():
     plan = welcome.decide(facts(Kind.JOINED_GROUP), RULES, NOW)
-    assert isinstance(plan[1], QueueMessage) and plan[1].channel == "wecom_external"
+    assert isinstance(plan[1], QueueMessage) and plan[1].channel == "wecom_customer"
     assert plan[1].when_coupon == ("SYCODE", "new")
 
 

@@ -4,6 +4,6 @@
 
 from __future__ import annotations
 
-from chalicelib.duties import coupons, welcome
+from chalicelib.duties import coupons, deliveries, welcome
 
-REGISTRY = (welcome, coupons)
+REGISTRY = (welcome, coupons, deliveries)

@@ -103,12 +103,13 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
                 )
             )
     else:
-        # Group members and WeCom contacts have no passive reply: the outbox delivers it.
+        # Group members and WeCom contacts have no passive reply: the outbox delivers it, as a
+        # WeCom 1:1 message to the external contact, until the offer ends.
         plan.append(
             QueueMessage(
                 cause_key(facts.member_id),
                 facts.member_id,
-                "wecom_external",
+                "wecom_customer",
                 "service",
                 text,
                 CAUSE,
@@ -116,6 +117,8 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
                 rules.version,
                 payload={"group_id": event.group_id or ""},
                 when_coupon=(facts.code, "new"),
+                store_id=facts.home_store,
+                expires_at=expires_at,
             )
         )
     return plan

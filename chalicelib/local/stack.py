@@ -22,7 +22,9 @@ from pathlib import Path
 
 from chalicelib import settings
 from chalicelib.clock import SystemClock
+from chalicelib.delivery.queue import LocalWorker
 from chalicelib.local.dynamodb import LocalDynamoDB
+from chalicelib.local.fake_wechat import FakeWeChat
 from chalicelib.local.timers import Timers, jobs_of
 from chalicelib.state.binding import create_tables
 
@@ -38,6 +40,9 @@ LOCAL_DEFAULTS = {
     "SIYU_WECOM_AES_KEY": "siyuLocalDevelopmentKeyForWeComCallbacks000",
     "SIYU_ORDERS_HMAC_SECRET": "siyu-local-orders-secret",
     "SIYU_ADMIN_TOKEN": "siyu-local-admin-token",
+    "SIYU_OUTBOX_QUEUE": "local",
+    "SIYU_OPS_ROBOT_KEY": "siyu-local-ops-robot",
+    "SIYU_WECOM_SECRET": "siyu-local-wecom-secret",
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "ap-east-1",
@@ -52,17 +57,27 @@ class Stack:
     timers: Timers
     url: str
     replayed: int
+    wechat: FakeWeChat | None
+    worker: LocalWorker
 
     def stop(self) -> None:
+        self.worker.stop()
+        if self.wechat is not None:
+            self.wechat.stop()
         self.timers.stop()
         self.server.shutdown()  # type: ignore[attr-defined]
         self.server.server.server_close()  # type: ignore[attr-defined]
         self.dynamodb.stop()
 
 
-def apply_local_defaults(environ: dict[str, str] = os.environ) -> None:  # type: ignore[assignment]
+def apply_local_defaults(environ: dict[str, str] = os.environ) -> bool:  # type: ignore[assignment]
+    """Fill in local defaults; returns True when WeChat is to be faked (no real secret given)."""
+    fake = not environ.get("SIYU_WECHAT_APP_SECRET")
+    if fake:
+        environ["SIYU_WECHAT_APP_SECRET"] = "siyu-local-app-secret"
     for name, value in LOCAL_DEFAULTS.items():
         environ.setdefault(name, value)
+    return fake
 
 
 def start(
@@ -71,8 +86,10 @@ def start(
     dynamodb_port: int = 8001,
     journal: Path | None = None,
     timer_tick: float = 1.0,
+    wechat_port: int | None = 8002,
 ) -> Stack:
-    """Start every piece; the caller owns the environment (set it before calling)."""
+    """Start every piece; the caller owns the environment (set it before calling). With a
+    ``wechat_port`` the fake WeChat starts and the app's API base URLs point at it."""
     from chalice.cli.factory import CLIFactory
     from chalice.local import LocalChalice, LocalDevServer
 
@@ -80,6 +97,11 @@ def start(
     replayed = dynamodb.start()
     os.environ["SIYU_DYNAMODB_ENDPOINT"] = dynamodb.endpoint
     create_tables(settings.current())
+    wechat = None
+    if wechat_port is not None:
+        wechat = FakeWeChat(host, wechat_port).start()
+        os.environ["SIYU_WECHAT_API_BASE"] = wechat.url
+        os.environ["SIYU_WECOM_API_BASE"] = wechat.url
 
     factory = CLIFactory(project_dir=str(settings.PROJECT_DIR))
     config = factory.create_config_obj(chalice_stage_name="local")
@@ -94,9 +116,12 @@ def start(
     thread.start()
     bound_host, bound_port = server.server.server_address[:2]
 
-    timers = Timers(jobs_of(sys.modules["app"], app), SystemClock(), timer_tick)
+    app_module = sys.modules["app"]
+    timers = Timers(jobs_of(app_module, app), SystemClock(), timer_tick)
     timers.start()
-    return Stack(dynamodb, server, thread, timers, f"http://{bound_host}:{bound_port}", replayed)
+    worker = LocalWorker(app_module.send_outbox_messages)
+    worker.start()
+    return Stack(dynamodb, server, thread, timers, f"http://{bound_host}:{bound_port}", replayed, wechat, worker)
 
 
 def write_env_file(path: Path = ENV_FILE) -> None:
@@ -107,6 +132,7 @@ def write_env_file(path: Path = ENV_FILE) -> None:
 
 def banner(stack: Stack, rules: str) -> str:
     s = settings.current()
+    fake_note = "  (the fake WeChat: GET /_fake/received shows what it got)" if stack.wechat else ""
     return f"""
 siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} writes replayed)
 
@@ -119,6 +145,8 @@ siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} 
                              Authorization: Bearer {s.admin_token}
   Embedded DynamoDB          {stack.dynamodb.endpoint}  tables {s.table_prefix}*
   Timers                     {", ".join(job.name for job in stack.timers.jobs)}
+  Outbox                     sent by an in-process queue worker; `.venv/bin/siyu outbox` lists messages
+  WeChat API                 {s.wechat_api_base}{fake_note}
   Rules                      {rules}
 
   Look at a member:          .venv/bin/siyu member show <openid>
@@ -158,10 +186,11 @@ def sync_rules() -> str:
 
 def main() -> None:
     STATE_DIR.mkdir(exist_ok=True)
-    apply_local_defaults()
+    fake = apply_local_defaults()
     port = int(os.environ.get("SIYU_LOCAL_PORT", "8000"))
     dynamodb_port = int(os.environ.get("SIYU_LOCAL_DYNAMODB_PORT", "8001"))
-    stack = start(port=port, dynamodb_port=dynamodb_port, journal=STATE_DIR / "dynamodb.jsonl")
+    wechat_port = int(os.environ.get("SIYU_LOCAL_WECHAT_PORT", "8002")) if fake else None
+    stack = start(port=port, dynamodb_port=dynamodb_port, journal=STATE_DIR / "dynamodb.jsonl", wechat_port=wechat_port)
     write_env_file()
     print(banner(stack, sync_rules()), flush=True)
     stopping = threading.Event()

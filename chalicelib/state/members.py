@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.effects import is_condition_failure
 from chalicelib.events import ACTIVITY, Event, Kind
 from chalicelib.state.models import Member
+
+SERVICE_WINDOW = timedelta(hours=48)
 
 
 def touch(event: Event, now: datetime) -> Member | None:
@@ -47,6 +49,8 @@ def _actions(event: Event, now: datetime) -> list:
         actions.append(Member.channel.set(Member.channel | event.channel))
     if event.inviter and event.inviter != event.member_id:
         actions.append(Member.inviter.set(Member.inviter | event.inviter))
+    if event.kind is Kind.MESSAGED:  # opens the customer-service window (wechat.md §3.5)
+        actions.append(Member.service_window_until.set(event.occurred_at + SERVICE_WINDOW))
     if event.kind is Kind.FOLLOWED:
         actions += [Member.subscribed.set("yes"), Member.subscribed_at.set(event.occurred_at)]
     elif event.kind is Kind.UNFOLLOWED:

@@ -43,6 +43,9 @@ class Member(_Base):
     unsubscribed_at = UTCDateTimeAttribute(null=True)
     groups = UnicodeSetAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
+    service_window_until = UTCDateTimeAttribute(null=True)  # customer-service messages allowed until
+    blocked = UnicodeAttribute(null=True)  # "yes" once WeChat says the member blocked the account
+    refused_templates = UnicodeSetAttribute(null=True)  # subscribe templates the member refused
 
 
 class ByDay(GlobalSecondaryIndex["EventRecord"]):
@@ -146,7 +149,7 @@ class Coupon(_Base):
 
 
 class OutboxByMember(GlobalSecondaryIndex["OutboxMessage"]):
-    """A member's messages (caps, admin view)."""
+    """A member's messages (admin view, reconciliation of unknown outcomes)."""
 
     class Meta:
         index_name = "by_member"
@@ -156,26 +159,80 @@ class OutboxByMember(GlobalSecondaryIndex["OutboxMessage"]):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class OutboxDue(GlobalSecondaryIndex["OutboxMessage"]):
+    """Sparse: messages waiting to be (re)sent carry ``due``; the release timer reads those whose
+    ``not_before`` has passed (deferred by quiet hours, backing off, or never picked up)."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due = UnicodeAttribute(hash_key=True)
+    not_before = UTCDateTimeAttribute(range_key=True)
+
+
+class OutboxByStatus(GlobalSecondaryIndex["OutboxMessage"]):
+    """Recent messages in one state (``siyu outbox``, ops views)."""
+
+    class Meta:
+        index_name = "by_status"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OutboxByWeChatId(GlobalSecondaryIndex["OutboxMessage"]):
+    """Sparse: the message WeChat's delivery event (TEMPLATESENDJOBFINISH …) refers to."""
+
+    class Meta:
+        index_name = "by_wechat_msgid"
+        projection = KeysOnlyProjection()
+
+    wechat_msgid = UnicodeAttribute(hash_key=True)
+
+
 class OutboxMessage(_Base):
-    """An intended or delivered message, keyed by its deterministic idempotency key. Recording
-    the same key twice is a no-op. Access: get by key; query by member."""
+    """An intended or delivered message, keyed by its deterministic idempotency key; recording
+    the same key twice is a no-op. States: pending → sending → sent | dropped | failed | unknown,
+    or deferred / retrying (back to sending when due); ``replied`` for passive replies.
+    Access: get by key; query by member, by status, due ones, by WeChat's msgid."""
 
     class Meta(_Base.Meta):
         table_name = "outbox"
 
     message_key = UnicodeAttribute(hash_key=True)
     member_id = UnicodeAttribute()
-    channel = UnicodeAttribute()  # passive_reply | wecom_external | template | …
+    channel = UnicodeAttribute()  # passive_reply | template | subscribe | custom | miniprogram_subscribe | …
     category = UnicodeAttribute()  # service | promo | alert
     text = UnicodeAttribute(null=True)
+    template = UnicodeAttribute(null=True)  # a messaging.json template name (fallback for custom)
     payload = UnicodeAttribute(null=True)
+    store_id = UnicodeAttribute(null=True)
     cause = UnicodeAttribute()
     event_id = UnicodeAttribute(null=True)
     rules_version = UnicodeAttribute()
-    status = UnicodeAttribute()  # pending | sent | …
+    status = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute(null=True)
+    expires_at = UTCDateTimeAttribute(null=True)  # the offer's end: not sent after it
+    attempts = NumberAttribute(default=0)
+    lease_until = UTCDateTimeAttribute(null=True)
+    due = UnicodeAttribute(null=True)
+    not_before = UTCDateTimeAttribute(null=True)
+    reserved = UnicodeAttribute(null=True)  # caps / budget reservation taken (day|week|budget keys)
+    sent_channel = UnicodeAttribute(null=True)
+    sent_at = UTCDateTimeAttribute(null=True)
+    cost_fen = NumberAttribute(null=True)
+    wechat_msgid = UnicodeAttribute(null=True)
+    response = UnicodeAttribute(null=True)
+    delivery = UnicodeAttribute(null=True)  # WeChat's later delivery status (success / failed:…)
 
     by_member = OutboxByMember()
+    due_index = OutboxDue()
+    by_status = OutboxByStatus()
+    by_wechat_msgid = OutboxByWeChatId()
 
 
 class RuleRecord(_Base):
@@ -203,5 +260,23 @@ class RuleRecord(_Base):
     reason = UnicodeAttribute(null=True)  # publish | rollback
 
 
-MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord)
+class Shared(_Base):
+    """State shared by every container, one item per thing: the WeChat access token
+    (``token``/app id), locks (``lock``/name), and atomic counters (``count``/key: per-member caps
+    per category per day and week, the monthly message budget, send-rate slots, force-refresh
+    budgets). Access: get / conditional put / conditional ADD by key; transactions across two
+    counters. Counters expire by TTL."""
+
+    class Meta(_Base.Meta):
+        table_name = "shared"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    value = UnicodeAttribute(null=True)
+    count = NumberAttribute(null=True)
+    valid_until = UTCDateTimeAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+
+MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord, Shared)
 BASE_NAMES = {model: model.Meta.table_name for model in MODELS}

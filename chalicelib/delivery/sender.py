@@ -1,0 +1,411 @@
+"""The sender: moves one outbox message through its states, exactly once.
+
+    pending ─claim─▶ sending ─▶ sent
+                        │  ├──▶ dropped   (offer ended, unfollowed / blocked / refused, cap, bad payload)
+                        │  ├──▶ failed    (retries spent, or a configuration error) + one ops alert
+                        │  ├──▶ unknown   (the request left, no answer came: reconciled by WeChat's
+                        │  │               delivery event, never re-sent blindly)
+                        │  └──▶ deferred / retrying (quiet hours, budget, backoff) ─due─▶ sending
+
+A message is claimed by a conditional update (status and lease), so concurrent senders and
+queue re-deliveries send it once. Caps and the monthly budget are reserved in one transaction
+with the message's own ``reserved`` flag: a re-run never reserves twice, and a cap holds under
+any number of concurrent sends to one member.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.delivery import channels, discipline
+from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
+from chalicelib.effects import is_condition_failure
+from chalicelib.logs import log
+from chalicelib.rules.loader import RuleSet
+from chalicelib.runtime import Context
+from chalicelib.state.models import Member, OutboxMessage, Shared
+
+LEASE = timedelta(minutes=2)
+TERMINAL = frozenset({"sent", "dropped", "failed", "unknown", "replied"})
+SENDABLE = ("pending", "deferred", "retrying")
+DROP_CODES = {
+    40003: "invalid openid",
+    43004: "no longer follows the account",
+    43019: "blocked the account",
+    43101: "refused this subscription message",
+}
+RETRY_CODES = frozenset({-1, 45009, 45011})
+COUNTER_TTL = timedelta(days=9)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    reason: str = ""
+
+
+def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
+    now = ctx.clock.now()
+    try:
+        message = OutboxMessage.get(key, consistent_read=True)
+    except DoesNotExist:
+        log("outbox.unknown_key", key=key)
+        return Outcome("missing")
+    if message.status in TERMINAL or (
+        message.status == "sending" and message.lease_until and message.lease_until > now
+    ):
+        return Outcome(message.status, "already handled")
+    if message.status in ("deferred", "retrying") and message.not_before and message.not_before > now:
+        return Outcome(message.status, "not due yet")
+    if not _claim(message, now):
+        return Outcome("busy", "another sender has it")
+    rules = ctx.rules()
+    member = _member(message.member_id)
+    return _send(ctx, message, member, rules, api or WeChatAPI(ctx.settings, ctx.clock))
+
+
+def _claim(message: OutboxMessage, now: datetime) -> bool:
+    abandoned = (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now)
+    try:
+        message.update(
+            actions=[
+                OutboxMessage.status.set("sending"),
+                OutboxMessage.lease_until.set(now + LEASE),
+                OutboxMessage.attempts.add(1),
+                OutboxMessage.due.remove(),
+                OutboxMessage.updated_at.set(now),
+            ],
+            condition=OutboxMessage.status.is_in(*SENDABLE) | abandoned,
+        )
+        return True
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+        return False
+
+
+def _member(member_id: str) -> Member | None:
+    if member_id == "ops":
+        return None
+    try:
+        return Member.get(member_id)
+    except DoesNotExist:
+        return None
+
+
+def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: RuleSet, api: WeChatAPI) -> Outcome:
+    now = ctx.clock.now()
+    messaging = rules.messaging
+    zone = rules.stores.zone_of(message.store_id or (member.store_id if member else None))
+    channel = _channel(message, member, now)
+    verdict = discipline.judge(
+        key=message.message_key,
+        category=message.category,
+        channel=channel,
+        now=now,
+        zone=zone,
+        rules=messaging,
+        expires_at=message.expires_at,
+        subscribed=None if member is None else member.subscribed != "no",
+        blocked=bool(member and member.blocked == "yes"),
+    )
+    if verdict.action == "drop":
+        return _finish(message, "dropped", verdict.reason, now)
+    if verdict.action == "defer":
+        return _hold(message, "deferred", verdict.reason, verdict.until or now, now)
+    if channel is None:
+        return _finish(message, "dropped", "customer-service window closed and the rule names no template", now)
+    template = messaging.templates.get(message.template or "") if message.template else None
+    if template and channel != "custom" and member and template.template_id in (member.refused_templates or set()):
+        return _finish(message, "dropped", "the member refused this subscription message", now)
+    payload = channels.payload_of(message.payload)
+    try:
+        request = channels.build(
+            channel, message.member_id, message.text, payload, template, channels.client_msg_id(message.message_key)
+        )
+    except channels.PayloadInvalid as exc:
+        return _finish(message, "dropped", f"payload: {exc}", now, release=True)
+    cost = channels_cost(messaging, channel)
+    held = _reserve(ctx, message, rules, zone, cost, now)
+    if held is not None:
+        return held
+    return _call(ctx, message, member, rules, api, channel, request, cost)
+
+
+def _channel(message: OutboxMessage, member: Member | None, now: datetime) -> str | None:
+    """Customer-service messages only inside the interaction window, else the rule's template."""
+    if message.channel != "custom":
+        return message.channel
+    open_until = member.service_window_until if member else None
+    if open_until and open_until > now:
+        return "custom"
+    return "template" if message.template else None
+
+
+def channels_cost(messaging: Any, channel: str) -> int:
+    price = getattr(messaging.prices, channel, 0)
+    return int(price * 100)
+
+
+def _reserve(
+    ctx: Context, message: OutboxMessage, rules: RuleSet, zone: Any, cost_fen: int, now: datetime
+) -> Outcome | None:
+    """Take the caps and budget for this message, atomically and once. None = go ahead."""
+    if message.reserved:
+        return None
+    caps = rules.messaging.caps.get(message.category) if message.category != "alert" else None
+    day, week = discipline.cap_periods(now, zone)
+    month = now.astimezone(zone).strftime("%Y-%m")
+    counters: list[tuple[str, int | None, int]] = []
+    if caps and caps.per_day is not None:
+        counters.append((f"cap#{message.member_id}#{message.category}#{day}", caps.per_day, 1))
+    if caps and caps.per_week is not None:
+        counters.append((f"cap#{message.member_id}#{message.category}#{week}", caps.per_week, 1))
+    if cost_fen:
+        counters.append((f"budget#{month}", rules.messaging.monthly_budget_fen, cost_fen))
+    if not counters:
+        return None
+    reservation = "|".join(f"{key}={amount}" for key, _, amount in counters)
+    try:
+        with TransactWrite(connection=OutboxMessage._get_connection().connection) as transaction:
+            transaction.update(
+                message,
+                actions=[OutboxMessage.reserved.set(reservation)],
+                condition=OutboxMessage.reserved.does_not_exist(),
+            )
+            for key, limit, amount in counters:
+                transaction.update(
+                    Shared("count", key),
+                    actions=[Shared.count.add(amount), Shared.expires.set(now + COUNTER_TTL)],
+                    condition=Shared.count.does_not_exist() | (Shared.count <= (limit or 0) - amount),
+                )
+    except TransactWriteError as exc:
+        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        failed = [counters[i - 1][0] for i, code in enumerate(reasons) if i and code == "ConditionalCheckFailed"]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return None  # reserved by an earlier attempt of this same message
+        if any(key.startswith("budget#") for key in failed):
+            _alert_once(
+                ctx,
+                f"alert#budget#{month}",
+                f"【预算】本月模板消息预算已用完（{month}），付费消息暂停发送，请调整预算。",
+                now,
+                rules.version,
+            )
+            first_of_next = (now.astimezone(zone).replace(day=28) + timedelta(days=4)).replace(day=1, hour=9, minute=0)
+            return _hold(message, "deferred", "monthly budget spent", first_of_next, now)
+        if failed:
+            if message.category == "promo":
+                return _finish(message, "dropped", "frequency cap reached", now)
+            tomorrow = discipline.next_local_day(now, zone, rules.messaging.quiet_hours)
+            return _hold(message, "deferred", "frequency cap reached today", tomorrow, now)
+        raise
+    message.reserved = reservation
+    return None
+
+
+def _release(message: OutboxMessage, now: datetime) -> None:
+    """Give back what this message reserved (it will not be sent after all)."""
+    if not message.reserved:
+        return
+    for item in message.reserved.split("|"):
+        key, _, amount = item.partition("=")
+        Shared("count", key).update(actions=[Shared.count.add(-int(amount or 1))])
+    message.update(actions=[OutboxMessage.reserved.remove()])
+    message.reserved = None
+
+
+def _call(
+    ctx: Context,
+    message: OutboxMessage,
+    member: Member | None,
+    rules: RuleSet,
+    api: WeChatAPI,
+    channel: str,
+    request: channels.ApiRequest,
+    cost_fen: int,
+) -> Outcome:
+    now = ctx.clock.now()
+    try:
+        answer = api.call(request.path, request.body, request.auth)
+    except OutcomeUnknown as exc:
+        if channel == "template":  # WeChat drops a re-sent template with the same client_msg_id
+            return _retry(ctx, message, rules, f"no answer ({exc}); safe to resend with client_msg_id", now)
+        return _finish(
+            message,
+            "unknown",
+            f"no answer from WeChat ({exc}); awaiting its delivery event",
+            now,
+            extra=[OutboxMessage.sent_channel.set(channel)],
+        )
+    except NotDelivered as exc:
+        return _retry(ctx, message, rules, f"not delivered: {exc}", now)
+    except ApiError as exc:
+        return _api_error(ctx, message, member, rules, api, channel, exc, now)
+    log("outbox.sent", key=message.message_key, channel=channel, category=message.category, cost_fen=cost_fen)
+    msgid = answer.get("msgid")
+    return _finish(
+        message,
+        "sent",
+        "",
+        now,
+        extra=[
+            OutboxMessage.sent_channel.set(channel),
+            OutboxMessage.sent_at.set(now),
+            OutboxMessage.cost_fen.set(cost_fen),
+            OutboxMessage.response.set(json.dumps(answer)),
+            *([OutboxMessage.wechat_msgid.set(str(msgid))] if msgid else []),
+        ],
+    )
+
+
+def _api_error(
+    ctx: Context,
+    message: OutboxMessage,
+    member: Member | None,
+    rules: RuleSet,
+    api: WeChatAPI,
+    channel: str,
+    exc: ApiError,
+    now: datetime,
+) -> Outcome:
+    code = exc.errcode
+    if code in DROP_CODES:
+        template = rules.messaging.templates.get(message.template or "")
+        _mark_member(message.member_id, code, template.template_id if template else None, now)
+        return _finish(
+            message,
+            "dropped",
+            f"{code}: {DROP_CODES[code]}",
+            now,
+            release=True,
+            extra=[OutboxMessage.response.set(json.dumps(exc.response))],
+        )
+    if code in (45015, 45047) and channel == "custom" and message.template:
+        template = rules.messaging.templates.get(message.template)
+        request = channels.build(
+            "template",
+            message.member_id,
+            message.text,
+            channels.payload_of(message.payload),
+            template,
+            channels.client_msg_id(message.message_key),
+        )
+        return _call(ctx, message, member, rules, api, "template", request, channels_cost(rules.messaging, "template"))
+    if code == 45047:
+        tomorrow = discipline.next_local_day(now, rules.stores.zone_of(message.store_id), rules.messaging.quiet_hours)
+        return _hold(message, "deferred", "45047: too many customer-service messages", tomorrow, now)
+    if code == 45015:
+        return _finish(message, "dropped", "45015: outside the customer-service window, no template", now, release=True)
+    if code in RETRY_CODES:
+        return _retry(ctx, message, rules, f"{code}: {exc.errmsg}", now)
+    _alert_once(
+        ctx,
+        f"alert#failed#{message.message_key}",
+        f"【发送失败】消息 {message.message_key} 被微信拒绝（{code}），请检查配置。",
+        now,
+        rules.version,
+    )
+    return _finish(
+        message,
+        "failed",
+        f"{code}: {exc.errmsg}",
+        now,
+        release=True,
+        extra=[OutboxMessage.response.set(json.dumps(exc.response))],
+    )
+
+
+def _retry(ctx: Context, message: OutboxMessage, rules: RuleSet, reason: str, now: datetime) -> Outcome:
+    policy = rules.messaging.retry
+    attempts = int(message.attempts or 1)
+    if attempts >= policy.max_attempts:
+        _alert_once(
+            ctx,
+            f"alert#dead#{message.message_key}",
+            f"【发送失败】消息 {message.message_key} 重试 {attempts} 次仍失败，已停止：{reason}",
+            now,
+            rules.version,
+        )
+        return _finish(message, "failed", f"gave up after {attempts} attempts: {reason}", now, release=True)
+    delay = discipline.backoff(attempts, policy.base_seconds, policy.max_seconds, random.random())
+    return _hold(message, "retrying", reason, now + delay, now)
+
+
+def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now: datetime) -> Outcome:
+    message.update(
+        actions=[
+            OutboxMessage.status.set(status),
+            OutboxMessage.reason.set(reason),
+            OutboxMessage.due.set("1"),
+            OutboxMessage.not_before.set(until),
+            OutboxMessage.lease_until.remove(),
+            OutboxMessage.updated_at.set(now),
+        ]
+    )
+    log("outbox.held", key=message.message_key, status=status, reason=reason, until=until.isoformat())
+    return Outcome(status, reason)
+
+
+def _finish(
+    message: OutboxMessage, status: str, reason: str, now: datetime, release: bool = False, extra: list | None = None
+) -> Outcome:
+    if release:
+        _release(message, now)
+    message.update(
+        actions=[
+            OutboxMessage.status.set(status),
+            OutboxMessage.reason.set(reason) if reason else OutboxMessage.reason.remove(),
+            OutboxMessage.due.remove(),
+            OutboxMessage.lease_until.remove(),
+            OutboxMessage.updated_at.set(now),
+            *(extra or []),
+        ]
+    )
+    log("outbox.finished", key=message.message_key, status=status, reason=reason)
+    return Outcome(status, reason)
+
+
+def _mark_member(member_id: str, code: int, template: str | None, now: datetime) -> None:
+    if member_id == "ops":
+        return
+    member = Member(member_id)
+    if code == 43004:
+        member.update(actions=[Member.subscribed.set("no"), Member.updated_at.set(now)])
+    elif code == 43019:
+        member.update(actions=[Member.blocked.set("yes"), Member.updated_at.set(now)])
+    elif code == 43101 and template:  # the template id: what consent events name
+        member.update(actions=[Member.refused_templates.add({template}), Member.updated_at.set(now)])
+
+
+def _alert_once(ctx: Context, key: str, text: str, now: datetime, rules_version: str) -> None:
+    """An ops alert through the outbox itself (WeCom robot), recorded once per key."""
+    from chalicelib import effects
+    from chalicelib.delivery import queue
+
+    alert = effects.QueueMessage(key, "ops", "robot", "alert", text, "ops", "", rules_version)
+    applied = effects.apply([alert], now)
+    queue.enqueue(ctx.settings, applied.messages)
+
+
+def handle_batch(ctx: Context, keys: list[str]) -> list[Outcome]:
+    api = WeChatAPI(ctx.settings, ctx.clock)
+    return [deliver(ctx, key, api) for key in keys]
+
+
+def release_due(ctx: Context, limit: int = 500) -> int:
+    """Re-queue messages whose time has come (deferred, retrying, or never picked up)."""
+    from chalicelib.delivery import queue
+
+    keys = [
+        m.message_key
+        for m in OutboxMessage.due_index.query("1", OutboxMessage.not_before <= ctx.clock.now(), limit=limit)
+    ]
+    return queue.enqueue(ctx.settings, keys) if keys else 0

@@ -1,0 +1,144 @@
+"""A fake WeChat / WeCom API server for local runs and tests (127.0.0.1 only).
+
+Implements what siyu calls: ``stable_token`` (normal and force-refresh modes, with the
+platform's semantics: normal mode returns the same token while it is valid), template,
+subscribe (``bizsend``), customer-service and mini-program subscribe sends, WeCom's
+``gettoken`` and ``add_msg_template``, and the group-robot webhook. It records every request,
+answers after a configurable latency, and can be told to answer the next calls of an endpoint
+with given error codes or to hang past the client's timeout.
+
+Control it in-process (``FakeWeChat`` methods) or over HTTP: ``GET /_fake/received``,
+``POST /_fake/inject`` ``{"path": "/cgi-bin/message/template/send", "errcodes": [45009]}``,
+``POST /_fake/config`` ``{"latency_ms": 100}``, ``POST /_fake/reset``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+SEND_PATHS = (
+    "/cgi-bin/message/template/send",
+    "/cgi-bin/message/subscribe/bizsend",
+    "/cgi-bin/message/custom/send",
+    "/cgi-bin/message/subscribe/send",
+    "/cgi-bin/externalcontact/add_msg_template",
+)
+HANG = -999  # an injected "errcode" that makes the server hang instead of answering
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class FakeWeChat:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0) -> None:
+        self.latency_s = latency_s
+        self.hang_s = 6.0
+        self._lock = threading.Lock()
+        self._msgids = itertools.count(1_000_000)
+        self.reset()
+        self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True, request_handler=_Quiet)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-wechat", daemon=True)
+
+    # -- control ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeWeChat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with getattr(self, "_lock", threading.Lock()):
+            self.received: list[dict[str, Any]] = []
+            self.injected: dict[str, deque[int]] = defaultdict(deque)
+            self.token = "fake-token-" + secrets.token_hex(6)
+            self.token_calls = {"normal": 0, "force": 0}
+
+    def inject(self, path: str, *errcodes: int) -> None:
+        with self._lock:
+            self.injected[path].extend(errcodes)
+
+    def invalidate_token(self) -> None:
+        """As if someone force-refreshed elsewhere: the token siyu holds is no longer valid."""
+        with self._lock:
+            self.token = "fake-token-" + secrets.token_hex(6)
+
+    def sent(self, path: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.received if path is None or r["path"] == path]
+
+    # -- the API ---------------------------------------------------------------------------
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        response = Response(
+            json.dumps(self._handle(request), ensure_ascii=False), content_type="application/json; charset=utf-8"
+        )
+        return response(environ, start_response)
+
+    def _handle(self, request: Request) -> dict[str, Any]:
+        path = request.path
+        if path.startswith("/_fake/"):
+            return self._control(path, request)
+        body = request.get_json(silent=True) or {}
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        with self._lock:
+            self.received.append({"path": path, "query": dict(request.args), "body": body, "at": time.time()})
+            injected = self.injected[path].popleft() if self.injected[path] else None
+        if injected == HANG:
+            time.sleep(self.hang_s)
+            return {"errcode": -1, "errmsg": "too late"}
+        if injected is not None:
+            return {"errcode": injected, "errmsg": f"injected {injected}"}
+        if path == "/cgi-bin/stable_token":
+            return self._stable_token(body)
+        if path == "/cgi-bin/gettoken":
+            return {"errcode": 0, "access_token": "fake-wecom-token", "expires_in": 7200}
+        if path == "/cgi-bin/webhook/send":
+            return {"errcode": 0, "errmsg": "ok"}
+        if path in SEND_PATHS:
+            if request.args.get("access_token") not in (self.token, "fake-wecom-token"):
+                return {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}
+            return {"errcode": 0, "errmsg": "ok", "msgid": next(self._msgids)}
+        return {"errcode": 404, "errmsg": f"fake WeChat does not implement {path}"}
+
+    def _stable_token(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if body.get("force_refresh"):
+                self.token_calls["force"] += 1
+                self.token = "fake-token-" + secrets.token_hex(6)
+            else:
+                self.token_calls["normal"] += 1
+            return {"access_token": self.token, "expires_in": 7200}
+
+    def _control(self, path: str, request: Request) -> dict[str, Any]:
+        body = request.get_json(silent=True) or {}
+        if path == "/_fake/received":
+            return {"received": self.sent()}
+        if path == "/_fake/inject":
+            self.inject(str(body.get("path")), *[int(code) for code in body.get("errcodes", [])])
+            return {"ok": True}
+        if path == "/_fake/config":
+            self.latency_s = float(body.get("latency_ms", self.latency_s * 1000)) / 1000
+            return {"ok": True, "latency_ms": self.latency_s * 1000}
+        if path == "/_fake/reset":
+            self.reset()
+            return {"ok": True}
+        return {"errcode": 404, "errmsg": "unknown control path"}

@@ -1,0 +1,366 @@
+"""The outbox and its senders against the fake WeChat, over the local stack's DynamoDB
+(serialized like the real thing, so concurrency claims are tested, not moto's races)."""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib import effects, runtime
+from chalicelib.clock import FixedClock
+from chalicelib.delivery import api, sender
+from chalicelib.local.fake_wechat import HANG
+from chalicelib.rules import loader
+from chalicelib.state.models import Member, OutboxMessage, Shared
+
+TEMPLATE_PATH = "/cgi-bin/message/template/send"
+CUSTOM_PATH = "/cgi-bin/message/custom/send"
+ROBOT_PATH = "/cgi-bin/webhook/send"
+DAYTIME = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai: not quiet, before business hours
+
+
+@pytest.fixture
+def outbox(live, monkeypatch):
+    monkeypatch.setenv("SIYU_OUTBOX_QUEUE", "off")  # the test drives the senders itself
+    clock = FixedClock(DAYTIME)
+    previous = runtime.use_clock(clock)
+    api.clear_memory()
+    loader.clear_cache()
+    yield live, clock
+    runtime.use_clock(previous)
+    api.clear_memory()
+
+
+def member(member_id: str, **attributes) -> None:
+    Member(member_id, subscribed="yes", store_id="S001", **attributes).save()
+
+
+def record(
+    key: str,
+    member_id: str,
+    *,
+    channel="template",
+    category="service",
+    text="您的券快到期了",
+    template="welcome_gift",
+    clock=None,
+    expires_at=None,
+    payload=None,
+) -> str:
+    now = clock.now() if clock else DAYTIME
+    message = effects.QueueMessage(
+        key,
+        member_id,
+        channel,
+        category,
+        text,
+        "test",
+        "evt",
+        "v-test",
+        payload=payload or {"title": "新人礼券", "value": "9.9", "code": "SYABC", "expires": "2026年12月23日"},
+        template=template,
+        store_id="S001",
+        expires_at=expires_at,
+    )
+    effects.apply([message], now)
+    return key
+
+
+def deliver(key: str) -> sender.Outcome:
+    return sender.deliver(runtime.context(), key)
+
+
+def status(key: str) -> OutboxMessage:
+    return OutboxMessage.get(key, consistent_read=True)
+
+
+def test_a_template_message_is_sent_once_with_its_response_stored(outbox):
+    live, _clock = outbox
+    member("oT1")
+    record("m1", "oT1")
+    assert deliver("m1").status == "sent"
+    [sent] = live.wechat.sent(TEMPLATE_PATH)
+    assert sent["body"]["template_id"] == "TPL-WELCOME-GIFT" and sent["body"]["data"]["amount2"]["value"] == "9.9元"
+    assert len(sent["body"]["client_msg_id"]) == 32
+    message = status("m1")
+    assert message.wechat_msgid and message.cost_fen == 10 and message.sent_channel == "template"
+    assert deliver("m1").status == "sent" and len(live.wechat.sent(TEMPLATE_PATH)) == 1
+
+
+def test_the_same_key_sends_once_under_concurrent_senders(outbox):
+    live, _ = outbox
+    member("oT2")
+    record("m2", "oT2")
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: deliver("m2").status, range(8)))
+    assert outcomes.count("sent") >= 1
+    assert len(live.wechat.sent(TEMPLATE_PATH)) == 1
+
+
+def test_a_cap_holds_under_20_concurrent_duties_targeting_one_member(outbox):
+    live, clock = outbox
+    member("oCap")
+    keys = [record(f"promo-{i}", "oCap", category="promo", clock=clock) for i in range(20)]
+    clock.set(datetime(2026, 11, 23, 13, 30, tzinfo=UTC))  # 21:30 Shanghai: promotions allowed
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = list(pool.map(lambda k: deliver(k).status, keys))
+    assert outcomes.count("sent") == 1  # messaging.json: promo per_day 1
+    assert outcomes.count("dropped") == 19
+    assert len(live.wechat.sent(TEMPLATE_PATH)) == 1
+    day = Shared.get("count", "cap#oCap#promo#2026-11-23")
+    assert day.count == 1
+
+
+def test_quiet_hour_messages_are_deferred_then_released_spread_over_the_window(outbox):
+    live, clock = outbox
+    clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))  # 23:00 Shanghai
+    keys = []
+    for i in range(30):
+        member(f"oQ{i}")
+        keys.append(record(f"night-{i}", f"oQ{i}", clock=clock))
+    outcomes = [deliver(key) for key in keys]
+    assert {o.status for o in outcomes} == {"deferred"} and live.wechat.sent() == []
+    releases = sorted(status(key).not_before for key in keys)
+    window_end = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
+    assert releases[0] >= window_end and releases[-1] < window_end + timedelta(minutes=60)
+    assert releases[-1] - releases[0] > timedelta(minutes=30), "spread over the window, not one burst"
+    clock.set(window_end + timedelta(minutes=30))
+    sent_now = [deliver(key).status for key in keys].count("sent")
+    assert 5 < sent_now < 25  # only those whose slot has come
+    clock.set(window_end + timedelta(minutes=61))
+    for key in keys:
+        deliver(key)
+    assert len(live.wechat.sent(TEMPLATE_PATH)) == 30
+
+
+def test_the_release_timer_requeues_only_due_messages(outbox):
+    _live, clock = outbox
+    member("oR")
+    record("due-now", "oR", clock=clock)
+    clock.advance(timedelta(minutes=2))  # past the pick-up grace
+    from chalicelib.delivery import queue
+
+    while not queue.LOCAL.empty():
+        queue.LOCAL.get_nowait()
+    import os
+
+    os.environ["SIYU_OUTBOX_QUEUE"] = "local"
+    try:
+        assert sender.release_due(runtime.context()) == 1
+        assert queue.LOCAL.get_nowait() == ["due-now"]
+    finally:
+        os.environ["SIYU_OUTBOX_QUEUE"] = "off"
+
+
+def test_a_deferred_offer_that_ends_before_morning_is_dropped(outbox):
+    _, clock = outbox
+    clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))
+    member("oE")
+    record("late", "oE", clock=clock, expires_at=datetime(2026, 11, 23, 20, 0, tzinfo=UTC))
+    outcome = deliver("late")
+    assert outcome.status == "dropped" and "expired" in outcome.reason
+
+
+def test_a_40001_triggers_exactly_one_token_refetch(outbox):
+    live, _ = outbox
+    member("oTok")
+    record("tok-1", "oTok")
+    assert deliver("tok-1").status == "sent"
+    fetched = live.wechat.token_calls["normal"]
+    live.wechat.invalidate_token()  # e.g. another system force-refreshed
+    record("tok-2", "oTok")
+    assert deliver("tok-2").status == "sent"
+    assert live.wechat.token_calls["normal"] == fetched + 1 and live.wechat.token_calls["force"] == 0
+    live.wechat.inject(TEMPLATE_PATH, 40001, 40001)  # refused even after the refetch: no loop
+    record("tok-3", "oTok")
+    outcome = deliver("tok-3")
+    assert outcome.status == "failed" and live.wechat.token_calls["normal"] == fetched + 2
+
+
+def test_transient_errors_back_off_then_dead_letter_with_one_ops_alert(outbox):
+    live, clock = outbox
+    member("oBusy")
+    live.wechat.inject(TEMPLATE_PATH, *([-1] * 10))
+    record("busy", "oBusy")
+    seen = []
+    for _ in range(5):
+        outcome = deliver("busy")
+        seen.append(outcome.status)
+        message = status("busy")
+        if outcome.status == "retrying":
+            assert message.not_before > clock.now()
+            clock.set(message.not_before)
+    assert seen == ["retrying", "retrying", "retrying", "retrying", "failed"]
+    alerts = [m for m in OutboxMessage.scan() if m.category == "alert"]
+    assert len(alerts) == 1 and alerts[0].message_key == "alert#dead#busy"
+    assert deliver("busy").status == "failed"  # final: no second alert
+    assert len([m for m in OutboxMessage.scan() if m.category == "alert"]) == 1
+    assert deliver("alert#dead#busy").status == "sent" and live.wechat.sent(ROBOT_PATH)
+
+
+@pytest.mark.parametrize(("code", "field", "value"), [(43004, "subscribed", "no"), (43019, "blocked", "yes")])
+def test_refusals_drop_the_message_and_mark_the_member(outbox, code, field, value):
+    live, _ = outbox
+    member("oGone")
+    live.wechat.inject(TEMPLATE_PATH, code)
+    record("gone", "oGone")
+    outcome = deliver("gone")
+    assert outcome.status == "dropped" and str(code) in outcome.reason
+    assert getattr(Member.get("oGone"), field) == value
+    record("gone-2", "oGone")
+    assert deliver("gone-2").status == "dropped" and len(live.wechat.sent(TEMPLATE_PATH)) == 1
+
+
+def test_customer_service_messages_only_inside_the_window_else_the_template(outbox):
+    live, clock = outbox
+    member("oIn", service_window_until=clock.now() + timedelta(hours=1))
+    member("oOut")
+    record("cs-in", "oIn", channel="custom", text="您好，您的订单已备好")
+    record("cs-out", "oOut", channel="custom", text="您好，您的订单已备好")
+    assert deliver("cs-in").status == "sent" and len(live.wechat.sent(CUSTOM_PATH)) == 1
+    assert deliver("cs-out").status == "sent" and status("cs-out").sent_channel == "template"
+    live.wechat.inject(CUSTOM_PATH, 45015)  # WeChat disagrees about the window: fall back
+    record("cs-late", "oIn", channel="custom", text="您好")
+    assert deliver("cs-late").status == "sent" and status("cs-late").sent_channel == "template"
+
+
+def test_an_unknown_outcome_is_not_resent_blindly(outbox):
+    live, _ = outbox
+    live.wechat.hang_s = 2.0
+    member("oSlow", service_window_until=DAYTIME + timedelta(hours=1))
+    live.wechat.inject(CUSTOM_PATH, HANG)
+    record("slow", "oSlow", channel="custom", text="您好")
+    outcome = deliver("slow")
+    assert outcome.status == "unknown"
+    assert deliver("slow").status == "unknown" and len(live.wechat.sent(CUSTOM_PATH)) == 1
+
+
+def test_a_payload_over_the_platform_limit_is_dropped_unsent(outbox):
+    live, _ = outbox
+    member("oLong")
+    record(
+        "long",
+        "oLong",
+        payload={
+            "title": "这是一个远远超过二十个字符限制的优惠券标题名称啊啊啊",
+            "value": "9.9",
+            "code": "SY1",
+            "expires": "2026年12月23日",
+        },
+    )
+    outcome = deliver("long")
+    assert outcome.status == "dropped" and "thing1" in outcome.reason and live.wechat.sent() == []
+
+
+def test_the_monthly_budget_stops_paid_messages_with_one_alert(outbox, monkeypatch):
+    _live, _ = outbox
+    Shared("count", "budget#2026-11", count=300_000 - 10).save()  # 2,999.90 of 3,000 yuan spent
+    for i in range(3):
+        member(f"oB{i}")
+        record(f"paid-{i}", f"oB{i}")
+    outcomes = [deliver(f"paid-{i}").status for i in range(3)]
+    assert outcomes == ["sent", "deferred", "deferred"]
+    assert [m.message_key for m in OutboxMessage.scan() if m.category == "alert"] == ["alert#budget#2026-11"]
+
+
+def test_group_join_welcome_goes_out_through_the_outbox(live):
+    """End to end: a WeCom group join is answered by a 1:1 WeCom message via the queue worker."""
+    import time
+    from datetime import datetime as dt
+
+    from chalicelib import settings
+    from chalicelib.local import callbacks
+    from tests.test_end_to_end import post
+
+    s = settings.current()
+    now = dt.now(UTC)
+    xml = callbacks.wecom_group_join(
+        s.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", ["wmWelcome"], int(now.timestamp())
+    )
+    assert post(live.url, callbacks.wecom_post(s, xml, now)).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not live.wechat.sent("/cgi-bin/externalcontact/add_msg_template"):
+        time.sleep(0.05)
+    [sent] = live.wechat.sent("/cgi-bin/externalcontact/add_msg_template")
+    assert sent["body"]["external_userid"] == ["wmWelcome"] and "9.9元" in sent["body"]["text"]["content"]
+
+
+def test_a_template_delivery_event_settles_an_unknown_outcome(outbox):
+    live, clock = outbox
+    from chalicelib import pipeline
+    from chalicelib.events import Event, Kind
+
+    live.wechat.hang_s = 2.0
+    member("oU", service_window_until=DAYTIME + timedelta(hours=1))
+    live.wechat.inject(CUSTOM_PATH, HANG)
+    record("unsure", "oU", channel="custom", text="您好")
+    assert deliver("unsure").status == "unknown"
+    finish = Event(
+        Kind.TEMPLATE_DELIVERY,
+        "oa:tpl:77-oU",
+        "oa",
+        clock.now(),
+        "oU",
+        data={"channel": "custom", "msg_id": "77", "status": "success", "ok": True},
+    )
+    pipeline.process(runtime.context(), finish)
+    settled = status("unsure")
+    assert settled.status == "sent" and settled.delivery == "success" and "reconciled" in settled.reason
+
+
+def test_a_template_delivery_event_records_the_final_status(outbox):
+    _live, clock = outbox
+    from chalicelib import pipeline
+    from chalicelib.events import Event, Kind
+
+    member("oD")
+    record("final", "oD")
+    deliver("final")
+    msgid = status("final").wechat_msgid
+    finish = Event(
+        Kind.TEMPLATE_DELIVERY,
+        f"oa:tpl:{msgid}-oD",
+        "oa",
+        clock.now(),
+        "oD",
+        data={"channel": "template", "msg_id": msgid, "status": "failed:user block", "ok": False},
+    )
+    pipeline.process(runtime.context(), finish)
+    assert status("final").delivery == "failed:user block"
+
+
+def test_a_refused_subscription_template_is_not_sent(outbox):
+    live, clock = outbox
+    from chalicelib import pipeline
+    from chalicelib.events import Event, Kind
+
+    member("oNo")
+    consent = Event(
+        Kind.SUBSCRIBE_CONSENT,
+        "oa:evt:1-oNo",
+        "oa",
+        clock.now(),
+        "oNo",
+        data={"items": [{"template_id": "TPL-WELCOME-GIFT", "status": "reject"}]},
+    )
+    pipeline.process(runtime.context(), consent)
+    record("refused", "oNo")
+    assert deliver("refused").status == "dropped" and live.wechat.sent() == []
+
+
+def test_siyu_outbox_lists_messages_and_their_states(outbox, capsys):
+    from chalicelib import cli
+
+    _, clock = outbox
+    member("oL")
+    record("listed-sent", "oL")
+    deliver("listed-sent")
+    clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))
+    record("listed-night", "oL", clock=clock)
+    deliver("listed-night")
+    assert cli.main(["outbox"]) == 0
+    out = capsys.readouterr().out
+    assert "sent" in out and "listed-sent" in out
+    assert "deferred until 11-24" in out and "quiet hours" in out
+    assert cli.main(["outbox", "--status", "deferred"]) == 0
+    assert "listed-sent" not in capsys.readouterr().out
