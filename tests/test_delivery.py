@@ -364,3 +364,22 @@ def test_siyu_outbox_lists_messages_and_their_states(outbox, capsys):
     assert "deferred until 11-24" in out and "quiet hours" in out
     assert cli.main(["outbox", "--status", "deferred"]) == 0
     assert "listed-sent" not in capsys.readouterr().out
+
+
+def test_the_rate_limiter_gives_out_at_most_n_slots_per_second(outbox):
+    from chalicelib.delivery.rate import RateLimiter
+
+    wall = {"t": 1_800_000_000.25}
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        wall["t"] += seconds
+
+    limiter = RateLimiter(3, wall=lambda: wall["t"], sleep=sleep, max_wait_s=1.5)
+    with ThreadPoolExecutor(1) as pool:  # sequential takers sharing one counter
+        taken = list(pool.map(lambda _: limiter.acquire(), range(7)))
+    assert taken == [True] * 7
+    assert [round(s, 2) for s in slept] == [0.75, 1.0]  # 3 in the first second, 3 in the next, then 1
+    full = RateLimiter(1, wall=lambda: 1_900_000_000.5, sleep=lambda s: None, max_wait_s=0)
+    assert full.acquire() is True and full.acquire() is False  # no slot and no time to wait

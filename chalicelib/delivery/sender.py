@@ -26,6 +26,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.delivery import channels, discipline
 from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
+from chalicelib.delivery.rate import RateLimiter
 from chalicelib.effects import is_condition_failure
 from chalicelib.logs import log
 from chalicelib.rules.loader import RuleSet
@@ -136,6 +137,8 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
     held = _reserve(ctx, message, rules, zone, cost, now)
     if held is not None:
         return held
+    if not RateLimiter(messaging.send_rate_per_second).acquire():
+        return _hold(message, "retrying", "send rate: no free slot", now + timedelta(seconds=1), now)
     return _call(ctx, message, member, rules, api, channel, request, cost)
 
 
