@@ -383,3 +383,71 @@ def test_the_rate_limiter_gives_out_at_most_n_slots_per_second(outbox):
     assert [round(s, 2) for s in slept] == [0.75, 1.0]  # 3 in the first second, 3 in the next, then 1
     full = RateLimiter(1, wall=lambda: 1_900_000_000.5, sleep=lambda s: None, max_wait_s=0)
     assert full.acquire() is True and full.acquire() is False  # no slot and no time to wait
+
+
+def test_the_same_kind_of_push_is_not_sent_three_days_running(outbox):
+    live, clock = outbox
+    member("oK")
+    outcomes = []
+    for day in range(3):
+        clock.set(DAYTIME + timedelta(days=day))
+        key = record(f"kind-{day}", "oK", clock=clock)  # same cause ("test") every day
+        outcomes.append(deliver(key).status)
+    assert outcomes == ["sent", "sent", "deferred"]
+    assert status("kind-2").reason == "same kind of push 2 days running"
+
+
+def test_promotions_stay_within_their_share_of_a_members_week(outbox, monkeypatch):
+    live, clock = outbox
+    member("oShare")
+    clock.set(datetime(2026, 11, 23, 13, 30, tzinfo=UTC))  # Monday 21:30 Shanghai: promotions allowed
+    for i in range(3):  # three service messages, each of another kind
+        message = effects.QueueMessage(
+            f"svc-{i}",
+            "oShare",
+            "template",
+            "service",
+            "通知",
+            f"cause{i}",
+            "e",
+            "v",
+            payload={"title": "券", "value": "1", "code": "C", "expires": "明天"},
+            template="welcome_gift",
+            store_id="S001",
+        )
+        effects.apply([message], clock.now())
+        assert deliver(f"svc-{i}").status == "sent"
+    results = []
+    for day in range(3):  # one promotion a day (the per-day cap), different causes
+        clock.set(datetime(2026, 11, 24 + day, 13, 30, tzinfo=UTC))
+        message = effects.QueueMessage(
+            f"promo-share-{day}",
+            "oShare",
+            "template",
+            "promo",
+            "新品",
+            f"p{day}",
+            "e",
+            "v",
+            payload={"title": "新品", "value": "1", "code": "C", "expires": "明天"},
+            template="welcome_gift",
+            store_id="S001",
+        )
+        effects.apply([message], clock.now())
+        results.append(deliver(f"promo-share-{day}").status)
+    # 3 service + promo 1 → 25%, + promo 2 → 40%, a third would be 50% > 40%.
+    assert results == ["sent", "sent", "dropped"]
+    assert "40%" in status("promo-share-2").reason
+
+
+def test_a_robot_gets_at_most_its_per_minute_limit(outbox):
+    from chalicelib.delivery.rate import RateLimiter
+
+    robot = RateLimiter(
+        20, wall=lambda: 1_900_000_010.0, sleep=lambda s: None, max_wait_s=0, window_s=60, name="robot#test"
+    )
+    assert [robot.acquire() for _ in range(21)] == [True] * 20 + [False]
+    later = RateLimiter(
+        20, wall=lambda: 1_900_000_080.0, sleep=lambda s: None, max_wait_s=0, window_s=60, name="robot#test"
+    )
+    assert later.acquire() is True  # the next minute

@@ -18,31 +18,36 @@ from chalicelib.state.models import Shared
 
 
 class RateLimiter:
+    """``per_second`` sends per ``window_s`` seconds (1 s for the global rate, 60 s for a robot)."""
+
     def __init__(
         self,
         per_second: int,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         max_wait_s: float = 5.0,
+        window_s: int = 1,
+        name: str = "rate",
     ) -> None:
         self.per_second, self.wall, self.sleep, self.max_wait_s = per_second, wall, sleep, max_wait_s
+        self.window_s, self.name = window_s, name
 
     def acquire(self) -> bool:
         """Take a send slot, waiting for a free second up to ``max_wait_s``. False = none free."""
         deadline = self.wall() + self.max_wait_s
         while True:
             now = self.wall()
-            second = int(now)
-            if self._take(second):
+            window = int(now) // self.window_s * self.window_s
+            if self._take(window):
                 return True
-            if now >= deadline:
+            if now >= deadline or window + self.window_s - now > deadline - now:
                 return False
-            self.sleep(max(0.0, second + 1 - now))
+            self.sleep(max(0.0, window + self.window_s - now))
 
     def _take(self, second: int) -> bool:
         expires = datetime.fromtimestamp(second, UTC) + timedelta(hours=1)
         try:
-            Shared("count", f"rate#{second}").update(
+            Shared("count", f"{self.name}#{second}").update(
                 actions=[Shared.count.add(1), Shared.expires.set(expires)],
                 condition=Shared.count.does_not_exist() | (Shared.count < self.per_second),
             )

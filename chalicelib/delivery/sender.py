@@ -133,13 +133,79 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
         )
     except channels.PayloadInvalid as exc:
         return _finish(message, "dropped", f"payload: {exc}", now, release=True)
+    paced = _pacing(message, rules, zone, now)
+    if paced is not None:
+        return paced
     cost = channels_cost(messaging, channel)
     held = _reserve(ctx, message, rules, zone, cost, now)
     if held is not None:
         return held
+    if (
+        channel == "robot"
+        and not RateLimiter(
+            messaging.robot_per_minute, window_s=60, max_wait_s=0, name=f"robot#{ctx.settings.ops_robot_key[-8:]}"
+        ).acquire()
+    ):
+        return _hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
     if not RateLimiter(messaging.send_rate_per_second).acquire():
         return _hold(message, "retrying", "send rate: no free slot", now + timedelta(seconds=1), now)
-    return _call(ctx, message, member, rules, api, channel, request, cost)
+    outcome = _call(ctx, message, member, rules, api, channel, request, cost)
+    if outcome.status == "sent" and message.category != "alert":
+        _count_sent(message, zone, now)
+    return outcome
+
+
+def _pacing(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) -> Outcome | None:
+    """Fatigue control from the plans: the same kind of push not more than N days running, and
+    promotions at most a share of a member's week. These read counters and decide (they are
+    soft limits; the hard per-day / per-week caps are reserved atomically in ``_reserve``)."""
+    if message.category == "alert":
+        return None
+    messaging = rules.messaging
+    local_day = now.astimezone(zone).date()
+    days = [(local_day - timedelta(days=n)).isoformat() for n in range(1, messaging.same_kind_max_days_running + 1)]
+    keys = [("count", f"kind#{message.member_id}#{message.cause}#{day}") for day in days]
+    today = ("count", f"kind#{message.member_id}#{message.cause}#{local_day.isoformat()}")
+    found = {(item.pk, item.sk) for item in Shared.batch_get([*keys, today])}
+    if all(key in found for key in keys) and today not in found:
+        tomorrow = discipline.next_local_day(now, zone, messaging.quiet_hours)
+        return _hold(message, "deferred", f"same kind of push {len(keys)} days running", tomorrow, now)
+    if message.category == "promo":
+        _, week = discipline.cap_periods(now, zone)
+        counts = {
+            item.sk: int(item.count or 0)
+            for item in Shared.batch_get(
+                [("count", f"sent#{message.member_id}#{week}"), ("count", f"promo#{message.member_id}#{week}")]
+            )
+        }
+        total = counts.get(f"sent#{message.member_id}#{week}", 0)
+        promos = counts.get(f"promo#{message.member_id}#{week}", 0)
+        if total + 1 >= messaging.promo_share_applies_from and (promos + 1) * 100 > (
+            messaging.promo_share_max_percent * (total + 1)
+        ):
+            return _finish(
+                message,
+                "dropped",
+                f"promotions would exceed {messaging.promo_share_max_percent}% of this member's messages this week",
+                now,
+            )
+    return None
+
+
+def _count_sent(message: OutboxMessage, zone: Any, now: datetime) -> None:
+    _, week = discipline.cap_periods(now, zone)
+    local_day = now.astimezone(zone).date().isoformat()
+    expires = now + COUNTER_TTL
+    Shared("count", f"kind#{message.member_id}#{message.cause}#{local_day}").update(
+        actions=[Shared.count.add(1), Shared.expires.set(expires)]
+    )
+    Shared("count", f"sent#{message.member_id}#{week}").update(
+        actions=[Shared.count.add(1), Shared.expires.set(expires)]
+    )
+    if message.category == "promo":
+        Shared("count", f"promo#{message.member_id}#{week}").update(
+            actions=[Shared.count.add(1), Shared.expires.set(expires)]
+        )
 
 
 def _channel(message: OutboxMessage, member: Member | None, now: datetime) -> str | None:

@@ -287,6 +287,18 @@ class MessagingRule(RuleFile):
         default_factory=lambda: {"promo": Caps(per_day=1, per_week=3), "service": Caps(per_day=5)}
     )
     release_spread_minutes: Annotated[int, Field(ge=0, le=600)] = 60
+    promo_share_max_percent: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=40, description="Promotions at most this share of a member's messages over the week."
+    )
+    promo_share_applies_from: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=5, description="The share is enforced once a member has had this many messages in the week."
+    )
+    same_kind_max_days_running: Annotated[int, Field(ge=1, le=30)] = Field(
+        default=2, description="The same kind of push (same cause) on at most this many days in a row."
+    )
+    robot_per_minute: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=20, description="Messages per minute per WeCom group robot (platform limit: 20)."
+    )
     monthly_budget_yuan: Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=10_000_000)] = Field(
         default=1000, validate_default=True
     )
