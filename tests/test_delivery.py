@@ -386,7 +386,7 @@ def test_the_rate_limiter_gives_out_at_most_n_slots_per_second(outbox):
 
 
 def test_the_same_kind_of_push_is_not_sent_three_days_running(outbox):
-    live, clock = outbox
+    _live, clock = outbox
     member("oK")
     outcomes = []
     for day in range(3):
@@ -398,7 +398,7 @@ def test_the_same_kind_of_push_is_not_sent_three_days_running(outbox):
 
 
 def test_promotions_stay_within_their_share_of_a_members_week(outbox, monkeypatch):
-    live, clock = outbox
+    _live, clock = outbox
     member("oShare")
     clock.set(datetime(2026, 11, 23, 13, 30, tzinfo=UTC))  # Monday 21:30 Shanghai: promotions allowed
     for i in range(3):  # three service messages, each of another kind
