@@ -175,6 +175,22 @@ def test_a_40001_triggers_exactly_one_token_refetch(outbox):
     record("tok-3", "oTok")
     outcome = deliver("tok-3")
     assert outcome.status == "failed" and live.wechat.token_calls["normal"] == fetched + 2
+    # WeChat refused a token it still hands out in normal mode: one force refresh, behind the lock.
+    assert live.wechat.token_calls["force"] == 1
+    assert Shared.get("count", "force_refresh#wxb11529c136998cb6#2026-11-23").count == 1
+
+
+def test_force_refresh_respects_its_daily_budget(outbox):
+    live, _ = outbox
+    member("oFb")
+    record("fb-0", "oFb")
+    deliver("fb-0")
+    Shared("count", "force_refresh#wxb11529c136998cb6#2026-11-23", count=20).save()
+    live.wechat.inject(TEMPLATE_PATH, 40001)
+    record("fb-1", "oFb")
+    outcome = deliver("fb-1")
+    assert outcome.status == "retrying" and "force-refresh budget" in outcome.reason
+    assert live.wechat.token_calls["force"] == 0
 
 
 def test_transient_errors_back_off_then_dead_letter_with_one_ops_alert(outbox):
@@ -451,3 +467,39 @@ def test_a_robot_gets_at_most_its_per_minute_limit(outbox):
         20, wall=lambda: 1_900_000_080.0, sleep=lambda s: None, max_wait_s=0, window_s=60, name="robot#test"
     )
     assert later.acquire() is True  # the next minute
+
+
+def test_a_customer_group_gets_one_push_per_slot(outbox):
+    live, clock = outbox
+    group = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"
+    clock.set(datetime(2026, 11, 23, 0, 30, tzinfo=UTC))  # 08:30 Shanghai: the morning slot
+    first = record(
+        "g-1",
+        group,
+        channel="wecom_group",
+        category="promo",
+        text="早安，今日新品",
+        clock=clock,
+        payload={"sender": "zhangsan"},
+    )
+    second = record(
+        "g-2",
+        group,
+        channel="wecom_group",
+        category="promo",
+        text="第二条",
+        clock=clock,
+        payload={"sender": "zhangsan"},
+    )
+    assert deliver(first).status == "sent"
+    outcome = deliver(second)
+    assert outcome.status == "deferred" and "morning slot is taken" in outcome.reason
+    evening = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # 21:00 Shanghai
+    assert evening <= status(second).not_before < evening + timedelta(minutes=30)
+    [sent] = live.wechat.sent("/cgi-bin/externalcontact/add_msg_template")
+    assert sent["body"]["chat_type"] == "group" and sent["body"]["chat_id_list"] == [group]
+    clock.set(status(second).not_before)
+    assert deliver(second).status == "sent"
+    clock.set(datetime(2026, 11, 23, 5, 0, tzinfo=UTC))  # 13:00: no slot
+    third = record("g-3", group, channel="wecom_group", category="promo", text="午间", clock=clock)
+    assert deliver(third).status == "deferred" and status(third).reason == "outside the group push slots"

@@ -8,10 +8,12 @@ platform's payload limits first (a payload WeChat would refuse with 47003 is nev
 | custom                 | /cgi-bin/message/custom/send (§3.5, 48 h window) | oa     |
 | miniprogram_subscribe  | /cgi-bin/message/subscribe/send (§3.6)           | oa     |
 | wecom_customer         | /cgi-bin/externalcontact/add_msg_template        | wecom  |
+| wecom_group            | /cgi-bin/externalcontact/add_msg_template (group)| wecom  |
 | robot                  | /cgi-bin/webhook/send (§4.4: text/markdown/image)| robot  |
 
-``wecom_customer`` (a staff member's 1:1 message task to an external contact) is not covered by
-wechat.md; its request shape follows WeCom's public API and is UNVERIFIED here.
+``wecom_customer`` (a staff member's 1:1 message task to an external contact) and ``wecom_group``
+(the group owner's message task to a customer group) are not covered by wechat.md; their request
+shape follows WeCom's public API and is UNVERIFIED here.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ FIELD_LIMITS = {
     "phrase": 5,
     "letter": 32,
 }
-TEXT_BYTES = {"custom": 2048, "wecom_customer": 4000, "robot_text": 2048, "robot_markdown": 4096}
+TEXT_BYTES = {"custom": 2048, "wecom_customer": 4000, "wecom_group": 4000, "robot_text": 2048, "robot_markdown": 4096}
 IMAGE_BYTES = 2 * 1024 * 1024
 
 PATHS = {
@@ -48,6 +50,7 @@ PATHS = {
     "custom": "/cgi-bin/message/custom/send",
     "miniprogram_subscribe": "/cgi-bin/message/subscribe/send",
     "wecom_customer": "/cgi-bin/externalcontact/add_msg_template",
+    "wecom_group": "/cgi-bin/externalcontact/add_msg_template",
     "robot": "/cgi-bin/webhook/send",
 }
 AUTH: dict[str, Literal["oa", "wecom", "robot"]] = {
@@ -101,36 +104,47 @@ def build(
 ) -> ApiRequest:
     """The API request for one message. ``payload`` carries the template values or robot content."""
     if channel in ("template", "subscribe", "miniprogram_subscribe"):
-        if template is None:
-            raise PayloadInvalid(f"channel {channel} needs a template")
-        body: dict[str, Any] = {
-            "touser": to,
-            "template_id": template.template_id,
-            "data": template_data(template, {**payload, "text": text or ""}),
-        }
-        if channel == "template":
-            body["client_msg_id"] = client_msg_id  # WeChat's own de-duplication of a re-sent template
-            if template.url:
-                body["url"] = template.url
-        elif channel == "subscribe" and (template.page or template.url):
-            body["page"] = template.page or template.url
-        elif channel == "miniprogram_subscribe":
-            body.update(miniprogram_state="formal", lang="zh_CN")
-            if template.page:
-                body["page"] = template.page
-        return ApiRequest(PATHS[channel], body, AUTH[channel])
+        return _template_request(channel, to, text, payload, template, client_msg_id)
     if channel == "custom":
         content = _fits_bytes(text or "", TEXT_BYTES["custom"], "text")
         return ApiRequest(PATHS[channel], {"touser": to, "msgtype": "text", "text": {"content": content}}, "oa")
-    if channel == "wecom_customer":
-        content = _fits_bytes(text or "", TEXT_BYTES["wecom_customer"], "text")
-        body = {"chat_type": "single", "external_userid": [to], "text": {"content": content}}
+    if channel in ("wecom_customer", "wecom_group"):
+        content = _fits_bytes(text or "", TEXT_BYTES[channel], "text")
+        target = {"external_userid": [to]} if channel == "wecom_customer" else {"chat_id_list": [to]}
+        body = {
+            "chat_type": "single" if channel == "wecom_customer" else "group",
+            **target,
+            "text": {"content": content},
+        }
         if payload.get("sender"):
             body["sender"] = payload["sender"]
         return ApiRequest(PATHS[channel], body, "wecom")
     if channel == "robot":
         return ApiRequest(PATHS[channel], robot_body(text, payload), "robot")
     raise PayloadInvalid(f"unknown channel {channel}")
+
+
+def _template_request(
+    channel: str, to: str, text: str | None, payload: dict[str, Any], template: Template | None, client_msg_id: str
+) -> ApiRequest:
+    if template is None:
+        raise PayloadInvalid(f"channel {channel} needs a template")
+    body: dict[str, Any] = {
+        "touser": to,
+        "template_id": template.template_id,
+        "data": template_data(template, {**payload, "text": text or ""}),
+    }
+    if channel == "template":
+        body["client_msg_id"] = client_msg_id  # WeChat's own de-duplication of a re-sent template
+        if template.url:
+            body["url"] = template.url
+    elif channel == "subscribe" and (template.page or template.url):
+        body["page"] = template.page or template.url
+    elif channel == "miniprogram_subscribe":
+        body.update(miniprogram_state="formal", lang="zh_CN")
+        if template.page:
+            body["page"] = template.page
+    return ApiRequest(PATHS[channel], body, AUTH[channel])
 
 
 def robot_body(text: str | None, payload: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from chalicelib.rules.models import MessagingRule, Window
+from chalicelib.rules.models import GroupSlot, MessagingRule, Window
 
 OA_CHANNELS = frozenset({"template", "subscribe", "custom", "miniprogram_subscribe"})
 
@@ -62,7 +62,7 @@ def judge(
         return Verdict("drop", "expired: the offer ended before the message could go out")
     if channel in OA_CHANNELS and (subscribed is False or blocked):
         return Verdict("drop", "blocked the account" if blocked else "no longer follows the account")
-    if category == "alert":
+    if category == "alert" or channel == "wecom_group":  # groups have their own slots
         return Verdict("send")
     local = now.astimezone(zone)
     for _ in range(3):  # leaving one window may land in the other
@@ -99,3 +99,19 @@ def next_local_day(now: datetime, zone: ZoneInfo, after: Window) -> datetime:
     local = now.astimezone(zone)
     _, end = after.minutes()
     return datetime.combine(local.date() + timedelta(days=1), time(end // 60, end % 60), zone)
+
+
+def group_slot(slots: list[GroupSlot], now: datetime, zone: ZoneInfo) -> tuple[GroupSlot | None, datetime]:
+    """The slot ``now`` lies in (and its local day), or None and the start of the next slot."""
+    local = now.astimezone(zone)
+    for slot in slots:
+        if _inside(slot, local):
+            start, _ = slot.minutes()
+            day = local if local.hour * 60 + local.minute >= start else local - timedelta(days=1)
+            return slot, day
+    starts = []
+    for slot in slots:
+        start, _ = slot.minutes()
+        candidate = datetime.combine(local.date(), time(start // 60, start % 60), zone)
+        starts.append(candidate if candidate > local else candidate + timedelta(days=1))
+    return None, min(starts)

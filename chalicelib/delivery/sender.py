@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.delivery import channels, discipline
 from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
 from chalicelib.delivery.rate import RateLimiter
 from chalicelib.effects import is_condition_failure
+from chalicelib.errors import Retryable
 from chalicelib.logs import log
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
@@ -133,7 +134,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
         )
     except channels.PayloadInvalid as exc:
         return _finish(message, "dropped", f"payload: {exc}", now, release=True)
-    paced = _pacing(message, rules, zone, now)
+    paced = _group_slot(message, rules, zone, now) if channel == "wecom_group" else _pacing(message, rules, zone, now)
     if paced is not None:
         return paced
     cost = channels_cost(messaging, channel)
@@ -153,6 +154,37 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
     if outcome.status == "sent" and message.category != "alert":
         _count_sent(message, zone, now)
     return outcome
+
+
+def _group_slot(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) -> Outcome | None:
+    """A customer group gets at most one push per slot (morning / evening): the first message in a
+    slot takes it (conditional put); others, and messages outside every slot, wait for the next."""
+    slots = rules.messaging.group_slots
+    slot, day = discipline.group_slot(slots, now, zone)
+    if slot is not None:
+        marker = Shared(
+            "count",
+            f"slot#{message.member_id}#{day:%Y-%m-%d}#{slot.name}",
+            value=message.message_key,
+            expires=now + COUNTER_TTL,
+        )
+        try:
+            marker.save(condition=Shared.pk.does_not_exist() | (Shared.value == message.message_key))
+            return None
+        except PutError as exc:
+            if not is_condition_failure(exc):
+                raise
+        _, start = discipline.group_slot(slots, now + timedelta(minutes=_slot_length(slot)), zone)
+        reason = f"the group's {slot.name} slot is taken"
+    else:
+        start, reason = day, "outside the group push slots"
+    spread = discipline.spread_offset(message.message_key, min(rules.messaging.release_spread_minutes, 30))
+    return _hold(message, "deferred", reason, (start + spread).astimezone(now.tzinfo), now)
+
+
+def _slot_length(slot: Any) -> int:
+    start, end = slot.minutes()
+    return (end - start) % (24 * 60)
 
 
 def _pacing(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) -> Outcome | None:
@@ -229,7 +261,8 @@ def _reserve(
     """Take the caps and budget for this message, atomically and once. None = go ahead."""
     if message.reserved:
         return None
-    caps = rules.messaging.caps.get(message.category) if message.category != "alert" else None
+    per_member = message.category != "alert" and message.channel != "wecom_group"
+    caps = rules.messaging.caps.get(message.category) if per_member else None
     day, week = discipline.cap_periods(now, zone)
     month = now.astimezone(zone).strftime("%Y-%m")
     counters: list[tuple[str, int | None, int]] = []
@@ -314,7 +347,7 @@ def _call(
             now,
             extra=[OutboxMessage.sent_channel.set(channel)],
         )
-    except NotDelivered as exc:
+    except (NotDelivered, Retryable) as exc:  # Retryable: e.g. the token's force-refresh is busy
         return _retry(ctx, message, rules, f"not delivered: {exc}", now)
     except ApiError as exc:
         return _api_error(ctx, message, member, rules, api, channel, exc, now)

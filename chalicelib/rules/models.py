@@ -269,6 +269,7 @@ class Prices(Strict):
     custom: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
     miniprogram_subscribe: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
     wecom_customer: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+    wecom_group: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
     robot: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
 
 
@@ -276,6 +277,19 @@ class Retry(Strict):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     base_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
     max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 600
+
+
+class GroupSlot(Window):
+    """A daily slot in which a store's customer groups may receive one push."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=20)]
+
+
+def _default_slots() -> list[GroupSlot]:
+    return [
+        GroupSlot(name="morning", start="08:00", end="10:00"),
+        GroupSlot(name="evening", start="21:00", end="22:00"),
+    ]
 
 
 class MessagingRule(RuleFile):
@@ -295,6 +309,9 @@ class MessagingRule(RuleFile):
     )
     same_kind_max_days_running: Annotated[int, Field(ge=1, le=30)] = Field(
         default=2, description="The same kind of push (same cause) on at most this many days in a row."
+    )
+    group_slots: list[GroupSlot] = Field(
+        default_factory=_default_slots, description="Pushes to a customer group: one per slot per group."
     )
     robot_per_minute: Annotated[int, Field(ge=1, le=20)] = Field(
         default=20, description="Messages per minute per WeCom group robot (platform limit: 20)."
