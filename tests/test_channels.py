@@ -68,58 +68,29 @@ def test_client_msg_id_is_stable_and_32_characters():
     assert channels.client_msg_id("welcome#o1") != channels.client_msg_id("welcome#o2")
 
 
+def judge(now: datetime, category: str = "service", channel: str = "template") -> discipline.Verdict:
+    return discipline.judge(
+        key="k",
+        category=category,
+        channel=channel,
+        now=now,
+        zone=SHANGHAI,
+        rules=MessagingRule(),
+        expires_at=None,
+        subscribed=True,
+        blocked=False,
+    )
+
+
 def test_quiet_hours_wrap_midnight_and_promotions_also_skip_business_hours():
-    rules = MessagingRule()
     night = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # 00:00 Shanghai
-    verdict = discipline.judge(
-        key="k",
-        category="service",
-        channel="template",
-        now=night,
-        zone=SHANGHAI,
-        rules=rules,
-        expires_at=None,
-        subscribed=True,
-        blocked=False,
-    )
-    assert verdict.action == "defer" and verdict.until.astimezone(SHANGHAI).hour == 8
     noon = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)  # 12:00 Shanghai
-    promo = discipline.judge(
-        key="k",
-        category="promo",
-        channel="template",
-        now=noon,
-        zone=SHANGHAI,
-        rules=rules,
-        expires_at=None,
-        subscribed=True,
-        blocked=False,
-    )
+    deferred = judge(night)
+    assert deferred.action == "defer" and deferred.until.astimezone(SHANGHAI).hour == 8
+    promo = judge(noon, "promo")
     assert promo.action == "defer" and promo.until.astimezone(SHANGHAI).hour == 21  # after business hours
-    service = discipline.judge(
-        key="k",
-        category="service",
-        channel="template",
-        now=noon,
-        zone=SHANGHAI,
-        rules=rules,
-        expires_at=None,
-        subscribed=True,
-        blocked=False,
-    )
-    assert service.action == "send"
-    alert = discipline.judge(
-        key="k",
-        category="alert",
-        channel="robot",
-        now=night,
-        zone=SHANGHAI,
-        rules=rules,
-        expires_at=None,
-        subscribed=None,
-        blocked=False,
-    )
-    assert alert.action == "send"
+    assert judge(noon).action == "send"
+    assert judge(night, "alert", "robot").action == "send"
 
 
 def test_backoff_doubles_up_to_the_limit_with_jitter():

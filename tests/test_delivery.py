@@ -503,3 +503,26 @@ def test_a_customer_group_gets_one_push_per_slot(outbox):
     clock.set(datetime(2026, 11, 23, 5, 0, tzinfo=UTC))  # 13:00: no slot
     third = record("g-3", group, channel="wecom_group", category="promo", text="午间", clock=clock)
     assert deliver(third).status == "deferred" and status(third).reason == "outside the group push slots"
+
+
+def test_platform_quotas_are_built_in_caps(outbox):
+    live, clock = outbox
+    member("oCs", service_window_until=clock.now() + timedelta(hours=47))
+    results = []
+    for i in range(6):  # three a day over two days: under the daily cap, over WeChat's 5 per window
+        if i == 3:
+            clock.advance(timedelta(days=1))
+        message = effects.QueueMessage(
+            f"cs-{i}", "oCs", "custom", "service", f"回复{i}", f"c{i}", "e", "v", store_id="S001"
+        )
+        effects.apply([message], clock.now())
+        results.append(deliver(f"cs-{i}").status)
+    assert results == ["sent"] * 5 + ["dropped"]
+    assert status("cs-5").reason == "customer-service quota of this interaction window used"
+    clock.set(DAYTIME)
+    Shared("count", "quota#template#2026-11-23", count=100_000).save()
+    member("oQuota")
+    record("over-quota", "oQuota")
+    outcome = deliver("over-quota")
+    assert outcome.status == "deferred" and "template quota" in outcome.reason
+    assert len(live.wechat.sent(TEMPLATE_PATH)) == 0

@@ -45,6 +45,7 @@ DROP_CODES = {
 }
 RETRY_CODES = frozenset({-1, 45009, 45011})
 COUNTER_TTL = timedelta(days=9)
+CUSTOM_PER_WINDOW = 5  # customer-service messages per 48 h after a member's message (wechat.md §3.5)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
     if paced is not None:
         return paced
     cost = channels_cost(messaging, channel)
-    held = _reserve(ctx, message, rules, zone, cost, now)
+    held = _reserve(ctx, message, rules, zone, cost, now, _platform_quota(channel, message, member, rules, now))
     if held is not None:
         return held
     if (
@@ -255,23 +256,52 @@ def channels_cost(messaging: Any, channel: str) -> int:
     return int(price * 100)
 
 
-def _reserve(
-    ctx: Context, message: OutboxMessage, rules: RuleSet, zone: Any, cost_fen: int, now: datetime
-) -> Outcome | None:
-    """Take the caps and budget for this message, atomically and once. None = go ahead."""
-    if message.reserved:
-        return None
+def _platform_quota(
+    channel: str, message: OutboxMessage, member: Member | None, rules: RuleSet, now: datetime
+) -> tuple[str, int, int] | None:
+    """WeChat's own quotas as built-in caps (wechat.md §3.3, §3.5): template messages per day per
+    account; customer-service messages per member per interaction window."""
+    if channel == "template":
+        return f"quota#template#{now:%Y-%m-%d}", rules.messaging.template_daily_quota, 1
+    if channel == "custom" and member and member.service_window_until:
+        return f"quota#custom#{message.member_id}#{member.service_window_until:%Y%m%d%H%M%S}", CUSTOM_PER_WINDOW, 1
+    return None
+
+
+Counter = tuple[str, int, int]  # (shared counter key, limit, amount)
+
+
+def _counters(
+    message: OutboxMessage, rules: RuleSet, zone: Any, cost_fen: int, now: datetime, quota: Counter | None
+) -> list[Counter]:
+    """What this message counts against: the member's caps, the month's budget, a platform quota."""
     per_member = message.category != "alert" and message.channel != "wecom_group"
     caps = rules.messaging.caps.get(message.category) if per_member else None
     day, week = discipline.cap_periods(now, zone)
-    month = now.astimezone(zone).strftime("%Y-%m")
-    counters: list[tuple[str, int | None, int]] = []
+    counters: list[Counter] = []
     if caps and caps.per_day is not None:
         counters.append((f"cap#{message.member_id}#{message.category}#{day}", caps.per_day, 1))
     if caps and caps.per_week is not None:
         counters.append((f"cap#{message.member_id}#{message.category}#{week}", caps.per_week, 1))
     if cost_fen:
-        counters.append((f"budget#{month}", rules.messaging.monthly_budget_fen, cost_fen))
+        counters.append((f"budget#{now.astimezone(zone):%Y-%m}", rules.messaging.monthly_budget_fen, cost_fen))
+    if quota is not None:
+        counters.append(quota)
+    return counters
+
+
+def _reserve(
+    ctx: Context,
+    message: OutboxMessage,
+    rules: RuleSet,
+    zone: Any,
+    cost_fen: int,
+    now: datetime,
+    quota: Counter | None = None,
+) -> Outcome | None:
+    """Take the caps, platform quota and budget for this message, atomically and once, in one
+    transaction with the message's own ``reserved`` flag. None = go ahead."""
+    counters = [] if message.reserved else _counters(message, rules, zone, cost_fen, now, quota)
     if not counters:
         return None
     reservation = "|".join(f"{key}={amount}" for key, _, amount in counters)
@@ -286,31 +316,44 @@ def _reserve(
                 transaction.update(
                     Shared("count", key),
                     actions=[Shared.count.add(amount), Shared.expires.set(now + COUNTER_TTL)],
-                    condition=Shared.count.does_not_exist() | (Shared.count <= (limit or 0) - amount),
+                    condition=Shared.count.does_not_exist() | (Shared.count <= limit - amount),
                 )
     except TransactWriteError as exc:
         reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
-        failed = [counters[i - 1][0] for i, code in enumerate(reasons) if i and code == "ConditionalCheckFailed"]
         if reasons and reasons[0] == "ConditionalCheckFailed":
             return None  # reserved by an earlier attempt of this same message
-        if any(key.startswith("budget#") for key in failed):
-            _alert_once(
-                ctx,
-                f"alert#budget#{month}",
-                f"【预算】本月模板消息预算已用完（{month}），付费消息暂停发送，请调整预算。",
-                now,
-                rules.version,
-            )
-            first_of_next = (now.astimezone(zone).replace(day=28) + timedelta(days=4)).replace(day=1, hour=9, minute=0)
-            return _hold(message, "deferred", "monthly budget spent", first_of_next, now)
-        if failed:
-            if message.category == "promo":
-                return _finish(message, "dropped", "frequency cap reached", now)
-            tomorrow = discipline.next_local_day(now, zone, rules.messaging.quiet_hours)
-            return _hold(message, "deferred", "frequency cap reached today", tomorrow, now)
-        raise
+        failed = [counters[i - 1][0] for i, code in enumerate(reasons) if i and code == "ConditionalCheckFailed"]
+        if not failed:
+            raise
+        return _refused(ctx, message, rules, zone, now, failed)
     message.reserved = reservation
     return None
+
+
+def _refused(
+    ctx: Context, message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime, failed: list[str]
+) -> Outcome:
+    """What to do with a message a cap, quota or the budget refused."""
+    if any(key.startswith("budget#") for key in failed):
+        month = f"{now.astimezone(zone):%Y-%m}"
+        _alert_once(
+            ctx,
+            f"alert#budget#{month}",
+            f"【预算】本月模板消息预算已用完（{month}），付费消息暂停发送，请调整预算。",
+            now,
+            rules.version,
+        )
+        first_of_next = (now.astimezone(zone).replace(day=28) + timedelta(days=4)).replace(day=1, hour=9, minute=0)
+        return _hold(message, "deferred", "monthly budget spent", first_of_next, now)
+    if any(key.startswith("quota#custom#") for key in failed):
+        return _finish(message, "dropped", "customer-service quota of this interaction window used", now)
+    if any(key.startswith("quota#") for key in failed):
+        tomorrow_utc = (now + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
+        return _hold(message, "deferred", "the account's template quota for today is used", tomorrow_utc, now)
+    if message.category == "promo":
+        return _finish(message, "dropped", "frequency cap reached", now)
+    tomorrow = discipline.next_local_day(now, zone, rules.messaging.quiet_hours)
+    return _hold(message, "deferred", "frequency cap reached today", tomorrow, now)
 
 
 def _release(message: OutboxMessage, now: datetime) -> None:
@@ -502,12 +545,24 @@ def handle_batch(ctx: Context, keys: list[str]) -> list[Outcome]:
     return [deliver(ctx, key, api) for key in keys]
 
 
-def release_due(ctx: Context, limit: int = 500) -> int:
-    """Re-queue messages whose time has come (deferred, retrying, or never picked up)."""
+def release_due(ctx: Context, page: int = 500, budget_s: float = 50.0) -> int:
+    """Re-queue every message whose time has come (deferred, retrying, or never picked up),
+    page by page, within ``budget_s`` of wall time (the next run picks up the rest)."""
+    import time
+
     from chalicelib.delivery import queue
 
-    keys = [
-        m.message_key
-        for m in OutboxMessage.due_index.query("1", OutboxMessage.not_before <= ctx.clock.now(), limit=limit)
-    ]
-    return queue.enqueue(ctx.settings, keys) if keys else 0
+    deadline = time.monotonic() + budget_s
+    released = 0
+    query = OutboxMessage.due_index.query("1", OutboxMessage.not_before <= ctx.clock.now(), page_size=page)
+    batch: list[str] = []
+    for item in query:
+        batch.append(item.message_key)
+        if len(batch) == page:
+            released += queue.enqueue(ctx.settings, batch)
+            batch = []
+            if time.monotonic() > deadline:
+                break
+    if batch:
+        released += queue.enqueue(ctx.settings, batch)
+    return released

@@ -313,6 +313,9 @@ class MessagingRule(RuleFile):
     group_slots: list[GroupSlot] = Field(
         default_factory=_default_slots, description="Pushes to a customer group: one per slot per group."
     )
+    template_daily_quota: Annotated[int, Field(ge=1, le=100_000_000)] = Field(
+        default=100_000, description="Template messages per day for the account (WeChat: 100k, more with followers)."
+    )
     robot_per_minute: Annotated[int, Field(ge=1, le=20)] = Field(
         default=20, description="Messages per minute per WeCom group robot (platform limit: 20)."
     )

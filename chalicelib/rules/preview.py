@@ -32,6 +32,7 @@ class Tally:
     coupons: int = 0
     face_value_fen: int = 0
     messages: int = 0
+    message_cost_fen: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -39,6 +40,7 @@ class Tally:
             "coupons": self.coupons,
             "face_value_fen": self.face_value_fen,
             "messages": self.messages,
+            "message_cost_fen": self.message_cost_fen,
         }
 
 
@@ -153,6 +155,8 @@ def _tally(plan: list, side: _Side, tally: Tally, existing: dict[str, bool]) -> 
                 continue
             side.messages.add(effect.message_key)
             tally.messages += 1
+            if isinstance(effect, QueueMessage):  # passive replies are free
+                tally.message_cost_fen += int(getattr(side.rules.messaging.prices, effect.channel, 0) * 100)
             tally.members.add(effect.member_id)
 
 
@@ -162,13 +166,15 @@ def render(report: Report) -> str:
         f"{report.events} recorded events",
         f"active {report.active_version}  →  candidate {report.candidate_version}",
         "",
-        f"{'duty':<12}{'store':<8}{'members':>18}{'coupons':>18}{'face value (yuan)':>32}{'messages':>18}",
+        f"{'duty':<12}{'store':<8}{'members':>18}{'coupons':>18}{'face value (yuan)':>32}{'messages':>18}"
+        f"{'message cost (yuan)':>30}",
     ]
     for (duty, store), sides in sorted(report.rows.items()):
         a, c = sides["active"], sides["candidate"]
         lines.append(
             f"{duty:<12}{store:<8}{_pair(len(a.members), len(c.members)):>18}{_pair(a.coupons, c.coupons):>18}"
             f"{_money_pair(a.face_value_fen, c.face_value_fen):>32}{_pair(a.messages, c.messages):>18}"
+            f"{_money_pair(a.message_cost_fen, c.message_cost_fen):>30}"
         )
     if not report.rows:
         lines.append("(no duty would act on these events under either rule set)")
