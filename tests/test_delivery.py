@@ -526,3 +526,39 @@ def test_platform_quotas_are_built_in_caps(outbox):
     outcome = deliver("over-quota")
     assert outcome.status == "deferred" and "template quota" in outcome.reason
     assert len(live.wechat.sent(TEMPLATE_PATH)) == 0
+
+
+def test_a_sender_that_dies_after_calling_wechat_never_causes_a_second_send(outbox, monkeypatch):
+    live, clock = outbox
+    member("oDie", service_window_until=DAYTIME + timedelta(hours=5))
+    record("die", "oDie", channel="custom", text="您好")
+    real_finish = sender._finish
+
+    def crash_on_success(message, status, *args, **kwargs):
+        if status == "sent":
+            raise ConnectionError("DynamoDB went away after WeChat accepted the message")
+        return real_finish(message, status, *args, **kwargs)
+
+    monkeypatch.setattr(sender, "_finish", crash_on_success)
+    with pytest.raises(ConnectionError):
+        deliver("die")
+    monkeypatch.setattr(sender, "_finish", real_finish)
+    assert deliver("die").reason == "already handled"  # the lease still runs
+    clock.advance(sender.LEASE + timedelta(seconds=1))
+    outcome = deliver("die")
+    assert outcome.status == "unknown" and len(live.wechat.sent(CUSTOM_PATH)) == 1
+    assert deliver("die").status == "unknown" and len(live.wechat.sent(CUSTOM_PATH)) == 1
+
+
+def test_a_sender_that_dies_before_calling_wechat_gives_the_message_back(outbox, monkeypatch):
+    live, clock = outbox
+    member("oEarly")
+    record("early", "oEarly")
+    real_pacing = sender._pacing
+    monkeypatch.setattr(sender, "_pacing", lambda *a: (_ for _ in ()).throw(ConnectionError("throttled")))
+    with pytest.raises(ConnectionError):
+        deliver("early")
+    assert status("early").status == "retrying" and live.wechat.sent() == []
+    monkeypatch.setattr(sender, "_pacing", real_pacing)
+    clock.advance(timedelta(minutes=2))
+    assert deliver("early").status == "sent" and len(live.wechat.sent(TEMPLATE_PATH)) == 1

@@ -65,13 +65,21 @@ def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
         message.status == "sending" and message.lease_until and message.lease_until > now
     ):
         return Outcome(message.status, "already handled")
+    if message.status == "sending" and message.sent_channel:
+        # Its sender died after the request to WeChat left: never send it a second time.
+        return _finish(message, "unknown", "the sender stopped after calling WeChat; awaiting its delivery event", now)
     if message.status in ("deferred", "retrying") and message.not_before and message.not_before > now:
         return Outcome(message.status, "not due yet")
     if not _claim(message, now):
         return Outcome("busy", "another sender has it")
-    rules = ctx.rules()
-    member = _member(message.member_id)
-    return _send(ctx, message, member, rules, api or WeChatAPI(ctx.settings, ctx.clock))
+    try:
+        rules = ctx.rules()
+        member = _member(message.member_id)
+        return _send(ctx, message, member, rules, api or WeChatAPI(ctx.settings, ctx.clock))
+    except Exception as exc:
+        if not message.sent_channel:  # nothing left for WeChat yet: give the message back
+            _hold(message, "retrying", f"sender error: {type(exc).__name__}", now + timedelta(minutes=1), now)
+        raise
 
 
 def _claim(message: OutboxMessage, now: datetime) -> bool:
@@ -378,6 +386,9 @@ def _call(
     cost_fen: int,
 ) -> Outcome:
     now = ctx.clock.now()
+    # From here on the request may reach WeChat: record that first, so a sender that dies after
+    # the call is never followed by a second send (the message becomes "unknown" instead).
+    message.update(actions=[OutboxMessage.sent_channel.set(channel)])
     try:
         answer = api.call(request.path, request.body, request.auth)
     except OutcomeUnknown as exc:
@@ -493,6 +504,9 @@ def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now
             OutboxMessage.not_before.set(until),
             OutboxMessage.lease_until.remove(),
             OutboxMessage.updated_at.set(now),
+            # A retry is scheduled only when the request did not reach WeChat, or (templates) when a
+            # re-send is harmless: the "call started" marker is cleared with it.
+            *([OutboxMessage.sent_channel.remove()] if status == "retrying" else []),
         ]
     )
     log("outbox.held", key=message.message_key, status=status, reason=reason, until=until.isoformat())
