@@ -39,6 +39,7 @@ template: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/send_rate.py
 
 clean:
 	rm -rf $(VENV) build .siyu .pytest_cache .ruff_cache

@@ -127,10 +127,10 @@ def main() -> None:
         "",
         "Reading: below the floor the configured rate holds (ratio to configured ≈ 1.00, never above it by",
         "more than the edge of the first and last second). The floor itself is this machine's embedded",
-        "DynamoDB, which serializes every request (about 6 per message: read, claim, reservation",
-        "transaction, rate slot, outcome) in one Python process; DynamoDB does not, so in AWS the floor is",
-        "the sender concurrency × 1 / (WeChat latency + a few ms). Messages left without a slot are",
-        "re-queued (`retrying`, 1 s later), not lost.",
+        "DynamoDB, which serializes every request (about 11 per message: read, claim, member, pacing reads,",
+        "reservation transaction, rate slot, call marker, outcome, counters) in one Python process; DynamoDB",
+        "does not, so in AWS the floor is the sender concurrency × 1 / (WeChat latency + a few ms).",
+        "Messages left without a slot are re-queued (`retrying`, 1 s later), not lost.",
         "",
     ]
     text = "\n".join(lines)
