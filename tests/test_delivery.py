@@ -46,6 +46,7 @@ def record(
     clock=None,
     expires_at=None,
     payload=None,
+    cause="test",
 ) -> str:
     now = clock.now() if clock else DAYTIME
     message = effects.QueueMessage(
@@ -54,7 +55,7 @@ def record(
         channel,
         category,
         text,
-        "test",
+        cause,
         "evt",
         "v-test",
         payload=payload or {"title": "新人礼券", "value": "9.9", "code": "SYABC", "expires": "2026年12月23日"},
@@ -418,39 +419,12 @@ def test_promotions_stay_within_their_share_of_a_members_week(outbox, monkeypatc
     member("oShare")
     clock.set(datetime(2026, 11, 23, 13, 30, tzinfo=UTC))  # Monday 21:30 Shanghai: promotions allowed
     for i in range(3):  # three service messages, each of another kind
-        message = effects.QueueMessage(
-            f"svc-{i}",
-            "oShare",
-            "template",
-            "service",
-            "通知",
-            f"cause{i}",
-            "e",
-            "v",
-            payload={"title": "券", "value": "1", "code": "C", "expires": "明天"},
-            template="welcome_gift",
-            store_id="S001",
-        )
-        effects.apply([message], clock.now())
-        assert deliver(f"svc-{i}").status == "sent"
+        assert deliver(record(f"svc-{i}", "oShare", clock=clock, cause=f"cause{i}")).status == "sent"
     results = []
     for day in range(3):  # one promotion a day (the per-day cap), different causes
         clock.set(datetime(2026, 11, 24 + day, 13, 30, tzinfo=UTC))
-        message = effects.QueueMessage(
-            f"promo-share-{day}",
-            "oShare",
-            "template",
-            "promo",
-            "新品",
-            f"p{day}",
-            "e",
-            "v",
-            payload={"title": "新品", "value": "1", "code": "C", "expires": "明天"},
-            template="welcome_gift",
-            store_id="S001",
-        )
-        effects.apply([message], clock.now())
-        results.append(deliver(f"promo-share-{day}").status)
+        key = record(f"promo-share-{day}", "oShare", category="promo", clock=clock, cause=f"p{day}")
+        results.append(deliver(key).status)
     # 3 service + promo 1 → 25%, + promo 2 → 40%, a third would be 50% > 40%.
     assert results == ["sent", "sent", "dropped"]
     assert "40%" in status("promo-share-2").reason

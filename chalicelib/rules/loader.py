@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
-from chalicelib.rules.models import FILES, MessagingRule, StoresRule, WelcomeRule
+from chalicelib.rules.models import MessagingRule, StoresRule, WelcomeRule
 from chalicelib.settings import Settings
 
 
@@ -115,6 +115,3 @@ def _bundled(directory: Path) -> RuleSet:
     if directory not in _cache.bundled:
         _cache.bundled[directory] = load_dir(directory)
     return _cache.bundled[directory]
-
-
-__all__ = ["FILES", "RuleSet", "active", "build", "clear_cache", "content_hash", "load_dir", "read_dir"]
