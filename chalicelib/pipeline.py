@@ -45,11 +45,11 @@ def process(ctx: Context, event: Event) -> Outcome:
     started = time.perf_counter()
     try:
         reply = _run(ctx, event)
+        journal.complete(event.event_id, reply)  # inside: a failure to record "done" also releases
     except Exception as exc:
         journal.release(event.event_id, type(exc).__name__, ctx.clock.now())
         log("event.failed", logging.ERROR, event_id=event.event_id, kind=event.kind.value, error=type(exc).__name__)
         raise
-    journal.complete(event.event_id, reply)
     log(
         "event.processed",
         event_id=event.event_id,
