@@ -281,23 +281,27 @@ def test_the_monthly_budget_stops_paid_messages_with_one_alert(outbox, monkeypat
 
 
 def test_group_join_welcome_goes_out_through_the_outbox(live):
-    """End to end: a WeCom group join is answered by a 1:1 WeCom message via the queue worker."""
+    """End to end: a WeCom group join is answered by a 1:1 WeCom message via the queue worker.
+    The clock is fixed at a daytime hour: the server threads share it, so quiet hours cannot
+    intervene whenever the test happens to run."""
     import time
-    from datetime import datetime as dt
 
     from chalicelib import settings
     from chalicelib.local import callbacks
     from tests.test_end_to_end import post
 
-    s = settings.current()
-    now = dt.now(UTC)
-    xml = callbacks.wecom_group_join(
-        s.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", ["wmWelcome"], int(now.timestamp())
-    )
-    assert post(live.url, callbacks.wecom_post(s, xml, now)).status_code == 200
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not live.wechat.sent("/cgi-bin/externalcontact/add_msg_template"):
-        time.sleep(0.05)
+    previous = runtime.use_clock(FixedClock(DAYTIME))
+    try:
+        s = settings.current()
+        xml = callbacks.wecom_group_join(
+            s.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", ["wmWelcome"], int(DAYTIME.timestamp())
+        )
+        assert post(live.url, callbacks.wecom_post(s, xml, DAYTIME)).status_code == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not live.wechat.sent("/cgi-bin/externalcontact/add_msg_template"):
+            time.sleep(0.05)
+    finally:
+        runtime.use_clock(previous)
     [sent] = live.wechat.sent("/cgi-bin/externalcontact/add_msg_template")
     assert sent["body"]["external_userid"] == ["wmWelcome"] and "9.9元" in sent["body"]["text"]["content"]
 
