@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.test import EnvironBuilder
+
+from chalicelib.local.serving import LoopbackServer
 
 WRITES = frozenset(
     {
@@ -85,30 +86,22 @@ class SerializedApp:
         return count
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
 class LocalDynamoDB:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, journal: Path | None = None) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         self.app = SerializedApp(DomainDispatcherApplication(create_backend_app), journal)
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-dynamodb", daemon=True)
+        self._server = LoopbackServer(self.app, host, port, "local-dynamodb")
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def start(self) -> int:
         """Replay the journal (if any), then serve. Returns the number of writes replayed."""
         replayed = self.app.replay()
-        self._thread.start()
+        self._server.start()
         return replayed
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

@@ -22,8 +22,9 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from chalicelib.local.serving import LoopbackServer
 
 SEND_PATHS = (
     "/cgi-bin/message/template/send",
@@ -35,11 +36,6 @@ SEND_PATHS = (
 HANG = -999  # an injected "errcode" that makes the server hang instead of answering
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
 class FakeWeChat:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0) -> None:
         self.latency_s = latency_s
@@ -47,22 +43,19 @@ class FakeWeChat:
         self._lock = threading.Lock()
         self._msgids = itertools.count(1_000_000)
         self.reset()
-        self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True, request_handler=_Quiet)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-wechat", daemon=True)
+        self._server = LoopbackServer(self._app, host, port, "fake-wechat")
 
     # -- control ---------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def start(self) -> FakeWeChat:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def reset(self) -> None:
         with getattr(self, "_lock", threading.Lock()):
