@@ -207,20 +207,16 @@ def _pacing(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) ->
     days = [(local_day - timedelta(days=n)).isoformat() for n in range(1, messaging.same_kind_max_days_running + 1)]
     keys = [("count", f"kind#{message.member_id}#{message.cause}#{day}") for day in days]
     today = ("count", f"kind#{message.member_id}#{message.cause}#{local_day.isoformat()}")
-    found = {(item.pk, item.sk) for item in Shared.batch_get([*keys, today])}
+    _, week = discipline.cap_periods(now, zone)
+    sent_key, promo_key = f"sent#{message.member_id}#{week}", f"promo#{message.member_id}#{week}"
+    share_keys = [("count", sent_key), ("count", promo_key)] if message.category == "promo" else []
+    found = {(item.pk, item.sk): int(item.count or 0) for item in Shared.batch_get([*keys, today, *share_keys])}
     if all(key in found for key in keys) and today not in found:
         tomorrow = discipline.next_local_day(now, zone, messaging.quiet_hours)
         return _hold(message, "deferred", f"same kind of push {len(keys)} days running", tomorrow, now)
-    if message.category == "promo":
-        _, week = discipline.cap_periods(now, zone)
-        counts = {
-            item.sk: int(item.count or 0)
-            for item in Shared.batch_get(
-                [("count", f"sent#{message.member_id}#{week}"), ("count", f"promo#{message.member_id}#{week}")]
-            )
-        }
-        total = counts.get(f"sent#{message.member_id}#{week}", 0)
-        promos = counts.get(f"promo#{message.member_id}#{week}", 0)
+    if share_keys:
+        total = found.get(("count", sent_key), 0)
+        promos = found.get(("count", promo_key), 0)
         if total + 1 >= messaging.promo_share_applies_from and (promos + 1) * 100 > (
             messaging.promo_share_max_percent * (total + 1)
         ):

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from chalicelib.duties.common import EventFacts, gather_event
 from chalicelib.effects import Effect, RedeemCoupon
-from chalicelib.events import Event, Kind
+from chalicelib.events import Kind
 from chalicelib.rules.loader import RuleSet
-from chalicelib.settings import Settings
-from chalicelib.state.models import Member
 
 TRIGGERS = frozenset({Kind.COUPON_REDEEMED})
 CAUSE = "redemption"
 
 
-@dataclass(frozen=True)
-class Facts:
-    event: Event
+gather = gather_event
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
-    return Facts(event) if event.member_id else None
-
-
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: EventFacts, rules: RuleSet, now: datetime) -> list[Effect]:
     event = facts.event
     code = str(event.data.get("coupon_code") or "")
     if not code or event.member_id is None:

@@ -3,29 +3,21 @@ sends whose outcome was unknown), subscription consent updates what the member a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from chalicelib.duties.common import EventFacts, gather_event
 from chalicelib.effects import Effect, RecordConsent, RecordDelivery
-from chalicelib.events import Event, Kind
+from chalicelib.events import Kind
 from chalicelib.rules.loader import RuleSet
-from chalicelib.settings import Settings
-from chalicelib.state.models import Member
 
 TRIGGERS = frozenset({Kind.TEMPLATE_DELIVERY, Kind.SUBSCRIBE_CONSENT})
 CAUSE = "deliveries"
 
 
-@dataclass(frozen=True)
-class Facts:
-    event: Event
+gather = gather_event
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
-    return Facts(event) if event.member_id else None
-
-
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: EventFacts, rules: RuleSet, now: datetime) -> list[Effect]:
     event = facts.event
     member_id = event.member_id or ""
     if event.kind is Kind.TEMPLATE_DELIVERY:
