@@ -68,7 +68,6 @@ class Tokens:
     ) -> None:
         self.settings, self.clock, self.http, self.kind = settings, clock, http, kind
         self.app = settings.wechat_app_id if kind == "oa" else settings.wecom_corp_id
-        self.fetches = 0
 
     def get(self) -> str:
         now = self.clock.now()
@@ -99,7 +98,6 @@ class Tokens:
             _memory[self.app] = (token, valid_until)
 
     def _fetch(self, force: bool) -> str:
-        self.fetches += 1
         if self.kind == "oa":
             body = {
                 "grant_type": "client_credential",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,10 +25,10 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.delivery import channels, discipline
+from chalicelib import effects
+from chalicelib.delivery import channels, discipline, queue
 from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
 from chalicelib.delivery.rate import RateLimiter
-from chalicelib.effects import is_condition_failure
 from chalicelib.errors import Retryable
 from chalicelib.logs import log
 from chalicelib.rules.loader import RuleSet
@@ -97,7 +98,7 @@ def _claim(message: OutboxMessage, now: datetime) -> bool:
         )
         return True
     except UpdateError as exc:
-        if not is_condition_failure(exc):
+        if not effects.is_condition_failure(exc):
             raise
         return False
 
@@ -181,7 +182,7 @@ def _group_slot(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime
             marker.save(condition=Shared.pk.does_not_exist() | (Shared.value == message.message_key))
             return None
         except PutError as exc:
-            if not is_condition_failure(exc):
+            if not effects.is_condition_failure(exc):
                 raise
         _, start = discipline.group_slot(slots, now + timedelta(minutes=_slot_length(slot)), zone)
         reason = f"the group's {slot.name} slot is taken"
@@ -542,9 +543,6 @@ def _mark_member(member_id: str, code: int, template: str | None, now: datetime)
 
 def _alert_once(ctx: Context, key: str, text: str, now: datetime, rules_version: str) -> None:
     """An ops alert through the outbox itself (WeCom robot), recorded once per key."""
-    from chalicelib import effects
-    from chalicelib.delivery import queue
-
     alert = effects.QueueMessage(key, "ops", "robot", "alert", text, "ops", "", rules_version)
     applied = effects.apply([alert], now)
     queue.enqueue(ctx.settings, applied.messages)
@@ -558,10 +556,6 @@ def handle_batch(ctx: Context, keys: list[str]) -> list[Outcome]:
 def release_due(ctx: Context, page: int = 500, budget_s: float = 50.0) -> int:
     """Re-queue every message whose time has come (deferred, retrying, or never picked up),
     page by page, within ``budget_s`` of wall time (the next run picks up the rest)."""
-    import time
-
-    from chalicelib.delivery import queue
-
     deadline = time.monotonic() + budget_s
     released = 0
     query = OutboxMessage.due_index.query("1", OutboxMessage.not_before <= ctx.clock.now(), page_size=page)
