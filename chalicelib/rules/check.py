@@ -5,7 +5,8 @@ once, each with file, line:column, JSON pointer and a sentence:
 
     welcome.json:7:19 /coupon/value_yuan: must be at most 500 (is 5000)
 
-Problems come from four layers: the file set (unknown or missing files), JSON syntax
+Problems come from four layers: the file set (unknown or missing files; a duty file added after
+the first release may be absent, which turns its duty off), JSON syntax
 (including duplicate keys, which JSON parsers silently collapse), the models' own validation,
 and cross-file checks (store ids that exist, groups that belong to one store).
 """
@@ -24,7 +25,7 @@ from typing import Any
 from json_source_map import calculate
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.rules.models import FILES, MessagingRule, RuleFile, Scoped, StoresRule
+from chalicelib.rules.models import FILES, OPTIONAL_FILES, MessagingRule, RuleFile, Scoped, StoresRule
 
 
 @dataclass(frozen=True, order=True)
@@ -251,6 +252,9 @@ def check(files: dict[str, str]) -> tuple[dict[str, RuleFile], list[Problem]]:
         hint = f'; did you mean "{close[0]}"?' if close else f"; rule files are {', '.join(sorted(FILES))}"
         problems.append(Problem(name, 1, 1, "", f"is not a rule file siyu knows{hint}"))
     for name in sorted(FILES):
+        if name not in files and name in OPTIONAL_FILES:
+            parsed[name] = FILES[name].model_validate({"enabled": False})  # absent: the duty is off
+            continue
         if name not in files:
             problems.append(Problem(name, 1, 1, "", "is missing from the rule set"))
             continue

@@ -338,3 +338,7 @@ FILES: dict[str, type[RuleFile]] = {
     "stores.json": StoresRule,
     "welcome.json": WelcomeRule,
 }
+# Duty files added after the first release may be absent from a rule set (versions published
+# before the duty existed): an absent file means the duty is off. Their models must validate
+# from ``{"enabled": false}`` alone (a test checks).
+OPTIONAL_FILES: frozenset[str] = frozenset()
