@@ -40,6 +40,7 @@ template: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/send_rate.py
+	$(BIN)/python bench/recall_sweep.py
 
 clean:
 	rm -rf $(VENV) build .siyu .pytest_cache .ruff_cache

@@ -8,8 +8,8 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.duties.welcome import yuan
 from chalicelib.errors import NotFound, Unauthorized
+from chalicelib.offers import yuan
 from chalicelib.settings import Settings
 from chalicelib.state.models import Coupon, Member, OutboxMessage
 

@@ -10,20 +10,18 @@ earn a second welcome.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.logs import log
+from chalicelib.recall import outcomes, record
+from chalicelib.state.items import coupon_item, pending_message
 from chalicelib.state.models import Coupon, Member, OutboxMessage
 
 CouponOutcome = Literal["new", "taken"]
-# A recorded message is handed to the queue at once; if that hand-off is lost, the release
-# timer finds it on the outbox's due index after this grace.
-PICKUP_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,26 @@ class RedeemCoupon:
 
 
 @dataclass(frozen=True)
+class MarkReturned:
+    """The member was active again: an open recall record (treated or held out) counts them as
+    returned if this activity falls inside its attribution window."""
+
+    member_id: str
+    recall_key: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OpenChallenge:
+    """Open a low-repurchase challenge (``chalicelib.duties.challenge``): its record, the member's
+    pointer to it and, for an invited member, the invitation, in one transaction."""
+
+    decision: Any  # chalicelib.recall.decide.Decision
+    day: str
+    rules_version: str
+
+
+@dataclass(frozen=True)
 class RecordDelivery:
     """WeChat's later word on a message it accepted (TEMPLATESENDJOBFINISH, subscribe_msg_sent)."""
 
@@ -100,7 +118,9 @@ class RecordConsent:
     refused: frozenset[str]
 
 
-Effect = IssueCoupon | Reply | QueueMessage | RedeemCoupon | RecordDelivery | RecordConsent
+Effect = (
+    IssueCoupon | Reply | QueueMessage | RedeemCoupon | RecordDelivery | RecordConsent | MarkReturned | OpenChallenge
+)
 
 
 @dataclass
@@ -119,54 +139,45 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
     for effect in plan:
         if isinstance(effect, IssueCoupon):
             applied.coupons[effect.code] = _issue(effect, now)
+        elif isinstance(effect, Reply | QueueMessage):
+            if _condition_holds(effect.when_coupon, applied):
+                _message(effect, now, applied)
+        elif isinstance(effect, OpenChallenge):
+            opened = record.write(effect.decision, effect.day, now, effect.rules_version)
+            if opened == "new" and effect.decision.message:
+                applied.messages.append(effect.decision.message.message_key)
+        elif isinstance(effect, MarkReturned):
+            outcomes.mark_returned(effect.member_id, effect.recall_key, effect.at)
         elif isinstance(effect, RedeemCoupon):
             _redeem(effect)
         elif isinstance(effect, RecordDelivery):
             _record_delivery(effect)
-        elif isinstance(effect, RecordConsent):
+        else:
             _record_consent(effect)
-        elif _condition_holds(effect.when_coupon, applied):
-            if isinstance(effect, Reply):
-                if applied.reply is None:
-                    _record(
-                        OutboxMessage(
-                            effect.message_key,
-                            member_id=effect.member_id,
-                            channel="passive_reply",
-                            category="service",
-                            text=effect.text,
-                            cause=effect.cause,
-                            event_id=effect.event_id,
-                            rules_version=effect.rules_version,
-                            status="replied",
-                            created_at=now,
-                            sent_at=now,
-                        )
-                    )
-                    applied.reply = effect.text
-            else:
-                _record(
-                    OutboxMessage(
-                        effect.message_key,
-                        member_id=effect.member_id,
-                        channel=effect.channel,
-                        category=effect.category,
-                        text=effect.text,
-                        template=effect.template,
-                        payload=json.dumps(effect.payload, ensure_ascii=False) if effect.payload else None,
-                        store_id=effect.store_id,
-                        cause=effect.cause,
-                        event_id=effect.event_id,
-                        rules_version=effect.rules_version,
-                        status="pending",
-                        created_at=now,
-                        expires_at=effect.expires_at,
-                        due="1",
-                        not_before=now + PICKUP_GRACE,
-                    )
-                )
-                applied.messages.append(effect.message_key)
     return applied
+
+
+def _message(effect: Reply | QueueMessage, now: datetime, applied: Applied) -> None:
+    if isinstance(effect, QueueMessage):
+        _record(pending_message(effect, now))
+        applied.messages.append(effect.message_key)
+    elif applied.reply is None:
+        _record(
+            OutboxMessage(
+                effect.message_key,
+                member_id=effect.member_id,
+                channel="passive_reply",
+                category="service",
+                text=effect.text,
+                cause=effect.cause,
+                event_id=effect.event_id,
+                rules_version=effect.rules_version,
+                status="replied",
+                created_at=now,
+                sent_at=now,
+            )
+        )
+        applied.reply = effect.text
 
 
 def _condition_holds(when: tuple[str, CouponOutcome] | None, applied: Applied) -> bool:
@@ -174,21 +185,7 @@ def _condition_holds(when: tuple[str, CouponOutcome] | None, applied: Applied) -
 
 
 def _issue(effect: IssueCoupon, now: datetime) -> CouponOutcome:
-    coupon = Coupon(
-        effect.code,
-        member_id=effect.member_id,
-        cause=effect.cause,
-        cause_key=effect.cause_key,
-        event_id=effect.event_id,
-        title=effect.title,
-        value_fen=effect.value_fen,
-        min_spend_fen=effect.min_spend_fen,
-        stores=set(effect.stores) if effect.stores else None,
-        issued_at=now,
-        expires_at=effect.expires_at,
-        status="issued",
-        rules_version=effect.rules_version,
-    )
+    coupon = coupon_item(effect, now)
     try:
         coupon.save(condition=Coupon.code.does_not_exist())
     except PutError as exc:
@@ -208,8 +205,9 @@ def _issue(effect: IssueCoupon, now: datetime) -> CouponOutcome:
 
 
 def _redeem(effect: RedeemCoupon) -> None:
+    coupon = Coupon(effect.code)
     try:
-        Coupon(effect.code).update(
+        coupon.update(
             actions=[
                 Coupon.status.set("redeemed"),
                 Coupon.redeemed_at.set(effect.at),
@@ -221,7 +219,15 @@ def _redeem(effect: RedeemCoupon) -> None:
     except UpdateError as exc:
         if not is_condition_failure(exc):
             raise
-        log("coupon.redeem_ignored", code=effect.code, reason="unknown, another member's, or redeemed already")
+        try:
+            coupon = Coupon.get(effect.code, consistent_read=True)
+        except Coupon.DoesNotExist:
+            coupon = None
+        if coupon is None or coupon.member_id != effect.member_id or coupon.redeemed_at != effect.at:
+            log("coupon.redeem_ignored", code=effect.code, reason="unknown, another member's, or redeemed already")
+            return
+        # This very redemption, recorded by an earlier attempt that died before linking it.
+    outcomes.link_redemption(coupon)
 
 
 def _record_delivery(effect: RecordDelivery) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from chalicelib import pipeline, runtime
 from chalicelib.logs import log
 
+# The sweep function's Lambda timeout is 900 s (.chalice/config.json); it stops well before and
+# the next run continues from the saved cursor.
+RECALL_BUDGET_SECONDS = 600.0
+
 
 def redrive_stalled_events() -> int:
     ctx = runtime.context()
@@ -28,3 +32,10 @@ def release_due_messages() -> int:
     if count:
         log("outbox.released", count=count)
     return count
+
+
+def recall_sweep() -> int:
+    from chalicelib.recall import sweep
+
+    result = sweep.run(runtime.context(), budget_s=RECALL_BUDGET_SECONDS)
+    return sum(result.decided.values())

@@ -12,8 +12,10 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from chalicelib import effects
+from chalicelib.clock import SHANGHAI
 from chalicelib.delivery import queue
 from chalicelib.duties import REGISTRY
 from chalicelib.errors import BadRule, Retryable
@@ -78,7 +80,8 @@ def _run(ctx: Context, event: Event) -> str | None:
         rules = None
     if rules is not None and event.group_id and not event.store_id:
         event = dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
-    member = members.touch(event, ctx.clock.now())
+    zone = ZoneInfo(rules.stores.default_timezone) if rules is not None else SHANGHAI
+    member = members.touch(event, ctx.clock.now(), zone)
     if rules is None:
         return None
     return run_duties(ctx, event, member, rules).reply

@@ -71,8 +71,10 @@ def clock() -> Iterator[FixedClock]:
 def aws(env: settings.Settings) -> Iterator[settings.Settings]:
     from moto import mock_aws
 
+    from chalicelib.local import moto_transactions
     from chalicelib.state import binding
 
+    moto_transactions.install()
     with mock_aws():
         binding._bound = None
         binding.create_tables(env)

@@ -10,7 +10,7 @@ import pytest
 from chalicelib.rules import schema
 from chalicelib.rules.check import check
 from chalicelib.rules.loader import read_dir
-from chalicelib.rules.models import WelcomeRule
+from chalicelib.rules.models import OPTIONAL_FILES, WelcomeRule
 from chalicelib.rules.scope import bucket, in_scope
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -32,7 +32,29 @@ def messages(files: dict[str, str]) -> list[str]:
 
 def test_the_committed_rules_have_no_problems():
     parsed, problems = check(good())
-    assert problems == [] and set(parsed) == {"welcome.json", "stores.json", "messaging.json"}
+    assert problems == [] and set(parsed) == {"welcome.json", "stores.json", "messaging.json", "recall.json"}
+
+
+def test_a_rule_set_published_before_a_duty_existed_still_loads_with_that_duty_off():
+    for name in OPTIONAL_FILES:
+        files = {k: v for k, v in good().items() if k != name}
+        parsed, problems = check(files)
+        assert problems == [], name
+        assert parsed[name].enabled is False  # type: ignore[attr-defined]
+    assert "recall.json" in OPTIONAL_FILES
+
+
+def test_a_recall_stage_naming_an_unknown_template_is_refused_with_its_place():
+    files = edit(good(), "recall.json", lambda d: d["stages"][0].update(template="recal_offer"))
+    assert any(
+        m.startswith("recall.json:") and "/stages/0/template: template recal_offer is not defined" in m
+        for m in messages(files)
+    )
+
+
+def test_a_recall_stage_promising_a_coupon_it_does_not_have_is_refused():
+    files = edit(good(), "recall.json", lambda d: d["stages"][0].pop("coupon"))
+    assert any("/stages/0: text mentions the coupon but the stage has no coupon" in m for m in messages(files))
 
 
 def test_the_committed_schemas_match_the_code():

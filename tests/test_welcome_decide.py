@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from chalicelib import offers
 from chalicelib.duties import welcome
 from chalicelib.effects import IssueCoupon, QueueMessage, Reply
 from chalicelib.events import Event, Kind
@@ -59,4 +60,4 @@ def test_home_store_scope_limits_the_coupon_to_the_members_store():
 
 
 def test_yuan_reads_like_a_price_tag():
-    assert [welcome.yuan(f) for f in (990, 1000, 1050, 1)] == ["9.9", "10", "10.5", "0.01"]
+    assert [offers.yuan(f) for f in (990, 1000, 1050, 1)] == ["9.9", "10", "10.5", "0.01"]

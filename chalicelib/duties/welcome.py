@@ -8,13 +8,12 @@ The coupon's code is derived from ``welcome#<member>``, so the coupon write itse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import datetime
 
 from chalicelib import codes
-from chalicelib.clock import UTC
-from chalicelib.effects import Effect, IssueCoupon, QueueMessage, Reply
+from chalicelib.effects import Effect, QueueMessage, Reply
 from chalicelib.events import Event, Kind
+from chalicelib.offers import offer
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.settings import Settings
@@ -52,31 +51,20 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     event = facts.event
     if event.kind.value not in rule.triggers or not in_scope(rule, CAUSE, facts.member_id, facts.home_store, now):
         return []
-    zone = rules.stores.zone_of(facts.home_store)
-    expires_local = now.astimezone(zone).date() + timedelta(days=rule.coupon.valid_days)
-    expires_at = datetime.combine(expires_local, time(23, 59, 59), zone).astimezone(UTC)
-    scope = frozenset({facts.home_store}) if rule.coupon.store_scope == "home_store" and facts.home_store else None
-    coupon = IssueCoupon(
+    given = offer(
+        rule.coupon,
         code=facts.code,
         member_id=facts.member_id,
         cause=CAUSE,
         cause_key=cause_key(facts.member_id),
         event_id=event.event_id,
-        title=rule.coupon.title,
-        value_fen=rule.coupon.value_fen,
-        min_spend_fen=rule.coupon.min_spend_fen,
-        stores=scope,
-        expires_at=expires_at,
+        home_store=facts.home_store,
+        zone=rules.stores.zone_of(facts.home_store),
+        now=now,
         rules_version=rules.version,
     )
-    text = rule.text.format(
-        value=yuan(rule.coupon.value_fen),
-        min_spend=yuan(rule.coupon.min_spend_fen),
-        code=facts.code,
-        expires=chinese_date(expires_local),
-        title=rule.coupon.title,
-        questionnaire_url=rule.questionnaire_url or "",
-    )
+    coupon, expires_at = given.coupon, given.coupon.expires_at
+    text = rule.text.format(**given.words, questionnaire_url=rule.questionnaire_url or "")
     plan: list[Effect] = [coupon]
     if event.kind is Kind.FOLLOWED:
         plan.append(
@@ -122,14 +110,3 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
             )
         )
     return plan
-
-
-def yuan(fen: int) -> str:
-    """990 → "9.9", 1000 → "10", 1050 → "10.5" (as a price tag reads)."""
-    value = Decimal(fen) / 100
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return text
-
-
-def chinese_date(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"

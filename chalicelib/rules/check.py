@@ -25,7 +25,7 @@ from typing import Any
 from json_source_map import calculate
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.rules.models import FILES, OPTIONAL_FILES, MessagingRule, RuleFile, Scoped, StoresRule
+from chalicelib.rules.models import FILES, OPTIONAL_FILES, MessagingRule, RecallRule, RuleFile, Scoped, StoresRule
 
 
 @dataclass(frozen=True, order=True)
@@ -220,6 +220,22 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
         line, column = _Located(texts[file]).at(pointer)
         problems.append(Problem(file, line, column, pointer, message))
 
+    _store_problems(stores, problem)
+    messaging = parsed.get("messaging.json")
+    templates = set(messaging.templates) if isinstance(messaging, MessagingRule) else None
+    for file, rule in parsed.items():
+        for pointer, named in _template_refs(rule):
+            if templates is not None and named not in templates:
+                problem(file, pointer, f"template {named} is not defined in messaging.json /templates")
+        if isinstance(rule, Scoped):
+            for k, store_id in enumerate(rule.pilot_stores):
+                if store_id not in stores.ids:
+                    problem(file, f"/pilot_stores/{k}", f"store {store_id} is not in stores.json")
+    return problems
+
+
+def _store_problems(stores: StoresRule, problem: Any) -> None:
+    """Store ids listed once; a group belongs to one store."""
     seen: dict[str, int] = {}
     owner: dict[str, str] = {}
     for i, store in enumerate(stores.stores):
@@ -230,17 +246,16 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
             if group in owner and owner[group] != store.id:
                 problem("stores.json", f"/stores/{i}/groups/{j}", f"group {group} already belongs to {owner[group]}")
             owner.setdefault(group, store.id)
-    messaging = parsed.get("messaging.json")
-    templates = set(messaging.templates) if isinstance(messaging, MessagingRule) else None
-    for file, rule in parsed.items():
-        named = getattr(rule, "template", None)
-        if named and templates is not None and named not in templates:
-            problem(file, "/template", f"template {named} is not defined in messaging.json /templates")
-        if isinstance(rule, Scoped):
-            for k, store_id in enumerate(rule.pilot_stores):
-                if store_id not in stores.ids:
-                    problem(file, f"/pilot_stores/{k}", f"store {store_id} is not in stores.json")
-    return problems
+
+
+def _template_refs(rule: RuleFile) -> list[tuple[str, str]]:
+    """(pointer, template name) of every messaging.json template a rule file names."""
+    refs = [("/template", rule.template)] if getattr(rule, "template", None) else []
+    if isinstance(rule, RecallRule):
+        refs += [(f"/stages/{k}/template", s.template) for k, s in enumerate(rule.stages) if s.template]
+        if rule.challenge.template:
+            refs.append(("/challenge/template", rule.challenge.template))
+    return refs  # type: ignore[return-value]
 
 
 def check(files: dict[str, str]) -> tuple[dict[str, RuleFile], list[Problem]]:

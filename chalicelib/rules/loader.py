@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
-from chalicelib.rules.models import MessagingRule, StoresRule, WelcomeRule
+from chalicelib.rules.models import MessagingRule, RecallRule, StoresRule, WelcomeRule
 from chalicelib.settings import Settings
 
 
@@ -30,6 +30,7 @@ class RuleSet:
     welcome: WelcomeRule
     stores: StoresRule
     messaging: MessagingRule
+    recall: RecallRule
     files: MappingProxyType[str, str] = field(repr=False, compare=False)
 
 
@@ -49,6 +50,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         welcome=parsed["welcome.json"],  # type: ignore[arg-type]
         stores=parsed["stores.json"],  # type: ignore[arg-type]
         messaging=parsed["messaging.json"],  # type: ignore[arg-type]
+        recall=parsed["recall.json"],  # type: ignore[arg-type]
         files=MappingProxyType(dict(files)),
     )
 

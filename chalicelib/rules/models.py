@@ -332,13 +332,116 @@ class MessagingRule(RuleFile):
         return yuan_to_fen(self.monthly_budget_yuan)
 
 
+RECALL_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "title", "days", "store"})
+Name = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
+TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+
+
+class RecallStage(Strict):
+    """One stage of the recall flow: members inactive exactly ``days`` days get its message."""
+
+    name: Name
+    days: Annotated[int, Field(ge=1, le=365, description="Days without activity that make a member due.")]
+    audience: Literal["all", "group_members", "not_group_members"] = Field(
+        default="all", description="group_members: the silent-group intercept (members of a store group)."
+    )
+    text: Text
+    coupon: CouponSpec | None = None
+    template: TemplateName | None = Field(
+        default=None, description="messaging.json template for official-account followers outside the 48 h window"
+    )
+    category: Literal["promo", "service"] = "promo"
+
+    @field_validator("text")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        return _check_placeholders(value, RECALL_PLACEHOLDERS)
+
+    @model_validator(mode="after")
+    def _coupon_named(self) -> RecallStage:
+        if self.coupon is None and any(f"{{{p}}}" in self.text for p in ("value", "code", "expires", "min_spend")):
+            raise ValueError("text mentions the coupon but the stage has no coupon")
+        return self
+
+
+CHALLENGE_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "title", "days", "deadline"})
+
+
+class Challenge(Strict):
+    """The low-repurchase challenge: "order N days in a row and earn a reward" (003 §5.3)."""
+
+    enabled: StrictBool = False
+    max_order_days: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=2, description="Invite members who ordered on at most this many days in the lookback (incl. today)."
+    )
+    lookback_days: Annotated[int, Field(ge=7, le=365)] = 90
+    min_member_days: Annotated[int, Field(ge=0, le=365)] = Field(
+        default=30, description="Only members known this long: a new member's first order is not low repurchase."
+    )
+    consecutive_days: Annotated[int, Field(ge=2, le=14)] = 3
+    window_days: Annotated[int, Field(ge=2, le=60)] = Field(default=14, description="Days to complete it.")
+    cooldown_days: Annotated[int, Field(ge=1, le=365)] = Field(default=60, description="Days between invitations.")
+    invite_text: Text = "连续{days}天到店消费，即可获得{value}元{title}！活动截至{deadline}。"
+    reward: CouponSpec = CouponSpec(title="连续到店奖励", value_yuan=Decimal("5"), valid_days=14)
+    reward_text: Text = "挑战成功！送您一张{value}元{title}，券码 {code}，{expires}前有效。"
+    template: TemplateName | None = Field(
+        default=None, description="messaging.json template for official-account followers outside the 48 h window"
+    )
+
+    @field_validator("invite_text", "reward_text")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        return _check_placeholders(value, CHALLENGE_PLACEHOLDERS)
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> Challenge:
+        if self.window_days < self.consecutive_days:
+            raise ValueError(f"window_days ({self.window_days}) is shorter than consecutive_days")
+        return self
+
+
+class RecallRule(Scoped):
+    """recall.json: lapsed-member recall (流失召回) with a holdout that measures the lift."""
+
+    run_at: HHMM = Field(default="09:30", description="When the daily sweep starts (chain time zone).")
+    stages: list[RecallStage] = Field(default_factory=list, max_length=10)
+    holdout_percent: Percent = Field(  # type: ignore[valid-type]
+        default=10, validate_default=True, description="Share of due members held out (they get nothing)."
+    )
+    attribution_days: Annotated[int, Field(ge=1, le=90)] = Field(
+        default=30, description="A member active again within this many days after the stage counts as returned."
+    )
+    cooldown_days: Annotated[int, Field(ge=0, le=365)] = Field(
+        default=5, description="At least this many days between two recalls of one member."
+    )
+    max_attempts_per_lapse: Annotated[int, Field(ge=1, le=10)] = 3
+    min_sample: Annotated[int, Field(ge=10, le=100_000)] = Field(
+        default=30, description="Fewer treated or held-out members than this: the report claims no lift."
+    )
+    silent_grace_days: Annotated[int, Field(ge=1, le=90)] = Field(
+        default=7, description="Group members still silent this long after the intercept are listed for ops."
+    )
+    page_size: Annotated[int, Field(ge=10, le=1000)] = 100
+    challenge: Challenge = Challenge()
+
+    @model_validator(mode="after")
+    def _stages(self) -> RecallRule:
+        seen: dict[str, int] = {}
+        for stage in self.stages:
+            if stage.name in seen:
+                raise ValueError(f"stage name {stage.name} is used twice")
+            seen[stage.name] = stage.days
+        return self
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
     "messaging.json": MessagingRule,
+    "recall.json": RecallRule,
     "stores.json": StoresRule,
     "welcome.json": WelcomeRule,
 }
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
-OPTIONAL_FILES: frozenset[str] = frozenset()
+OPTIONAL_FILES: frozenset[str] = frozenset({"recall.json"})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.clock import SHANGHAI
 from chalicelib.effects import is_condition_failure
 from chalicelib.events import ACTIVITY, Event, Kind
 from chalicelib.state.models import Member
@@ -13,22 +14,25 @@ from chalicelib.state.models import Member
 SERVICE_WINDOW = timedelta(hours=48)
 
 
-def touch(event: Event, now: datetime) -> Member | None:
+def touch(event: Event, now: datetime, zone: tzinfo = SHANGHAI) -> Member | None:
     """Apply what the event says about its member: first seen, last active, first-touch
-    attribution (store, channel, inviter), subscription and group membership.
+    attribution (store, channel, inviter), subscription, group membership, order days.
 
     Every action is idempotent (set / if_not_exists / set add / set delete), so a retried event
     leaves the member as one delivery would. ``last_active`` only moves forward: an event that
-    arrives late does not move it back.
+    arrives late does not move it back; ``active_day`` (its local day in the chain's ``zone``)
+    moves with it and is what the recall sweep's index is keyed by. Returns the member as
+    stored after the update.
     """
     if not event.member_id:
         return None
     member = Member(event.member_id)
-    actions = _actions(event, now)
+    actions = _actions(event, now, zone)
     if event.kind in ACTIVITY:
         moves_forward = Member.last_active.does_not_exist() | (Member.last_active <= event.occurred_at)
+        active = [Member.last_active.set(event.occurred_at), Member.active_day.set(local_day(event.occurred_at, zone))]
         try:
-            member.update(actions=[*actions, Member.last_active.set(event.occurred_at)], condition=moves_forward)
+            member.update(actions=[*actions, *active], condition=moves_forward)
             return member
         except UpdateError as exc:
             if not is_condition_failure(exc):
@@ -37,7 +41,11 @@ def touch(event: Event, now: datetime) -> Member | None:
     return member
 
 
-def _actions(event: Event, now: datetime) -> list:
+def local_day(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).date().isoformat()
+
+
+def _actions(event: Event, now: datetime, zone: tzinfo) -> list:
     actions = [
         Member.first_seen.set(Member.first_seen | event.occurred_at),
         Member.origin.set(Member.origin | event.source),
@@ -59,4 +67,6 @@ def _actions(event: Event, now: datetime) -> list:
         actions.append(Member.groups.add({event.group_id}))
     elif event.group_id and event.kind is Kind.LEFT_GROUP:
         actions.append(Member.groups.delete({event.group_id}))
+    if event.kind is Kind.ORDER_PAID:
+        actions.append(Member.order_days.add({local_day(event.occurred_at, zone)}))
     return actions

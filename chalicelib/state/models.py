@@ -24,9 +24,23 @@ class _Base(Model):
         billing_mode = "PAY_PER_REQUEST"
 
 
+class MembersByActiveDay(GlobalSecondaryIndex["Member"]):
+    """The recall sweep: the members whose last activity fell on one local day. A stage of N days
+    reads the partition of the day N days ago, so a sweep reads the members due, not the table;
+    a member who comes back moves to today's partition by the same update that records it."""
+
+    class Meta:
+        index_name = "by_active_day"
+        projection = AllProjection()
+
+    active_day = UnicodeAttribute(hash_key=True)
+    member_id = UnicodeAttribute(range_key=True)
+
+
 class Member(_Base):
     """One member of the private domain, keyed by OpenID (official account) or external user id
-    (WeCom). Access: get by id (every event, admin view); conditional update per event."""
+    (WeCom). Access: get by id (every event, admin view); conditional update per event; the
+    members whose last activity fell on a given day (recall sweep)."""
 
     class Meta(_Base.Meta):
         table_name = "members"
@@ -46,6 +60,17 @@ class Member(_Base):
     service_window_until = UTCDateTimeAttribute(null=True)  # customer-service messages allowed until
     blocked = UnicodeAttribute(null=True)  # "yes" once WeChat says the member blocked the account
     refused_templates = UnicodeSetAttribute(null=True)  # subscribe templates the member refused
+    # Recall (chalicelib/recall): the local day of the last activity (chain time zone) keys the
+    # sweep's index; a lapse is named by that day.
+    active_day = UnicodeAttribute(null=True)
+    recall_open = UnicodeSetAttribute(null=True)  # recall records still waiting for a return
+    recall_lapse = UnicodeAttribute(null=True)  # the lapse the attempts below count in
+    recall_attempts = NumberAttribute(null=True)
+    recall_last_at = UTCDateTimeAttribute(null=True)  # cooldown between recalls
+    order_days = UnicodeSetAttribute(null=True)  # local days with a paid order (YYYY-MM-DD)
+    challenge = UnicodeAttribute(null=True)  # the open low-repurchase challenge's record key
+
+    by_active_day = MembersByActiveDay()
 
 
 class ByDay(GlobalSecondaryIndex["EventRecord"]):
@@ -235,6 +260,48 @@ class OutboxMessage(_Base):
     by_wechat_msgid = OutboxByWeChatId()
 
 
+class RecallsByDay(GlobalSecondaryIndex["Recall"]):
+    """Reports and the silent-group list: every recall decision of one sweep day."""
+
+    class Meta:
+        index_name = "by_day"
+        projection = AllProjection()
+
+    day = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Recall(_Base):
+    """One recall decision: a member due at a stage of one lapse, treated, held out or skipped
+    (with the reason). The conditional put of ``(member, "<lapse>#<stage>")`` is the exactly-once
+    guard of the sweep; ``returned_at`` is set when the member is active again within the
+    attribution window, ``redeemed_at`` when the recall's coupon is redeemed. Access: get by
+    key (attribution, redemption), query by sweep day (report)."""
+
+    class Meta(_Base.Meta):
+        table_name = "recalls"
+
+    member_id = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)  # <lapse day>#<stage name>
+    day = UnicodeAttribute()  # the sweep's local day
+    stage = UnicodeAttribute()
+    store_id = UnicodeAttribute(null=True)
+    arm = UnicodeAttribute()  # treated | holdout | skipped
+    reason = UnicodeAttribute(null=True)  # why skipped
+    created_at = UTCDateTimeAttribute()
+    window_until = UTCDateTimeAttribute()
+    coupon_code = UnicodeAttribute(null=True)
+    coupon_fen = NumberAttribute(null=True)
+    message_key = UnicodeAttribute(null=True)
+    returned_at = UTCDateTimeAttribute(null=True)
+    redeemed_at = UTCDateTimeAttribute(null=True)
+    redeemed_fen = NumberAttribute(null=True)
+    rules_version = UnicodeAttribute()
+    expires = TTLAttribute(null=True)
+
+    by_day = RecallsByDay()
+
+
 class RuleRecord(_Base):
     """Rule versions and the active pointer, one partition each (small, strongly consistent):
 
@@ -278,5 +345,5 @@ class Shared(_Base):
     expires = TTLAttribute(null=True)
 
 
-MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord, Shared)
+MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord, Shared, Recall)
 BASE_NAMES = {model: model.Meta.table_name for model in MODELS}

@@ -1,0 +1,73 @@
+"""Coupons as duties offer them: the coupon effect for a rule's ``CouponSpec`` and the words a
+message uses for it (price-tag yuan, Chinese dates), shared by every duty that gives coupons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from chalicelib.clock import UTC
+from chalicelib.effects import IssueCoupon
+from chalicelib.rules.models import CouponSpec
+
+
+@dataclass(frozen=True)
+class Offer:
+    coupon: IssueCoupon
+    expires_local: date
+
+    @property
+    def words(self) -> dict[str, str]:
+        """Placeholders for rule texts and template fields."""
+        return {
+            "value": yuan(self.coupon.value_fen),
+            "min_spend": yuan(self.coupon.min_spend_fen),
+            "code": self.coupon.code,
+            "expires": chinese_date(self.expires_local),
+            "title": self.coupon.title,
+        }
+
+
+def offer(
+    spec: CouponSpec,
+    *,
+    code: str,
+    member_id: str,
+    cause: str,
+    cause_key: str,
+    event_id: str,
+    home_store: str | None,
+    zone: ZoneInfo,
+    now: datetime,
+    rules_version: str,
+) -> Offer:
+    """A coupon valid until the end of its last local day (``valid_days`` from today)."""
+    expires_local = now.astimezone(zone).date() + timedelta(days=spec.valid_days)
+    expires_at = datetime.combine(expires_local, time(23, 59, 59), zone).astimezone(UTC)
+    stores = frozenset({home_store}) if spec.store_scope == "home_store" and home_store else None
+    coupon = IssueCoupon(
+        code=code,
+        member_id=member_id,
+        cause=cause,
+        cause_key=cause_key,
+        event_id=event_id,
+        title=spec.title,
+        value_fen=spec.value_fen,
+        min_spend_fen=spec.min_spend_fen,
+        stores=stores,
+        expires_at=expires_at,
+        rules_version=rules_version,
+    )
+    return Offer(coupon, expires_local)
+
+
+def yuan(fen: int) -> str:
+    """990 → "9.9", 1000 → "10", 1050 → "10.5" (as a price tag reads)."""
+    value = Decimal(fen) / 100
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def chinese_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
