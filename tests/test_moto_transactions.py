@@ -9,10 +9,10 @@ from chalicelib.state.models import Member, Shared
 
 def test_a_failed_condition_cancels_every_write_and_names_the_item(aws):
     Shared("count", "taken", count=1).save()
-    with pytest.raises(TransactWriteError) as caught:
-        with TransactWrite(connection=Shared._get_connection().connection) as transaction:
-            transaction.save(Member("oFirst", origin="oa"))
-            transaction.save(Shared("count", "taken", count=2), condition=Shared.count.does_not_exist())
+    connection = Shared._get_connection().connection
+    with pytest.raises(TransactWriteError) as caught, TransactWrite(connection=connection) as transaction:
+        transaction.save(Member("oFirst", origin="oa"))
+        transaction.save(Shared("count", "taken", count=2), condition=Shared.count.does_not_exist())
     reasons = [getattr(r, "code", None) if r else None for r in caught.value.cancellation_reasons]
     assert reasons == [None, "ConditionalCheckFailed"]
     assert Member.count("oFirst") == 0 and Shared.get("count", "taken").count == 1
@@ -30,17 +30,17 @@ def test_a_write_failing_half_way_puts_back_what_was_written(aws, monkeypatch):
         return real_update(self, table_name, *args, **kwargs)
 
     monkeypatch.setattr(DynamoDBBackend, "update_item", failing_update)
-    with pytest.raises((TransactWriteError, RuntimeError)):
-        with TransactWrite(connection=Shared._get_connection().connection) as transaction:
-            transaction.save(Member("oNew", origin="wecom"))
-            transaction.update(Member("oKept"), actions=[Member.origin.set("orders")])
-            transaction.update(Shared("count", "x"), actions=[Shared.count.add(1)])
+    connection = Shared._get_connection().connection
+    with pytest.raises((TransactWriteError, RuntimeError)), TransactWrite(connection=connection) as transaction:
+        transaction.save(Member("oNew", origin="wecom"))
+        transaction.update(Member("oKept"), actions=[Member.origin.set("orders")])
+        transaction.update(Shared("count", "x"), actions=[Shared.count.add(1)])
     assert Member.count("oNew") == 0 and Member.get("oKept").origin == "oa"
 
 
 def test_two_operations_on_one_item_are_refused(aws):
-    with pytest.raises(TransactWriteError):
-        with TransactWrite(connection=Shared._get_connection().connection) as transaction:
-            transaction.save(Member("oTwice", origin="oa"))
-            transaction.update(Member("oTwice"), actions=[Member.origin.set("wecom")])
+    connection = Shared._get_connection().connection
+    with pytest.raises(TransactWriteError), TransactWrite(connection=connection) as transaction:
+        transaction.save(Member("oTwice", origin="oa"))
+        transaction.update(Member("oTwice"), actions=[Member.origin.set("wecom")])
     assert Member.count("oTwice") == 0

@@ -478,3 +478,39 @@ def test_frequent_buyers_and_new_members_are_not_invited(aws, clock):
     assert [r.key for r in invited] == ["2026-11-01#challenge"]  # two order days in 90: invited once
     order(ctx, "oRegular", datetime(2026, 12, 15, 4, 0, tzinfo=UTC), "R3")  # 3 order days now
     assert [r.key for r in Recall.query("oRegular")] == ["2026-11-01#challenge"]
+
+
+def test_three_sweeps_running_at_once_recall_each_member_once(live):
+    """Overlapping timer runs (or a manual ``siyu recall sweep`` during the timer's) over the
+    embedded DynamoDB, which serializes per request as DynamoDB does per item."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.clock import FixedClock
+
+    local_morning = datetime.combine(datetime.now(UTC).astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
+    at = (local_morning + timedelta(hours=10)).astimezone(UTC)
+    previous = runtime.use_clock(FixedClock(at))
+    try:
+        today = at.astimezone(SHANGHAI).date()
+        seed(
+            [
+                lapsed(
+                    f"oPar{i:02d}",
+                    7,
+                    last_active=at - timedelta(days=7),
+                    active_day=(today - timedelta(days=7)).isoformat(),
+                )
+                for i in range(60)
+            ]
+        )
+        ctx = runtime.context()
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(lambda _: sweep.run(ctx), range(3)))
+    finally:
+        runtime.use_clock(previous)
+    found = [r for r in Recall.scan() if r.member_id.startswith("oPar")]
+    assert len(found) == 60 and len({r.member_id for r in found}) == 60
+    treated = sorted(r.member_id for r in found if r.arm == "treated")
+    assert sorted(m.member_id for m in OutboxMessage.scan() if m.cause == "recall") == treated
+    assert sorted(c.member_id for c in Coupon.scan() if c.cause == "recall") == treated
+    assert sum(sum(r.decided[arm] for arm in ("treated", "holdout", "skipped")) for r in results) == 60
