@@ -87,6 +87,7 @@ class MarkReturned:
     member_id: str
     recall_key: str
     at: datetime
+    day: str = ""  # the local day of the return, for the daily counters
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class Applied:
     reply: str | None = None
     coupons: dict[str, CouponOutcome] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)  # causes of the coupons this event issued
+    redeemed: list[str] = field(default_factory=list)  # causes of the coupons it redeemed
 
 
 def is_condition_failure(exc: Exception) -> bool:
@@ -139,6 +142,8 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
     for effect in plan:
         if isinstance(effect, IssueCoupon):
             applied.coupons[effect.code] = _issue(effect, now)
+            if applied.coupons[effect.code] == "new":
+                applied.issued.append(effect.cause)
         elif isinstance(effect, Reply | QueueMessage):
             if _condition_holds(effect.when_coupon, applied):
                 _message(effect, now, applied)
@@ -147,9 +152,11 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
             if opened == "new" and effect.decision.message:
                 applied.messages.append(effect.decision.message.message_key)
         elif isinstance(effect, MarkReturned):
-            outcomes.mark_returned(effect.member_id, effect.recall_key, effect.at)
+            outcomes.mark_returned(effect.member_id, effect.recall_key, effect.at, effect.day)
         elif isinstance(effect, RedeemCoupon):
-            _redeem(effect)
+            cause = _redeem(effect)
+            if cause:
+                applied.redeemed.append(cause)
         elif isinstance(effect, RecordDelivery):
             _record_delivery(effect)
         else:
@@ -204,7 +211,8 @@ def _issue(effect: IssueCoupon, now: datetime) -> CouponOutcome:
     return "new"
 
 
-def _redeem(effect: RedeemCoupon) -> None:
+def _redeem(effect: RedeemCoupon) -> str | None:
+    """Redeem the coupon; its cause when this redemption is this event's (also on a retry)."""
     coupon = Coupon(effect.code)
     try:
         coupon.update(
@@ -225,9 +233,10 @@ def _redeem(effect: RedeemCoupon) -> None:
             coupon = None
         if coupon is None or coupon.member_id != effect.member_id or coupon.redeemed_at != effect.at:
             log("coupon.redeem_ignored", code=effect.code, reason="unknown, another member's, or redeemed already")
-            return
+            return None
         # This very redemption, recorded by an earlier attempt that died before linking it.
     outcomes.link_redemption(coupon)
+    return coupon.cause
 
 
 def _record_delivery(effect: RecordDelivery) -> None:

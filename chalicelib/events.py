@@ -34,6 +34,8 @@ class Kind(enum.StrEnum):
     ORDER_PAID = "order_paid"
     ORDER_REFUNDED = "order_refunded"
     COUPON_REDEEMED = "coupon_redeemed"
+    REVIEWED = "reviewed"
+    NPS_ANSWERED = "nps_answered"
     UNKNOWN = "unknown"
 
 
@@ -49,6 +51,8 @@ ACTIVITY = frozenset(
         Kind.JOINED_GROUP,
         Kind.ORDER_PAID,
         Kind.COUPON_REDEEMED,
+        Kind.REVIEWED,
+        Kind.NPS_ANSWERED,
     }
 )
 

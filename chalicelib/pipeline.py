@@ -1,4 +1,4 @@
-"""The event pipeline: dedupe → update the member → run the duties → remember the outcome.
+"""The event pipeline: dedupe → update the member → run the duties → count → remember the outcome.
 
 ``process`` is called once per normalized event, by the webhooks (synchronously, well inside
 WeChat's 5 s) and by the redrive timer. Every step is safe to repeat: an exception anywhere
@@ -21,6 +21,7 @@ from chalicelib.duties import REGISTRY
 from chalicelib.errors import BadRule, Retryable
 from chalicelib.events import Event
 from chalicelib.logs import log
+from chalicelib.metrics import counters
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
 from chalicelib.state import journal, members
@@ -82,9 +83,11 @@ def _run(ctx: Context, event: Event) -> str | None:
         event = dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
     zone = ZoneInfo(rules.stores.default_timezone) if rules is not None else SHANGHAI
     member = members.touch(event, ctx.clock.now(), zone)
-    if rules is None:
-        return None
-    return run_duties(ctx, event, member, rules).reply
+    applied = run_duties(ctx, event, member, rules) if rules is not None else effects.Applied()
+    counts = counters.of_event(event, member, zone) + counters.of_effects(applied.issued, applied.redeemed)
+    store_id = event.store_id or (member.store_id if member else None)
+    counters.count_event(event, member, store_id, counts, zone, ctx.clock.now())
+    return applied.reply
 
 
 def run_duties(ctx: Context, event: Event, member: Member | None, rules: RuleSet) -> effects.Applied:

@@ -514,3 +514,18 @@ def test_three_sweeps_running_at_once_recall_each_member_once(live):
     assert sorted(m.member_id for m in OutboxMessage.scan() if m.cause == "recall") == treated
     assert sorted(c.member_id for c in Coupon.scan() if c.cause == "recall") == treated
     assert sum(sum(r.decided[arm] for arm in ("treated", "holdout", "skipped")) for r in results) == 60
+
+
+def test_a_member_changed_since_the_sweep_read_them_is_written_nowhere_and_decided_again(aws, clock):
+    from chalicelib.recall.decide import decide
+
+    seed([lapsed("oStale", 7)])
+    stale = Member.get("oStale")
+    Member("oStale").update(actions=[Member.recall_lapse.set("2026-11-16"), Member.recall_attempts.set(1)])
+    rules = runtime.context().rules()
+    decision = decide(stale, rules.recall.stages[0], rules, TODAY - timedelta(days=7), TODAY, NOW, "SYSTALE")
+    assert decision.arm in ("treated", "holdout")
+    assert record.write(decision, TODAY.isoformat(), NOW, rules.version) == "changed"
+    assert decisions() == [] and list(Coupon.scan()) == [] and list(OutboxMessage.scan()) == []
+    sweep.run(runtime.context())  # the sweep reads the member again and decides on what is stored
+    assert Member.get("oStale").recall_attempts == 2

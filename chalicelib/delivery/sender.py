@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -31,6 +32,7 @@ from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeCh
 from chalicelib.delivery.rate import RateLimiter
 from chalicelib.errors import Retryable
 from chalicelib.logs import log
+from chalicelib.metrics import counters
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
 from chalicelib.state.models import Member, OutboxMessage, Shared
@@ -161,8 +163,10 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
     if not RateLimiter(messaging.send_rate_per_second).acquire():
         return _hold(message, "retrying", "send rate: no free slot", now + timedelta(seconds=1), now)
     outcome = _call(ctx, message, member, rules, api, channel, request, cost)
-    if outcome.status == "sent" and message.category != "alert":
-        _count_sent(message, zone, now)
+    if outcome.status == "sent":
+        counters.count_message(message, ZoneInfo(rules.stores.default_timezone), now)
+        if message.category != "alert":
+            _count_sent(message, zone, now)
     return outcome
 
 

@@ -92,7 +92,7 @@ def _progress(facts: Facts, rules: RuleSet, opened: date, today: date, now: date
     if _longest_run(facts.order_days, opened, today) < rule.consecutive_days:
         return []
     key = facts.open_key or ""
-    plan: list[Effect] = [MarkReturned(facts.member_id, key, facts.event.occurred_at)]
+    plan: list[Effect] = [MarkReturned(facts.member_id, key, facts.event.occurred_at, today.isoformat())]
     if facts.open_arm != "treated":
         return plan
     reward_key = cause_key(facts.member_id, key, CAUSE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from chalicelib.effects import Effect, MarkReturned
 from chalicelib.events import ACTIVITY, Event
@@ -30,4 +31,6 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
 
 
 def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
-    return [MarkReturned(facts.member_id, key, facts.event.occurred_at) for key in sorted(facts.open_keys)]
+    at = facts.event.occurred_at
+    day = at.astimezone(ZoneInfo(rules.stores.default_timezone)).date().isoformat()
+    return [MarkReturned(facts.member_id, key, at, day) for key in sorted(facts.open_keys)]

@@ -64,8 +64,26 @@ class CouponRedeemed(_Body):
     order_id: Id | None = None
 
 
-Payload = Annotated[OrderPaid | OrderRefunded | CouponRedeemed, Field(discriminator="type")]
-_ADAPTER: TypeAdapter[OrderPaid | OrderRefunded | CouponRedeemed] = TypeAdapter(Payload)
+class Review(_Body):
+    """A customer's review of an order or visit (1-5 stars), from the POS or mini program."""
+
+    type: Literal["review"]
+    review_id: Id
+    order_id: Id | None = None
+    score: Annotated[int, Field(ge=1, le=5)]
+
+
+class NpsAnswer(_Body):
+    """An answer to "how likely are you to recommend us" (0-10)."""
+
+    type: Literal["nps"]
+    answer_id: Id
+    score: Annotated[int, Field(ge=0, le=10)]
+
+
+Body = OrderPaid | OrderRefunded | CouponRedeemed | Review | NpsAnswer
+Payload = Annotated[Body, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[Body] = TypeAdapter(Payload)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -114,12 +132,16 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def to_event(payload: OrderPaid | OrderRefunded | CouponRedeemed) -> Event:
+def to_event(payload: Body) -> Event:
     data = payload.model_dump(mode="json", exclude={"openid", "store_id", "at", "type"})
     if isinstance(payload, OrderPaid):
         kind, key = Kind.ORDER_PAID, f"orders:paid:{payload.order_id}"
     elif isinstance(payload, OrderRefunded):
         kind, key = Kind.ORDER_REFUNDED, f"orders:refund:{payload.order_id}:{payload.refund_id}"
+    elif isinstance(payload, Review):
+        kind, key = Kind.REVIEWED, f"orders:review:{payload.review_id}"
+    elif isinstance(payload, NpsAnswer):
+        kind, key = Kind.NPS_ANSWERED, f"orders:nps:{payload.answer_id}"
     else:
         kind, key = Kind.COUPON_REDEEMED, f"orders:redeem:{payload.coupon_code}"
     at = payload.at if payload.at.tzinfo else None

@@ -6,11 +6,14 @@ treated one's, so the return rates compare like with like.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from datetime import date, datetime
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.logs import log
+from chalicelib.metrics import counters
 from chalicelib.state.models import Coupon, Member, Recall
 
 COUPON_CAUSES = frozenset({"recall", "challenge"})
@@ -20,29 +23,40 @@ def _condition_failed(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
-def mark_returned(member_id: str, key: str, at: datetime) -> None:
-    """Count the member as returned for the record ``key`` if ``at`` falls inside its window;
+def mark_returned(member_id: str, key: str, at: datetime, day: str) -> None:
+    """Count the member as returned for the record ``key`` if ``at`` falls inside its window (and
+    the day's ``recall_returned`` / ``challenge_completed`` counter with it, in one transaction);
     close the record on the member either way, unless the activity predates the recall (a late
     event) and the window is still ahead."""
     try:
-        Recall(member_id, key).update(
-            actions=[Recall.returned_at.set(at)],
-            condition=Recall.key.exists()
-            & Recall.returned_at.does_not_exist()
-            & (Recall.created_at <= at)
-            & (Recall.window_until > at),
-        )
-        log("recall.returned", key=key)
-    except UpdateError as exc:
-        if not _condition_failed(exc):
-            raise
-        try:
-            record: Recall | None = Recall.get(member_id, key, consistent_read=True)
-        except Recall.DoesNotExist:
-            record = None
-        if record is not None and record.returned_at is None and at < record.created_at:
+        record: Recall | None = Recall.get(member_id, key, consistent_read=True)
+    except Recall.DoesNotExist:
+        record = None
+    if record is not None and record.returned_at is None:
+        if at < record.created_at:
             return  # activity from before the recall arrived late: the window is still open
+        if at < record.window_until:
+            _returned(record, at, day)
     Member(member_id).update(actions=[Member.recall_open.delete({key})])
+
+
+def _returned(record: Recall, at: datetime, day: str) -> None:
+    name = "challenge_completed" if record.stage == "challenge" else "recall_returned"
+    counts = Counter({name: 1, f"{name}:{record.arm}": 1})
+    try:
+        with TransactWrite(connection=Recall._get_connection().connection) as transaction:
+            transaction.update(
+                Recall(record.member_id, record.key),
+                actions=[Recall.returned_at.set(at)],
+                condition=Recall.returned_at.does_not_exist(),
+            )
+            counters.add(counters.scopes_of(record.store_id, counts), date.fromisoformat(day), transaction)
+    except TransactWriteError as exc:
+        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        if not reasons or reasons[0] != "ConditionalCheckFailed":
+            raise
+        return  # counted by a concurrent or earlier attempt
+    log("recall.returned", stage=record.stage, arm=record.arm)
 
 
 def link_redemption(coupon: Coupon) -> None:

@@ -6,13 +6,15 @@ moves on), never a coupon without its message or a message sent twice."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections import Counter
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.logs import log
+from chalicelib.metrics import counters
 from chalicelib.state.items import coupon_item, pending_message
 from chalicelib.state.models import Coupon, Member, OutboxMessage, Recall
 
@@ -52,15 +54,29 @@ def write(decision: Decision, day: str, now: datetime, rules_version: str) -> Wr
             if decision.message is not None:
                 message = pending_message(decision.message, now)
                 transaction.save(message, condition=OutboxMessage.message_key.does_not_exist())
+            counters.add(counters.scopes_of(decision.store_id, _counts(decision)), date.fromisoformat(day), transaction)
     except TransactWriteError as exc:
+        # One reason per item in PynamoDB's order: the puts (record, coupon, message), then the
+        # updates (member, counters).
         reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
         if reasons and reasons[0] == "ConditionalCheckFailed":
             return "done"
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+        member = 1 + (decision.coupon is not None) + (decision.message is not None)
+        if decision.arm != "skipped" and len(reasons) > member and reasons[member] == "ConditionalCheckFailed":
             return "changed"
         raise
     log("recall.decided", stage=decision.stage, arm=decision.arm, reason=decision.reason, store=decision.store_id)
     return "new"
+
+
+def _counts(decision: Decision) -> Counter[str]:
+    """``recall_due`` / ``recall_treated`` / ``recall_holdout`` / ``recall_skipped`` (and the same
+    with ``challenge_``), plus the coupon issued."""
+    prefix = "challenge" if decision.stage == "challenge" else "recall"
+    counts = Counter({f"{prefix}_due": 1, f"{prefix}_{decision.arm}": 1})
+    if decision.coupon is not None:
+        counts.update({"coupons_issued": 1, f"coupons_issued:{decision.coupon.cause}": 1})
+    return counts
 
 
 def _member_update(decision: Decision, now: datetime) -> dict:

@@ -128,6 +128,7 @@ class EventRecord(_Base):
     stalled = UnicodeAttribute(null=True)
     reply = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
+    counted = UnicodeAttribute(null=True)  # set with the event's counters, in one transaction
     expires = TTLAttribute(null=True)
 
     by_day = ByDay()
@@ -253,6 +254,7 @@ class OutboxMessage(_Base):
     wechat_msgid = UnicodeAttribute(null=True)
     response = UnicodeAttribute(null=True)
     delivery = UnicodeAttribute(null=True)  # WeChat's later delivery status (success / failed:…)
+    counted = UnicodeAttribute(null=True)  # set with the "sent" counters, in one transaction
 
     by_member = OutboxByMember()
     due_index = OutboxDue()
@@ -302,6 +304,24 @@ class Recall(_Base):
     by_day = RecallsByDay()
 
 
+class Metric(_Base):
+    """Counters, written at event time (never computed by scanning events). One item per scope
+    (``chain`` or a store id) and local day, its counters as top-level numbers named by
+    ``chalicelib.metrics.counters`` (added atomically, so the item has no fixed attributes
+    beyond the keys); ``cohort#<day>`` items hold the new members of a day and how many came
+    back on day 1 and day 7; ``total`` the running member and follower counts. Markers
+    ``(active#<day>, <member>)`` make "active members" count each member once a day.
+    Access: add in one transaction with the event's "counted" guard; query a scope's days in
+    a range (a week = 7 items, however many events)."""
+
+    class Meta(_Base.Meta):
+        table_name = "metrics"
+
+    scope = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)
+    expires = TTLAttribute(null=True)
+
+
 class RuleRecord(_Base):
     """Rule versions and the active pointer, one partition each (small, strongly consistent):
 
@@ -345,5 +365,5 @@ class Shared(_Base):
     expires = TTLAttribute(null=True)
 
 
-MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord, Shared, Recall)
+MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord, Shared, Recall, Metric)
 BASE_NAMES = {model: model.Meta.table_name for model in MODELS}
