@@ -6,6 +6,8 @@
     siyu tables create        create missing tables (local stacks and tests only)
     siyu send follow OPENID   play WeChat against the running stack (also: unfollow, text, join)
     siyu rules check|publish|history|diff|rollback|schema|preview   the rule sets (docs/rules.md)
+    siyu points audit|show    the points ledger: every balance re-derived, a member's statement
+    siyu checkin lottery      a week's check-in lottery, drawn or reproduced
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
 variable not already set, so it talks to the same embedded DynamoDB.
@@ -22,6 +24,7 @@ from pathlib import Path
 from chalicelib import admin, runtime, settings
 from chalicelib.errors import Conflict, InvalidRules, SiyuError
 from chalicelib.local import send
+from chalicelib.loyalty import commands as loyalty_commands
 from chalicelib.rules import commands as rule_commands
 from chalicelib.state.binding import create_tables
 
@@ -107,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     tables.add_parser("create", help="create missing tables (local only)").set_defaults(run=_tables_create)
     send.add_parser(sub)
     rule_commands.add_parser(sub)
+    loyalty_commands.add_parser(sub)
     return top
 
 

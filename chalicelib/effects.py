@@ -18,7 +18,9 @@ from typing import Literal
 from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.logs import log
-from chalicelib.state.models import Coupon, Member, OutboxMessage
+from chalicelib.loyalty import ledger
+from chalicelib.loyalty.ledger import Posting as PostPoints
+from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage
 
 CouponOutcome = Literal["new", "taken"]
 # A recorded message is handed to the queue at once; if that hand-off is lost, the release
@@ -52,6 +54,7 @@ class Reply:
     event_id: str
     rules_version: str
     when_coupon: tuple[str, CouponOutcome] | None = None
+    when_record: tuple[str, str] | None = None  # (record / points key, outcome) of this plan
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class QueueMessage:
     template: str | None = None  # messaging.json template: the channel, or the fallback of "custom"
     store_id: str | None = None
     expires_at: datetime | None = None
+    when_record: tuple[str, str] | None = None  # (record / points key, outcome) of this plan
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,54 @@ class RecordConsent:
     refused: frozenset[str]
 
 
-Effect = IssueCoupon | Reply | QueueMessage | RedeemCoupon | RecordDelivery | RecordConsent
+@dataclass(frozen=True)
+class RecordOnce:
+    """A loyalty fact written once by its key (a check-in, an invite, a draw, an agenda item).
+    Its outcome (``new`` / ``taken``) is keyed ``<pk>|<sk>`` for ``when_record``."""
+
+    pk: str
+    sk: str
+    member_id: str | None
+    event_id: str
+    rules_version: str
+    at: datetime
+    status: str | None = None
+    count: int | None = None
+    value: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.pk}|{self.sk}"
+
+
+@dataclass(frozen=True)
+class UpdateLoyalty:
+    """Loyalty fields of a member, set only if the tier is still ``expect_tier`` (``""`` = none
+    yet): two events that both upgrade a member upgrade (and notify) once. Outcome under ``key``."""
+
+    key: str
+    member_id: str
+    expect_tier: str | None = None  # None: no condition
+    tier: str | None = None
+    tier_since: datetime | None = None
+    tier_review_on: str | None = None
+    add_tags: frozenset[str] = frozenset()
+    remove_tags: frozenset[str] = frozenset()
+    birthday: str | None = None
+    invite_unlocked_at: datetime | None = None
+
+
+Effect = (
+    IssueCoupon
+    | Reply
+    | QueueMessage
+    | RedeemCoupon
+    | RecordDelivery
+    | RecordConsent
+    | PostPoints
+    | RecordOnce
+    | UpdateLoyalty
+)
 
 
 @dataclass
@@ -108,6 +159,7 @@ class Applied:
     reply: str | None = None
     coupons: dict[str, CouponOutcome] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    records: dict[str, str] = field(default_factory=dict)  # points / record keys → new | taken | refused
 
 
 def is_condition_failure(exc: Exception) -> bool:
@@ -125,7 +177,13 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
             _record_delivery(effect)
         elif isinstance(effect, RecordConsent):
             _record_consent(effect)
-        elif _condition_holds(effect.when_coupon, applied):
+        elif isinstance(effect, PostPoints):
+            applied.records[effect.key] = ledger.post(effect)
+        elif isinstance(effect, RecordOnce):
+            applied.records[effect.key] = _record_once(effect)
+        elif isinstance(effect, UpdateLoyalty):
+            applied.records[effect.key] = _update_loyalty(effect)
+        elif _condition_holds(effect.when_coupon, applied) and _record_holds(effect.when_record, applied):
             if isinstance(effect, Reply):
                 if applied.reply is None:
                     _record(
@@ -171,6 +229,65 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
 
 def _condition_holds(when: tuple[str, CouponOutcome] | None, applied: Applied) -> bool:
     return when is None or applied.coupons.get(when[0]) == when[1]
+
+
+def _record_holds(when: tuple[str, str] | None, applied: Applied) -> bool:
+    return when is None or applied.records.get(when[0]) == when[1]
+
+
+def _record_once(effect: RecordOnce) -> str:
+    record = LoyaltyRecord(
+        effect.pk,
+        effect.sk,
+        member_id=effect.member_id,
+        status=effect.status,
+        count=effect.count,
+        value=effect.value,
+        event_id=effect.event_id,
+        rules_version=effect.rules_version,
+        at=effect.at,
+    )
+    try:
+        record.save(condition=LoyaltyRecord.sk.does_not_exist())
+    except PutError as exc:
+        if not is_condition_failure(exc):
+            raise
+        existing = LoyaltyRecord.get(effect.pk, effect.sk, consistent_read=True)
+        return "new" if existing.event_id == effect.event_id else "taken"
+    return "new"
+
+
+def _update_loyalty(effect: UpdateLoyalty) -> str:
+    actions = []
+    if effect.tier is not None:
+        actions += [Member.tier.set(effect.tier), Member.tier_since.set(effect.tier_since)]
+    if effect.tier_review_on is not None:
+        actions.append(Member.tier_review_on.set(effect.tier_review_on))
+    if effect.add_tags:
+        actions.append(Member.loyalty_tags.add(set(effect.add_tags)))
+    if effect.remove_tags:
+        actions.append(Member.loyalty_tags.delete(set(effect.remove_tags)))
+    if effect.birthday is not None:
+        actions.append(Member.birthday.set(effect.birthday))
+    if effect.invite_unlocked_at is not None:
+        actions.append(Member.invite_unlocked_at.set(Member.invite_unlocked_at | effect.invite_unlocked_at))
+    if not actions:
+        return "new"
+    condition = Member.member_id.exists()
+    if effect.expect_tier == "":
+        condition &= Member.tier.does_not_exist()
+    elif effect.expect_tier is not None:
+        condition &= Member.tier == effect.expect_tier
+    try:
+        Member(effect.member_id).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+        member = Member.get(effect.member_id, consistent_read=True)
+        # Done by an earlier attempt of this same decision: still this event's change.
+        same = effect.tier is not None and member.tier == effect.tier and member.tier_since == effect.tier_since
+        return "new" if same else "taken"
+    return "new"
 
 
 def _issue(effect: IssueCoupon, now: datetime) -> CouponOutcome:

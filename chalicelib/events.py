@@ -35,6 +35,10 @@ class Kind(enum.StrEnum):
     ORDER_REFUNDED = "order_refunded"
     COUPON_REDEEMED = "coupon_redeemed"
     UNKNOWN = "unknown"
+    # loyalty (issue 7), from the order webhook (mini program / POS)
+    POINTS_REDEEMED = "points_redeemed"
+    CHECKED_IN = "checked_in"
+    PROFILE_UPDATED = "profile_updated"
 
 
 # Kinds that show the member doing something (they move "last active").
@@ -49,6 +53,8 @@ ACTIVITY = frozenset(
         Kind.JOINED_GROUP,
         Kind.ORDER_PAID,
         Kind.COUPON_REDEEMED,
+        Kind.POINTS_REDEEMED,
+        Kind.CHECKED_IN,
     }
 )
 

@@ -4,6 +4,6 @@
 
 from __future__ import annotations
 
-from chalicelib.duties import coupons, deliveries, welcome
+from chalicelib.duties import coupons, deliveries, points, welcome
 
-REGISTRY = (welcome, coupons, deliveries)
+REGISTRY = (welcome, coupons, deliveries, points)

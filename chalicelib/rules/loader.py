@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
-from chalicelib.rules.models import MessagingRule, StoresRule, WelcomeRule
+from chalicelib.rules.models import LoyaltyRule, MessagingRule, StoresRule, WelcomeRule
 from chalicelib.settings import Settings
 
 
@@ -31,6 +31,7 @@ class RuleSet:
     stores: StoresRule
     messaging: MessagingRule
     files: MappingProxyType[str, str] = field(repr=False, compare=False)
+    loyalty: LoyaltyRule = field(default_factory=lambda: LoyaltyRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -50,6 +51,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         stores=parsed["stores.json"],  # type: ignore[arg-type]
         messaging=parsed["messaging.json"],  # type: ignore[arg-type]
         files=MappingProxyType(dict(files)),
+        loyalty=parsed["loyalty.json"],  # type: ignore[arg-type]
     )
 
 

@@ -332,13 +332,204 @@ class MessagingRule(RuleFile):
         return yuan_to_fen(self.monthly_budget_yuan)
 
 
+# --- loyalty.json (issue 7): points, tiers, check-in, referral, birthday, precision push, KOC ---
+# One file, because its sections refer to each other (a tier's multiplier drives earning, the
+# birthday benefit is chosen by tier, referral and check-in rewards are points in the same ledger)
+# and cross-section mistakes are caught in one model. Every field has a default, so the file
+# validates from ``{"enabled": false}`` alone (absent from older rule sets: loyalty is off).
+
+Points = Annotated[int, Field(ge=0, le=1_000_000)]
+BigYuan = Annotated[
+    Decimal,
+    BeforeValidator(_number_only),
+    Field(ge=0, le=10_000_000, decimal_places=2),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 10_000_000, "multipleOf": 0.01}),
+]
+Multiplier = Annotated[
+    Decimal,
+    BeforeValidator(_number_only),
+    Field(ge=1, le=10, decimal_places=2),
+    WithJsonSchema({"type": "number", "minimum": 1, "maximum": 10}),
+]
+Name = Annotated[str, Field(min_length=1, max_length=20)]
+Tag = Annotated[str, Field(min_length=1, max_length=30)]
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
+
+
+def _texts(allowed: frozenset[str], *names: str):  # type: ignore[no-untyped-def]
+    """A field validator checking the placeholders of the named text fields."""
+    return field_validator(*names)(
+        classmethod(lambda cls, v: None if v is None else _check_placeholders(v, allowed))  # type: ignore[arg-type]
+    )
+
+
+POINTS_PLACEHOLDERS = frozenset({"points", "balance", "date"})
+
+
+class PointsSection(Strict):
+    """How orders earn points, when points expire, what members are told."""
+
+    enabled: StrictBool = True
+    points_per_yuan: Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=100, decimal_places=2)] = Field(
+        default=Decimal(1), description="Points per yuan paid (1 yuan = 1 point); fractions of a point are dropped."
+    )
+    bonus_series: list[Ident] = Field(default_factory=list, description="Designated series earning a bonus per item.")
+    series_bonus_points: Points = Field(default=5, description="Extra points per item of a designated series.")
+    expire_after_months: Annotated[int, Field(ge=0, le=120)] = Field(
+        default=0, description="Points expire at the end of the month this many months after earning; 0 = never."
+    )
+    expiry_reminder_days: Annotated[int, Field(ge=0, le=60)] = Field(
+        default=7, description="Remind the member this many days before points expire; 0 = no reminder."
+    )
+    expiry_reminder_text: Text = "您有{points}积分将于{date}到期，当前共{balance}积分，记得来兑换哦。"
+
+    _placeholders = _texts(POINTS_PLACEHOLDERS, "expiry_reminder_text")
+
+
+TIER_PLACEHOLDERS = frozenset({"tier", "previous", "spend", "date"})
+
+
+class Tier(Strict):
+    name: Name
+    min_spend_yuan: BigYuan = Field(default=Decimal(0), description="Spend over the period to reach this tier.")  # type: ignore[valid-type]
+    min_orders: Annotated[int, Field(ge=0, le=10_000)] = Field(default=0, description="Orders over the period.")
+    points_multiplier: Multiplier = Field(default=Decimal(1), description="Points earned × this (1.3 = 30% faster).")  # type: ignore[valid-type]
+    coupon: CouponSpec | None = Field(default=None, description="Benefit coupon issued on reaching the tier.")
+    birthday_coupon: CouponSpec | None = Field(default=None, description="Birthday-month coupon of this tier.")
+    tags: list[Tag] = Field(default_factory=list, description="Tags the tier carries, e.g. early_access.")
+
+
+def _default_tiers() -> list[Tier]:
+    return [
+        Tier(name="普通"),
+        Tier(name="银卡", min_spend_yuan=Decimal(500)),
+        Tier(name="金卡", min_spend_yuan=Decimal(2000), points_multiplier=Decimal("1.3"), tags=["early_access"]),
+        Tier(name="钻卡", min_spend_yuan=Decimal(5000), points_multiplier=Decimal("1.3"), tags=["early_access"]),
+    ]
+
+
+class TiersSection(Strict):
+    """Tiers by spend and orders over a rolling period: up at once, down only at the period end."""
+
+    enabled: StrictBool = True
+    period_days: Annotated[int, Field(ge=30, le=730)] = 365
+    levels: list[Tier] = Field(default_factory=_default_tiers, min_length=1, max_length=10)
+    upgrade_text: Text = "恭喜升级为{tier}会员！近期消费{spend}元，专属权益已发放。"
+    downgrade_notice_text: Text = "您的会员等级已由{previous}调整为{tier}（{date}起），多来坐坐就能升回去哦。"
+
+    _placeholders = _texts(TIER_PLACEHOLDERS, "upgrade_text", "downgrade_notice_text")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TiersSection:
+        names = [t.name for t in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must be different")
+        if self.levels[0].min_spend_yuan != 0 or self.levels[0].min_orders != 0:
+            raise ValueError("the first tier is the entry tier: min_spend_yuan and min_orders must be 0")
+        spends = [t.min_spend_yuan for t in self.levels]
+        if spends != sorted(spends):
+            raise ValueError("levels go from the lowest tier to the highest: min_spend_yuan must not decrease")
+        return self
+
+
+CHECKIN_PLACEHOLDERS = frozenset({"streak", "points", "balance", "days"})
+
+
+class CheckinSection(Strict):
+    """Daily check-in: one per member per store-local day, streaks, weekly lottery."""
+
+    enabled: StrictBool = True
+    keywords: list[Annotated[str, Field(min_length=1, max_length=10)]] = Field(
+        default_factory=lambda: ["签到"], description="Texts sent to the official account that check in."
+    )
+    points: Points = Field(default=1, description="Points per check-in.")
+    streak_days: Annotated[int, Field(ge=2, le=365)] = 7
+    streak_bonus_points: Points = Field(default=10, description="Bonus each time the streak reaches a multiple.")
+    badge_days: Annotated[int, Field(ge=2, le=3650)] = 100
+    badge: Tag = "百日打卡"
+    text: Text = "签到成功！已连续签到{streak}天，获得{points}积分，当前共{balance}积分。"
+    already_text: Text = "今天已经签过到啦，已连续签到{streak}天，明天再来哦。"
+    badge_text: Text = "太棒了！您已连续签到{days}天，获得「百日打卡」徽章。"
+    lottery_winners: Annotated[int, Field(ge=0, le=1000)] = Field(default=3, description="Winners per weekly draw.")
+    lottery_prize: CouponSpec | None = Field(
+        default_factory=lambda: CouponSpec(title="签到抽奖券", value_yuan=Decimal(10), valid_days=14)
+    )
+    lottery_text: Text = "恭喜您在本周签到抽奖中中奖！"
+
+    _placeholders = _texts(CHECKIN_PLACEHOLDERS, "text", "already_text", "badge_text", "lottery_text")
+
+
+REFERRAL_PLACEHOLDERS = frozenset({"count", "invite_link"})
+
+
+class ReferralReward(Strict):
+    invites: Annotated[int, Field(ge=1, le=1000)]
+    coupon: CouponSpec | None = None
+    points: Points = 0
+    text: Text = "您已成功邀请{count}位好友，奖励已发放！"
+
+    _placeholders = _texts(REFERRAL_PLACEHOLDERS, "text")
+
+
+def _default_rewards() -> list[ReferralReward]:
+    return [
+        ReferralReward(invites=1, coupon=CouponSpec(title="邀请好友券", value_yuan=Decimal(5), valid_days=30)),
+        ReferralReward(
+            invites=3,
+            coupon=CouponSpec(title="免单券", value_yuan=Decimal(30), valid_days=30),
+            text="您已成功邀请{count}位好友，送您一张免单券！",
+        ),
+    ]
+
+
+class ReferralSection(Strict):
+    """Invite rewards: an invitee counts once ever, after a grace period still following."""
+
+    enabled: StrictBool = True
+    grace_days: Annotated[int, Field(ge=0, le=90)] = Field(
+        default=7, description="An invitee who unfollows within this many days does not count."
+    )
+    unlock_spend_yuan: BigYuan = Field(  # type: ignore[valid-type]
+        default=Decimal(200), description="Spend needed before a member's invites count; 0 = everyone."
+    )
+    invite_link: Annotated[str, Field(pattern=r"^https://", max_length=200)] = "https://example.com/siyu/invite"
+    unlock_text: Text = "您已解锁专属邀请码！分享链接邀请好友关注：{invite_link}"
+    rewards: list[ReferralReward] = Field(default_factory=_default_rewards, max_length=10)
+
+    _placeholders = _texts(REFERRAL_PLACEHOLDERS, "unlock_text")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ReferralSection:
+        counts = [r.invites for r in self.rewards]
+        if len(set(counts)) != len(counts):
+            raise ValueError("each reward needs a different number of invites")
+        return self
+
+
+class LoyaltyRule(Scoped):
+    """loyalty.json: points, tiers, check-in, referral (the member-loyalty duties)."""
+
+    points: PointsSection = PointsSection()
+    tiers: TiersSection = TiersSection()
+    checkin: CheckinSection = CheckinSection()
+    referral: ReferralSection = ReferralSection()
+
+    def tier(self, name: str | None) -> Tier:
+        """A tier by name; an unknown or absent name (a renamed tier) is the entry tier."""
+        for level in self.tiers.levels:
+            if level.name == name:
+                return level
+        return self.tiers.levels[0]
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
     "messaging.json": MessagingRule,
     "stores.json": StoresRule,
     "welcome.json": WelcomeRule,
+    "loyalty.json": LoyaltyRule,
 }
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
-OPTIONAL_FILES: frozenset[str] = frozenset()
+OPTIONAL_FILES: frozenset[str] = frozenset({"loyalty.json"})

@@ -1,0 +1,184 @@
+"""Points (积分): a paid order earns points, a refund reverses what its order earned, a
+redemption spends them (domain.md, "Loyalty").
+
+Earning: ``floor(yuan × points_per_yuan)`` plus ``series_bonus_points`` per item of a designated
+series, times the member's tier multiplier, floored. Each cause has one ledger key
+(``earn#<order>``, ``refund#<order>#<refund>``, ``redeem#<redemption>``), so retries, duplicate
+deliveries and concurrent workers post it once (``chalicelib/loyalty/ledger.py``).
+
+Refunds reverse the order's points in proportion to the money refunded so far (all of them
+once the whole amount is refunded), and never more than the order earned. Refunds and
+redemptions are honoured whatever the rule says today: a member's points are the member's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from chalicelib.effects import Effect, PostPoints
+from chalicelib.events import Event, Kind
+from chalicelib.loyalty import ledger
+from chalicelib.loyalty.calendar import local_day, month_end
+from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.models import LoyaltyRule
+from chalicelib.rules.scope import in_scope
+from chalicelib.settings import Settings
+from chalicelib.state.models import Member
+
+TRIGGERS = frozenset({Kind.ORDER_PAID, Kind.ORDER_REFUNDED, Kind.POINTS_REDEEMED})
+CAUSE = "points"
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What the ledger knows of an order: what it earned and what refunds took back."""
+
+    earned: int
+    reversed: int
+    refunded_fen: int
+    amount_fen: int
+    voided: bool
+
+
+@dataclass(frozen=True)
+class Facts:
+    event: Event
+    member_id: str
+    home_store: str | None
+    tier: str | None
+    order: OrderState | None  # refunds only
+
+
+def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+    if member is None or event.member_id is None:
+        return None
+    order = None
+    if event.kind is Kind.ORDER_REFUNDED:
+        item = ledger.order_item(event.member_id, str(event.data["order_id"]))
+        if item is not None:
+            order = OrderState(
+                int(item.earned or 0),
+                int(item.reversed or 0),
+                int(item.refunded_fen or 0),
+                int(item.amount_fen or 0),
+                item.voided == "yes",
+            )
+    return Facts(event, event.member_id, member.store_id or event.store_id, member.tier, order)
+
+
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+    event = facts.event
+    if event.kind is Kind.ORDER_PAID:
+        return _earn(facts, rules, now)
+    if event.kind is Kind.ORDER_REFUNDED:
+        return [_reverse(facts, rules)]
+    return [
+        PostPoints(
+            facts.member_id,
+            f"redeem#{event.data['redemption_id']}",
+            -int(event.data["points"]),
+            "debit",
+            "redeem",
+            event.event_id,
+            rules.version,
+            event.occurred_at,
+            note=str(event.data.get("reason") or "") or None,
+        )
+    ]
+
+
+def earned_points(rule: LoyaltyRule, tier: str | None, amount_fen: int, items: list[dict]) -> int:
+    """Points an order earns under the rule, for a member of ``tier``."""
+    section = rule.points
+    base = (Decimal(amount_fen) * section.points_per_yuan / 100).to_integral_value(ROUND_FLOOR)
+    in_series = sum(int(i.get("qty") or 1) for i in items if i.get("series") in section.bonus_series)
+    raw = (base + in_series * section.series_bonus_points) * rule.tier(tier).points_multiplier
+    return int(raw.to_integral_value(ROUND_FLOOR))
+
+
+def _earn(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+    rule = rules.loyalty
+    event = facts.event
+    if not rule.points.enabled or not in_scope(rule, "loyalty", facts.member_id, facts.home_store, now):
+        return []
+    amount = int(event.data["amount_fen"])
+    items = list(event.data.get("items") or [])
+    expires_on = None
+    if rule.points.expire_after_months:
+        day = local_day(event.occurred_at, rules.stores.zone_of(facts.home_store))
+        expires_on = month_end(day, rule.points.expire_after_months).isoformat()
+    order_id = str(event.data["order_id"])
+    return [
+        PostPoints(
+            facts.member_id,
+            f"earn#{order_id}",
+            earned_points(rule, facts.tier, amount, items),
+            "credit",
+            "order",
+            event.event_id,
+            rules.version,
+            event.occurred_at,
+            order_id=order_id,
+            order="open",
+            amount_fen=amount,
+            spend_fen=amount,
+            categories=frozenset(str(i["category"]) for i in items if i.get("category")),
+            expires_on=expires_on,
+        )
+    ]
+
+
+def reversal(order: OrderState, refund_fen: int) -> int:
+    """Points a refund takes back: the earned points in proportion to all money refunded so
+    far (every point once the whole amount is refunded), minus what earlier refunds took."""
+    refunded = order.refunded_fen + refund_fen
+    if order.amount_fen <= 0 or refunded >= order.amount_fen:
+        target = order.earned
+    else:
+        share = Decimal(order.earned) * refunded / order.amount_fen
+        target = int(share.to_integral_value(ROUND_HALF_UP))
+    return max(0, min(target, order.earned) - order.reversed)
+
+
+def _reverse(facts: Facts, rules: RuleSet) -> PostPoints:
+    event = facts.event
+    order_id = str(event.data["order_id"])
+    refund_fen = int(event.data["amount_fen"])
+    order = facts.order
+    common = {
+        "order_id": order_id,
+        "amount_fen": refund_fen,
+        "note": None if order else "refund before the order earned: the order will earn nothing",
+    }
+    if order is None:
+        return PostPoints(
+            facts.member_id,
+            f"refund#{order_id}#{event.data['refund_id']}",
+            0,
+            "reverse",
+            "refund",
+            event.event_id,
+            rules.version,
+            event.occurred_at,
+            order="void",
+            **common,  # type: ignore[arg-type]
+        )
+    taken = reversal(order, refund_fen)
+    spend_back = -min(refund_fen, max(0, order.amount_fen - order.refunded_fen))
+    return PostPoints(
+        facts.member_id,
+        f"refund#{order_id}#{event.data['refund_id']}",
+        -taken,
+        "reverse",
+        "refund",
+        event.event_id,
+        rules.version,
+        event.occurred_at,
+        order="reverse",
+        order_reversed=order.reversed,
+        order_refunded_fen=order.refunded_fen,
+        spend_fen=spend_back,
+        **common,  # type: ignore[arg-type]
+    )
