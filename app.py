@@ -58,3 +58,8 @@ def send_outbox_messages(event):
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def release_due_messages(event):
     jobs.release_due_messages()
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def run_loyalty_day(event):
+    jobs.run_loyalty_day()

@@ -28,3 +28,9 @@ def release_due_messages() -> int:
     if count:
         log("outbox.released", count=count)
     return count
+
+
+def run_loyalty_day() -> dict[str, int]:
+    from chalicelib.loyalty import daily
+
+    return daily.run(runtime.context())

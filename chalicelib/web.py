@@ -16,6 +16,7 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import admin, pipeline, runtime
+from chalicelib.duties import checkin
 from chalicelib.errors import InvalidRules, SiyuError
 from chalicelib.events import Kind
 from chalicelib.logs import log
@@ -102,6 +103,8 @@ def order_hook(request: Any) -> Response:
         body = {"ok": True, "event_id": event.event_id, "duplicate": outcome.duplicate}
         if event.kind is Kind.POINTS_REDEEMED and event.member_id:  # the caller must know
             body.update(ledger.redemption(event.member_id, str(event.data["redemption_id"])))
+        if event.kind is Kind.CHECKED_IN and event.member_id:
+            body["checkin"] = checkin.latest(event.member_id)
         return Response(json.dumps(body), headers=JSON)
 
     return _answer("orders", work)

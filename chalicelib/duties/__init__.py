@@ -4,6 +4,6 @@
 
 from __future__ import annotations
 
-from chalicelib.duties import coupons, deliveries, points, welcome
+from chalicelib.duties import checkin, coupons, deliveries, points, welcome
 
-REGISTRY = (welcome, coupons, deliveries, points)
+REGISTRY = (welcome, coupons, deliveries, points, checkin)

@@ -65,6 +65,31 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lottery(args: argparse.Namespace) -> int:
+    from chalicelib.duties import checkin
+    from chalicelib.loyalty import daily
+
+    ctx = runtime.context()
+    recorded = daily.recorded_draw(args.week)
+    if recorded is None and not args.draw:
+        print(f"week {args.week} has not been drawn yet; --draw draws it (once the week is over)")
+        return 1
+    if recorded is None:
+        recorded = daily.lottery(ctx, ctx.rules(), ctx.clock.now(), args.week)
+        if recorded is None:
+            print("the check-in lottery is off in the active rules: nothing drawn")
+            return 1
+        print(f"drew week {args.week}")
+    again = checkin.draw(recorded.week, list(recorded.entrants), len(recorded.winners), "", seed=recorded.seed)
+    entrants = len(recorded.entrants)
+    print(f"week {recorded.week}: seed {recorded.seed} (rules {recorded.rules_version}), {entrants} entrants")
+    for rank, winner in enumerate(recorded.winners, 1):
+        print(f"  {rank}. {winner}")
+    same = again.winners == recorded.winners
+    print("reproduced from the seed and entrants: " + ("yes" if same else "NO — the recorded draw differs"))
+    return 0 if same else 1
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     points = sub.add_parser("points", help="the points ledger").add_subparsers(dest="action", required=True)
     p = points.add_parser("audit", help="check that every balance equals the sum of its ledger (exit 1 if not)")
@@ -74,3 +99,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("member")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_show)
+    lottery = sub.add_parser("checkin", help="daily check-in").add_subparsers(dest="action", required=True)
+    p = lottery.add_parser("lottery", help="a week's check-in lottery: show and reproduce, or --draw")
+    p.add_argument("--week", required=True, help="ISO week, e.g. 2026-W47")
+    p.add_argument("--draw", action="store_true", help="draw the week now if it is over and not drawn")
+    p.set_defaults(run=cmd_lottery)
