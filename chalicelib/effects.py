@@ -116,7 +116,7 @@ class RecordOnce:
     rules_version: str
     at: datetime
     status: str | None = None
-    count: int | None = None
+    number: int | None = None
     value: str | None = None
 
     @property
@@ -241,7 +241,7 @@ def _record_once(effect: RecordOnce) -> str:
         effect.sk,
         member_id=effect.member_id,
         status=effect.status,
-        count=effect.count,
+        number=effect.number,
         value=effect.value,
         event_id=effect.event_id,
         rules_version=effect.rules_version,

@@ -77,7 +77,7 @@ def test_the_seventh_day_in_a_row_earns_the_bonus_and_a_gap_restarts_the_streak(
 
 
 def test_the_hundredth_day_earns_the_badge_once(client, aws, clock):
-    LoyaltyRecord("checkin#oC5", "2026-11-22", member_id="oC5", count=99, event_id="e").save()
+    LoyaltyRecord("checkin#oC5", "2026-11-22", member_id="oC5", number=99, event_id="e").save()
     text = say(client, aws, clock, "oC5")  # 2026-11-23 in Shanghai
     assert "百日打卡" in text and "百日打卡" in Member.get("oC5").loyalty_tags
 

@@ -288,3 +288,45 @@ def test_siyu_points_show_prints_the_statement(client, aws, clock, capsys):
         ("earn#O-1", 10, 10),
         ("redeem#X-1", -4, 6),
     ]
+
+
+# --- expiry ---------------------------------------------------------------------------------
+
+
+def test_unspent_points_expire_first_in_first_out():
+    E = points_duty.Entry
+    entries = [E(100, "2026-11-30"), E(50, "2027-01-31"), E(-30, None)]
+    assert points_duty.expiring(entries, "2026-11-30") == 70
+    assert points_duty.expiring([*entries, E(-70, None)], "2026-11-30") == 0
+    assert points_duty.expiring([*entries, E(-70, None)], "2027-01-31") == 50
+
+
+def test_points_expire_at_the_month_end_once_with_a_reminder_before(client, aws, clock):
+    from chalicelib import jobs
+    from chalicelib.state.models import OutboxMessage
+
+    def at(y, m, d):
+        from datetime import UTC, datetime
+
+        clock.set(datetime(y, m, d, 4, 0, tzinfo=UTC))  # 12:00 Shanghai
+
+    at(2025, 11, 10)
+    post(client, aws, clock, paid("oE1", "O-1", 10_000, clock))  # 100 points, expire after 2026-11-30
+    post(client, aws, clock, paid("oE1", "O-2", 5_000, clock))
+    at(2026, 1, 5)
+    post(client, aws, clock, redeemed("oE1", "X-1", 120, clock))  # spends the oldest first
+    at(2026, 11, 20)
+    jobs.run_loyalty_day()
+    assert [m for m in OutboxMessage.scan() if m.cause == "points_expiry"] == []  # 10 days early
+    at(2026, 11, 25)
+    jobs.run_loyalty_day()
+    jobs.run_loyalty_day()
+    [reminder] = [m for m in OutboxMessage.scan() if m.cause == "points_expiry"]
+    assert "您有30积分将于2026年11月30日到期" in reminder.text
+    at(2026, 12, 1)
+    jobs.run_loyalty_day()
+    at(2026, 12, 2)
+    jobs.run_loyalty_day()
+    [expiry] = ledger.entries("oE1", "expire#")
+    assert expiry.delta == -30 and expiry.sk == "entry#expire#2026-11" and ledger.balance_of("oE1").points == 0
+    assert ledger.audit(["oE1"]) == (1, [])

@@ -54,7 +54,7 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
     if event.kind is Kind.MESSAGED and not str(event.data.get("content") or "").strip():
         return None
     recent = tuple(
-        Previous(date.fromisoformat(r.sk), int(r.count or 0))
+        Previous(date.fromisoformat(r.sk), int(r.number or 0))
         for r in LoyaltyRecord.query(f"checkin#{event.member_id}", scan_index_forward=False, limit=2)
     )
     balance = ledger.balance_of(event.member_id).points
@@ -99,7 +99,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
             event.event_id,
             rules.version,
             event.occurred_at,
-            count=streak,
+            number=streak,
         ),
         RecordOnce(
             f"checkins#{iso_week(day)}",
@@ -256,5 +256,5 @@ def lottery_plan(result: Draw, rules: RuleSet, now: datetime, secret: str) -> li
 def latest(member_id: str) -> dict[str, str | int] | None:
     """The member's latest check-in (the mini program's answer): local date and streak."""
     for record in LoyaltyRecord.query(f"checkin#{member_id}", scan_index_forward=False, limit=1):
-        return {"day": record.sk, "streak": int(record.count or 0)}
+        return {"day": record.sk, "streak": int(record.number or 0)}
     return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-from chalicelib.effects import Effect, PostPoints
+from chalicelib.effects import Effect, PostPoints, QueueMessage
 from chalicelib.events import Event, Kind
 from chalicelib.loyalty import ledger
 from chalicelib.loyalty.calendar import local_day, month_end
@@ -182,3 +182,56 @@ def _reverse(facts: Facts, rules: RuleSet) -> PostPoints:
         spend_fen=spend_back,
         **common,  # type: ignore[arg-type]
     )
+
+
+# --- expiry (the loyalty timer) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    delta: int
+    expires_on: str | None  # credits only
+
+
+def expiring(entries: list[Entry], cutoff: str) -> int:
+    """Points of credits that expire on or before ``cutoff`` (a local date) and are still
+    unspent. Spending is first-in, first-out: every debit so far (redemptions, reversals,
+    earlier expiries) used the oldest points first, so what expires is the old credits minus
+    all debits, never less than 0."""
+    old = sum(e.delta for e in entries if e.delta > 0 and e.expires_on and e.expires_on <= cutoff)
+    spent = -sum(e.delta for e in entries if e.delta < 0)
+    return max(0, old - spent)
+
+
+def expiry_plan(member_id: str, month: str, amount: int, rules: RuleSet, now: datetime) -> list[Effect]:
+    """Expire a month's unspent points once (key ``expire#<month>``)."""
+    if amount <= 0:
+        return []
+    return [
+        PostPoints(member_id, f"expire#{month}", -amount, "reverse", "expiry", f"expiry#{month}", rules.version, now)
+    ]
+
+
+def reminder_plan(
+    member_id: str, last_day: str, amount: int, balance: int, rules: RuleSet, home_store: str | None
+) -> list[Effect]:
+    """Tell the member once per month which points are about to expire."""
+    if amount <= 0 or not rules.loyalty.points.expiry_reminder_days:
+        return []
+    day = datetime.fromisoformat(last_day).date()
+    text = rules.loyalty.points.expiry_reminder_text.format(
+        points=amount, balance=balance, date=f"{day.year}年{day.month}月{day.day}日"
+    )
+    return [
+        QueueMessage(
+            f"points-expiry#{member_id}#{last_day[:7]}",
+            member_id,
+            "custom",
+            "service",
+            text,
+            "points_expiry",
+            f"expiry-reminder#{last_day[:7]}",
+            rules.version,
+            store_id=home_store,
+        )
+    ]

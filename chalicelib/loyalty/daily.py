@@ -14,12 +14,14 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import effects
 from chalicelib.delivery import queue
 from chalicelib.duties import checkin
+from chalicelib.duties import points as points_duty
 from chalicelib.errors import BadRequest
 from chalicelib.logs import log
-from chalicelib.loyalty.calendar import iso_week, local_day, week_days
+from chalicelib.loyalty import ledger
+from chalicelib.loyalty.calendar import iso_week, local_day, month_end, week_days
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
-from chalicelib.state.models import LoyaltyRecord
+from chalicelib.state.models import LoyaltyRecord, Member, PointsRecord
 
 
 def run(ctx: Context) -> dict[str, int]:
@@ -30,6 +32,7 @@ def run(ctx: Context) -> dict[str, int]:
         return done
     result = lottery(ctx, rules, now)
     done["lottery_winners"] = len(result.winners) if result else 0
+    done["points_expired"], done["expiry_reminders"] = expire_points(ctx, rules, now)
     log("loyalty.day", **done)
     return done
 
@@ -51,6 +54,7 @@ def recorded_draw(week: str) -> checkin.Draw | None:
 def lottery(ctx: Context, rules: RuleSet, now: datetime, week: str | None = None) -> checkin.Draw | None:
     """Draw a finished week's check-in lottery once (default: last week, chain time zone).
     A week already drawn is never re-drawn: its recorded draw is what the winners get."""
+    manual = week is not None
     section = rules.loyalty.checkin
     today = local_day(now, rules.stores.zone_of(None))
     week = week or iso_week(today - timedelta(days=7))
@@ -59,6 +63,8 @@ def lottery(ctx: Context, rules: RuleSet, now: datetime, week: str | None = None
     except ValueError as exc:
         raise BadRequest(f"{week!r} is not an ISO week like 2026-W47") from exc
     existing = recorded_draw(week)
+    if existing is not None and finished(f"lottery#{week}") and not manual:
+        return existing
     if existing is None:
         if today <= sunday:
             raise BadRequest(f"week {week} is not over yet (last day {sunday.isoformat()})")
@@ -67,4 +73,64 @@ def lottery(ctx: Context, rules: RuleSet, now: datetime, week: str | None = None
         entrants = [r.sk for r in LoyaltyRecord.query(f"checkins#{week}")]
         existing = checkin.draw(week, entrants, section.lottery_winners, rules.version)
     _apply(ctx, checkin.lottery_plan(existing, rules, now, ctx.settings.coupon_secret), now)
+    finish(f"lottery#{week}", now)
     return existing
+
+
+def _expiring_members(month: str) -> list[str]:
+    return sorted({item.member_id for item in PointsRecord.expiring.query(month)})
+
+
+def _entries(member_id: str) -> list[points_duty.Entry]:
+    return [points_duty.Entry(int(e.delta or 0), e.expires_on) for e in ledger.entries(member_id)]
+
+
+def expire_points(ctx: Context, rules: RuleSet, now: datetime) -> tuple[int, int]:
+    """Expire last month's unspent points (and, once, any month the timer missed before it),
+    and remind members whose points expire at the end of this month. Returns (members whose
+    points expired, reminders)."""
+    today = local_day(now, rules.stores.zone_of(None))
+    expired = reminded = 0
+    for back in (2, 1):  # the month before last too: a timer outage over a month end
+        last_day = month_end(today, -back)
+        month = last_day.isoformat()[:7]
+        if finished(f"expiry#{month}"):
+            continue
+        for member_id in _expiring_members(month):
+            amount = points_duty.expiring(_entries(member_id), last_day.isoformat())
+            plan = points_duty.expiry_plan(member_id, month, amount, rules, now)
+            if plan:
+                _apply(ctx, plan, now)
+                expired += 1
+        finish(f"expiry#{month}", now)
+    this_month_end = month_end(today, 0)
+    section = rules.loyalty.points
+    due = (this_month_end - today).days < section.expiry_reminder_days
+    if due and not finished(f"expiry-reminder#{this_month_end.isoformat()[:7]}"):
+        for member_id in _expiring_members(this_month_end.isoformat()[:7]):
+            entries = _entries(member_id)
+            amount = points_duty.expiring(entries, this_month_end.isoformat())
+            balance = sum(e.delta for e in entries)
+            home = _home_store(member_id)
+            plan = points_duty.reminder_plan(member_id, this_month_end.isoformat(), amount, balance, rules, home)
+            if plan and _apply(ctx, plan, now).messages:
+                reminded += 1
+        finish(f"expiry-reminder#{this_month_end.isoformat()[:7]}", now)
+    return expired, reminded
+
+
+def finished(step: str) -> bool:
+    """Whether a once-only sweep (a month's expiry, a week's lottery) already completed; a sweep
+    that crashed midway is not marked and runs again (its effects are idempotent)."""
+    return LoyaltyRecord.count("cursor", LoyaltyRecord.sk == step, consistent_read=True) > 0
+
+
+def finish(step: str, now: datetime) -> None:
+    LoyaltyRecord("cursor", step, at=now).save()
+
+
+def _home_store(member_id: str) -> str | None:
+    try:
+        return Member.get(member_id).store_id
+    except DoesNotExist:
+        return None

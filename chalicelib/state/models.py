@@ -360,7 +360,7 @@ class LoyaltyRecord(_Base):
     sk = UnicodeAttribute(range_key=True)
     member_id = UnicodeAttribute(null=True)
     status = UnicodeAttribute(null=True)
-    count = NumberAttribute(null=True)
+    number = NumberAttribute(null=True)  # a streak, a count of invites
     value = UnicodeAttribute(null=True)  # JSON or a short value (the draw, a date)
     event_id = UnicodeAttribute(null=True)
     rules_version = UnicodeAttribute(null=True)
