@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
+from chalicelib.errors import Retryable
 from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.loyalty.ledger import Posting as PostPoints
@@ -141,6 +143,22 @@ class UpdateLoyalty:
     invite_unlocked_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class CountInvite:
+    """An invite whose grace period passed: the invitee's record moves pending → counted and the
+    inviter's count n → n + 1 in one transaction, so each invitee counts once and the count has
+    no gaps. The ordinal (n + 1) is kept on the invite: its rewards can be re-planned exactly."""
+
+    invitee: str
+    inviter: str
+    count_before: int
+    void: bool = False  # the invitee left within the grace period: pending → void, no count
+
+    @property
+    def key(self) -> str:
+        return f"invitee#{self.invitee}|-"
+
+
 Effect = (
     IssueCoupon
     | Reply
@@ -151,6 +169,7 @@ Effect = (
     | PostPoints
     | RecordOnce
     | UpdateLoyalty
+    | CountInvite
 )
 
 
@@ -177,12 +196,8 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
             _record_delivery(effect)
         elif isinstance(effect, RecordConsent):
             _record_consent(effect)
-        elif isinstance(effect, PostPoints):
-            applied.records[effect.key] = ledger.post(effect)
-        elif isinstance(effect, RecordOnce):
-            applied.records[effect.key] = _record_once(effect)
-        elif isinstance(effect, UpdateLoyalty):
-            applied.records[effect.key] = _update_loyalty(effect)
+        elif isinstance(effect, PostPoints | RecordOnce | UpdateLoyalty | CountInvite):
+            applied.records[effect.key] = _loyalty(effect)
         elif _condition_holds(effect.when_coupon, applied) and _record_holds(effect.when_record, applied):
             if isinstance(effect, Reply):
                 if applied.reply is None:
@@ -231,6 +246,17 @@ def _condition_holds(when: tuple[str, CouponOutcome] | None, applied: Applied) -
     return when is None or applied.coupons.get(when[0]) == when[1]
 
 
+def _loyalty(effect: PostPoints | RecordOnce | UpdateLoyalty | CountInvite) -> str:
+    """Loyalty effects: each reports ``new`` / ``taken`` (/ ``refused``) under its key."""
+    if isinstance(effect, PostPoints):
+        return ledger.post(effect)
+    if isinstance(effect, RecordOnce):
+        return _record_once(effect)
+    if isinstance(effect, UpdateLoyalty):
+        return _update_loyalty(effect)
+    return _count_invite(effect)
+
+
 def _record_holds(when: tuple[str, str] | None, applied: Applied) -> bool:
     return when is None or applied.records.get(when[0]) == when[1]
 
@@ -254,6 +280,44 @@ def _record_once(effect: RecordOnce) -> str:
             raise
         existing = LoyaltyRecord.get(effect.pk, effect.sk, consistent_read=True)
         return "new" if existing.event_id == effect.event_id else "taken"
+    return "new"
+
+
+def _count_invite(effect: CountInvite) -> str:
+    ordinal = effect.count_before + 1
+    invite = LoyaltyRecord(f"invitee#{effect.invitee}", "-")
+    if effect.void:
+        try:
+            invite.update(actions=[LoyaltyRecord.status.set("void")], condition=LoyaltyRecord.status == "pending")
+        except UpdateError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return "taken"
+        log("referral.void", inviter=effect.inviter)
+        return "new"
+    try:
+        with TransactWrite(connection=LoyaltyRecord._get_connection().connection) as transaction:
+            transaction.update(
+                LoyaltyRecord(f"invitee#{effect.invitee}", "-"),
+                actions=[LoyaltyRecord.status.set("counted"), LoyaltyRecord.number.set(ordinal)],
+                condition=LoyaltyRecord.status == "pending",
+            )
+            unchanged = (
+                LoyaltyRecord.number.does_not_exist()
+                if effect.count_before == 0
+                else LoyaltyRecord.number == effect.count_before
+            )
+            transaction.update(
+                LoyaltyRecord(f"inviter#{effect.inviter}", "count"),
+                actions=[LoyaltyRecord.number.set(ordinal), LoyaltyRecord.member_id.set(effect.inviter)],
+                condition=unchanged,
+            )
+    except TransactWriteError as exc:
+        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return "taken"  # counted (or voided) already
+        raise Retryable("the inviter's count changed meanwhile; the next run counts it") from exc
+    log("referral.counted", inviter=effect.inviter, ordinal=ordinal)
     return "new"
 
 

@@ -7,13 +7,14 @@ to ``effects.apply`` — the same path as the webhooks.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import effects
 from chalicelib.delivery import queue
-from chalicelib.duties import checkin
+from chalicelib.duties import checkin, referral
 from chalicelib.duties import points as points_duty
 from chalicelib.errors import BadRequest
 from chalicelib.logs import log
@@ -33,6 +34,7 @@ def run(ctx: Context) -> dict[str, int]:
     result = lottery(ctx, rules, now)
     done["lottery_winners"] = len(result.winners) if result else 0
     done["points_expired"], done["expiry_reminders"] = expire_points(ctx, rules, now)
+    done["invites_confirmed"] = confirm_invites(ctx, rules, now)
     log("loyalty.day", **done)
     return done
 
@@ -134,3 +136,57 @@ def _home_store(member_id: str) -> str | None:
         return Member.get(member_id).store_id
     except DoesNotExist:
         return None
+
+
+AGENDA_DAYS = 14  # days of the agenda looked at on each run (a timer outage shorter than this heals)
+
+
+def agenda(today: date, kind: str) -> Iterator[tuple[date, list[LoyaltyRecord]]]:
+    """Agenda items of ``kind`` due on each unfinished day up to today, oldest day first."""
+    for back in range(AGENDA_DAYS, -1, -1):
+        day = today - timedelta(days=back)
+        if finished(f"due#{day.isoformat()}#{kind}"):
+            continue
+        yield day, list(LoyaltyRecord.query(f"due#{day.isoformat()}", LoyaltyRecord.sk.startswith(f"{kind}#")))
+
+
+def confirm_invites(ctx: Context, rules: RuleSet, now: datetime) -> int:
+    """Count (or void) the invites whose grace period ended."""
+    today = local_day(now, rules.stores.zone_of(None))
+    counted = 0
+    for day, items in agenda(today, "referral"):
+        for item in items:
+            pending = _pending(str(item.member_id))
+            if pending is None:
+                continue
+            plan = referral.confirm(pending, rules, now, ctx.settings.coupon_secret)
+            applied = _apply(ctx, plan, now)
+            first = plan[0] if plan else None
+            if isinstance(first, effects.CountInvite) and not first.void and applied.records.get(first.key) == "new":
+                counted += 1
+        finish(f"due#{day.isoformat()}#referral", now)
+    return counted
+
+
+def _pending(invitee: str) -> referral.Pending | None:
+    try:
+        invite = LoyaltyRecord.get(f"invitee#{invitee}", "-", consistent_read=True)
+        member = Member.get(invitee, consistent_read=True)
+    except DoesNotExist:
+        return None
+    inviter = str(invite.member_id)
+    try:
+        count = int(LoyaltyRecord.get(f"inviter#{inviter}", "count", consistent_read=True).number or 0)
+    except DoesNotExist:
+        count = 0
+    return referral.Pending(
+        invitee,
+        inviter,
+        str(invite.status),
+        int(invite.number or 0),
+        invite.at,  # type: ignore[arg-type]
+        member.unsubscribed_at,
+        member.subscribed == "yes",
+        count,
+        _home_store(inviter),
+    )

@@ -498,6 +498,10 @@ class ReferralSection(Strict):
 
     _placeholders = _texts(REFERRAL_PLACEHOLDERS, "unlock_text")
 
+    @property
+    def unlock_spend_fen(self) -> int:
+        return yuan_to_fen(self.unlock_spend_yuan)
+
     @model_validator(mode="after")
     def _distinct(self) -> ReferralSection:
         counts = [r.invites for r in self.rewards]
