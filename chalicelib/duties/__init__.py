@@ -4,6 +4,6 @@
 
 from __future__ import annotations
 
-from chalicelib.duties import checkin, coupons, deliveries, points, referral, welcome
+from chalicelib.duties import checkin, coupons, deliveries, points, referral, tiers, welcome
 
-REGISTRY = (welcome, coupons, deliveries, points, checkin, referral)
+REGISTRY = (welcome, coupons, deliveries, points, checkin, referral, tiers)

@@ -14,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import effects
 from chalicelib.delivery import queue
-from chalicelib.duties import checkin, referral
+from chalicelib.duties import checkin, referral, tiers
 from chalicelib.duties import points as points_duty
 from chalicelib.errors import BadRequest
 from chalicelib.logs import log
@@ -35,6 +35,7 @@ def run(ctx: Context) -> dict[str, int]:
     done["lottery_winners"] = len(result.winners) if result else 0
     done["points_expired"], done["expiry_reminders"] = expire_points(ctx, rules, now)
     done["invites_confirmed"] = confirm_invites(ctx, rules, now)
+    done["tier_reviews"] = review_tiers(ctx, rules, now)
     log("loyalty.day", **done)
     return done
 
@@ -190,3 +191,28 @@ def _pending(invitee: str) -> referral.Pending | None:
         count,
         _home_store(inviter),
     )
+
+
+def review_tiers(ctx: Context, rules: RuleSet, now: datetime) -> int:
+    """Tier reviews due today (and any day the timer missed): down only here, at period end."""
+    today = local_day(now, rules.stores.zone_of(None))
+    reviewed = 0
+    for day, items in agenda(today, "tier"):
+        for item in items:
+            try:
+                member = Member.get(str(item.member_id), consistent_read=True)
+            except DoesNotExist:
+                continue
+            standing = tiers.Standing(
+                member.member_id,
+                member.store_id,
+                member.tier,
+                tiers.orders_of(member.member_id, now),
+                ctx.settings.coupon_secret,
+            )
+            plan = tiers.review(standing, member.tier_review_on, day, rules, now)
+            if plan:
+                _apply(ctx, plan, now)
+                reviewed += 1
+        finish(f"due#{day.isoformat()}#tier", now)
+    return reviewed
