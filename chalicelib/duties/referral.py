@@ -69,8 +69,8 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
             member.invite_unlocked_at is not None,
             0,
         )
-    if member.invite_unlocked_at is not None:
-        return None
+    if member.invite_unlocked_at is not None and member.invite_unlocked_at != event.occurred_at:
+        return None  # unlocked before (an unlock by this event's earlier attempt is planned again)
     spend = ledger.balance_of(event.member_id).spend_fen
     if ledger.entry(event.member_id, f"earn#{event.data['order_id']}") is None:
         spend += int(event.data.get("amount_fen") or 0)  # this order, not yet in the ledger

@@ -10,6 +10,7 @@ day the tier was reached.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -45,6 +46,7 @@ class Standing:
 class Facts:
     event: Event
     standing: Standing
+    moved_by_this_event: bool  # an earlier attempt of this event already changed the tier
 
 
 def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
@@ -55,7 +57,7 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
     if ledger.entry(event.member_id, f"earn#{order_id}") is None:  # this order is not in the ledger yet
         orders += ((event.occurred_at, int(event.data.get("amount_fen") or 0)),)
     standing = Standing(event.member_id, member.store_id or event.store_id, member.tier, orders, settings.coupon_secret)
-    return Facts(event, standing)
+    return Facts(event, standing, member.tier_since == event.occurred_at)
 
 
 def orders_of(member_id: str, now: datetime) -> tuple[tuple[datetime, int], ...]:
@@ -84,10 +86,17 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     standing = facts.standing
     if not rule.tiers.enabled or not in_scope(rule, "loyalty", standing.member_id, standing.home_store, now):
         return []
-    target = earned_tier(rule, standing, facts.event.occurred_at)
+    at = facts.event.occurred_at
+    target = earned_tier(rule, standing, at)
+    if facts.moved_by_this_event and target.name == standing.tier:
+        # A retry after a crash: plan the same change again (its writes are keyed, and the tier
+        # update recognises its own earlier success), from the tier the window had without it.
+        without = dataclasses.replace(standing, orders=tuple(o for o in standing.orders if o[0] != at))
+        before = earned_tier(rule, without, at)
+        standing = dataclasses.replace(standing, tier=before.name if before.name != target.name else None)
     if rank(rule, target.name) <= rank(rule, standing.tier):
         return []
-    return change(standing, target, rules, facts.event.occurred_at, facts.event.event_id)
+    return change(standing, target, rules, at, facts.event.event_id)
 
 
 def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event_id: str) -> list[Effect]:
