@@ -4,6 +4,16 @@
 
 from __future__ import annotations
 
-from chalicelib.duties import checkin, coupons, deliveries, points, referral, tiers, welcome
+from chalicelib.duties import (
+    birthday,
+    checkin,
+    coupons,
+    deliveries,
+    points,
+    precision,
+    referral,
+    tiers,
+    welcome,
+)
 
-REGISTRY = (welcome, coupons, deliveries, points, checkin, referral, tiers)
+REGISTRY = (welcome, coupons, deliveries, points, checkin, referral, tiers, precision, birthday)

@@ -62,7 +62,7 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
 
 def orders_of(member_id: str, now: datetime) -> tuple[tuple[datetime, int], ...]:
     since = now - timedelta(days=MAX_PERIOD_DAYS)
-    return tuple((at, net) for at, net in ledger.orders_since(member_id, since))
+    return tuple((at, net) for at, net, _ in ledger.orders_since(member_id, since))
 
 
 def earned_tier(rule: LoyaltyRule, standing: Standing, now: datetime) -> Tier:

@@ -14,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import effects
 from chalicelib.delivery import queue
-from chalicelib.duties import checkin, referral, tiers
+from chalicelib.duties import birthday, checkin, referral, tiers
 from chalicelib.duties import points as points_duty
 from chalicelib.errors import BadRequest
 from chalicelib.logs import log
@@ -36,6 +36,7 @@ def run(ctx: Context) -> dict[str, int]:
     done["points_expired"], done["expiry_reminders"] = expire_points(ctx, rules, now)
     done["invites_confirmed"] = confirm_invites(ctx, rules, now)
     done["tier_reviews"] = review_tiers(ctx, rules, now)
+    done["birthdays"] = grant_birthdays(ctx, rules, now)
     log("loyalty.day", **done)
     return done
 
@@ -216,3 +217,32 @@ def review_tiers(ctx: Context, rules: RuleSet, now: datetime) -> int:
                 reviewed += 1
         finish(f"due#{day.isoformat()}#tier", now)
     return reviewed
+
+
+def grant_birthdays(ctx: Context, rules: RuleSet, now: datetime) -> int:
+    """On the first run of a month: the birthday benefit of every member born in that month."""
+    today = local_day(now, rules.stores.zone_of(None))
+    step = f"birthday#{today.year}-{today.month:02d}"
+    if not rules.loyalty.birthday.enabled or finished(step):
+        return 0
+    granted = 0
+    for item in LoyaltyRecord.query(f"birthdays#{today.month:02d}"):
+        try:
+            member = Member.get(item.sk, consistent_read=True)
+        except DoesNotExist:
+            continue
+        if not member.birthday or member.birthday[:2] != f"{today.month:02d}":
+            continue  # the member changed their birthday since
+        plan = birthday.benefit(
+            member.member_id,
+            member.tier,
+            member.store_id,
+            now,
+            rules,
+            ctx.settings.coupon_secret,
+            step,
+        )
+        if plan and _apply(ctx, plan, now).messages:
+            granted += 1
+    finish(step, now)
+    return granted

@@ -105,13 +105,17 @@ def entries(member_id: str, prefix: str = "") -> list[PointsRecord]:
     return list(PointsRecord.query(member_id, PointsRecord.sk.startswith(ENTRY + prefix), consistent_read=True))
 
 
-def orders_since(member_id: str, since: datetime) -> list[tuple[datetime, int]]:
-    """(paid at, net amount in fen) of each order that earned since ``since``: the order's
-    amount minus what was refunded of it (tiers read spend and orders from here)."""
+def orders_since(member_id: str, since: datetime) -> list[tuple[datetime, int, frozenset[str]]]:
+    """(paid at, net amount in fen, categories) of each order that earned since ``since``: the
+    order's amount minus what was refunded of it (tiers and precision push read from here)."""
     items = list(PointsRecord.query(member_id, consistent_read=True))
     refunded = {i.sk.removeprefix(ORDER): int(i.refunded_fen or 0) for i in items if i.sk.startswith(ORDER)}
     return [
-        (item.at, max(0, int(item.amount_fen or 0) - refunded.get(str(item.order_id), 0)))
+        (
+            item.at,
+            max(0, int(item.amount_fen or 0) - refunded.get(str(item.order_id), 0)),
+            frozenset(item.categories or ()),
+        )
         for item in items
         if item.sk.startswith(ENTRY + "earn#") and item.at is not None and item.at >= since
     ]

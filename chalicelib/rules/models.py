@@ -510,13 +510,52 @@ class ReferralSection(Strict):
         return self
 
 
+OFFER_PLACEHOLDERS = frozenset({"name", "title", "value", "code", "expires", "tier"})
+
+
+class CategoryOffer(Strict):
+    category: Ident = Field(description="The category id as the POS sends it on order items.")
+    name: Name = Field(description="The category as members read it, e.g. 奶茶.")
+    coupon: CouponSpec
+    text: Text = "您常点的{name}送您一张{value}元{title}，券码 {code}，{expires}前有效。"
+
+    _placeholders = _texts(OFFER_PLACEHOLDERS, "text")
+
+
+class PrecisionSection(Strict):
+    """Members who bought a category more than ``more_than`` times in the period get its coupon."""
+
+    enabled: StrictBool = True
+    more_than: Annotated[int, Field(ge=0, le=100)] = 3
+    period: Literal["month", "quarter", "year"] = "month"
+    offers: list[CategoryOffer] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PrecisionSection:
+        categories = [o.category for o in self.offers]
+        if len(set(categories)) != len(categories):
+            raise ValueError("each category may have one offer")
+        return self
+
+
+class BirthdaySection(Strict):
+    """The birthday-month benefit: the member's tier's ``birthday_coupon``, once a year."""
+
+    enabled: StrictBool = True
+    text: Text = "生日快乐！{tier}会员生日月礼遇：{value}元{title}，券码 {code}，{expires}前有效。"
+
+    _placeholders = _texts(OFFER_PLACEHOLDERS, "text")
+
+
 class LoyaltyRule(Scoped):
-    """loyalty.json: points, tiers, check-in, referral (the member-loyalty duties)."""
+    """loyalty.json: points, tiers, check-in, referral, precision push, birthday."""
 
     points: PointsSection = PointsSection()
     tiers: TiersSection = TiersSection()
     checkin: CheckinSection = CheckinSection()
     referral: ReferralSection = ReferralSection()
+    precision_push: PrecisionSection = PrecisionSection()
+    birthday: BirthdaySection = BirthdaySection()
 
     def tier(self, name: str | None) -> Tier:
         """A tier by name; an unknown or absent name (a renamed tier) is the entry tier."""
