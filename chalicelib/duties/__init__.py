@@ -9,6 +9,7 @@ from chalicelib.duties import (
     checkin,
     coupons,
     deliveries,
+    koc,
     points,
     precision,
     referral,
@@ -16,4 +17,4 @@ from chalicelib.duties import (
     welcome,
 )
 
-REGISTRY = (welcome, coupons, deliveries, points, checkin, referral, tiers, precision, birthday)
+REGISTRY = (welcome, coupons, deliveries, points, checkin, referral, tiers, precision, birthday, koc)

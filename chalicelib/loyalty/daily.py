@@ -7,14 +7,16 @@ to ``effects.apply`` — the same path as the webhooks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import effects
+from chalicelib.clock import UTC
 from chalicelib.delivery import queue
-from chalicelib.duties import birthday, checkin, referral, tiers
+from chalicelib.duties import birthday, checkin, koc, referral, tiers
 from chalicelib.duties import points as points_duty
 from chalicelib.errors import BadRequest
 from chalicelib.logs import log
@@ -22,7 +24,7 @@ from chalicelib.loyalty import ledger
 from chalicelib.loyalty.calendar import iso_week, local_day, month_end, week_days
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
-from chalicelib.state.models import LoyaltyRecord, Member, PointsRecord
+from chalicelib.state.models import EventRecord, LoyaltyRecord, Member, PointsRecord
 
 
 def run(ctx: Context) -> dict[str, int]:
@@ -37,6 +39,7 @@ def run(ctx: Context) -> dict[str, int]:
     done["invites_confirmed"] = confirm_invites(ctx, rules, now)
     done["tier_reviews"] = review_tiers(ctx, rules, now)
     done["birthdays"] = grant_birthdays(ctx, rules, now)
+    done["brand_helpers"] = select_brand_helpers(ctx, rules, now)
     log("loyalty.day", **done)
     return done
 
@@ -246,3 +249,53 @@ def grant_birthdays(ctx: Context, rules: RuleSet, now: datetime) -> int:
             granted += 1
     finish(step, now)
     return granted
+
+
+def select_brand_helpers(ctx: Context, rules: RuleSet, now: datetime) -> int:
+    """On the first run of a month: last month's most active members of each store group."""
+    section = rules.loyalty.koc
+    zone = rules.stores.zone_of(None)
+    today = local_day(now, zone)
+    last = month_end(today, -1)
+    month = last.isoformat()[:7]
+    if not section.enabled or finished(f"koc#{month}"):
+        return 0
+    start = datetime.combine(last.replace(day=1), time(0), zone).astimezone(UTC)
+    end = datetime.combine(today.replace(day=1), time(0), zone).astimezone(UTC)
+    chosen: dict[str, tuple[str, list[str], set[str]]] = {}
+    for store in rules.stores.stores:
+        for group_id in store.groups:
+            activity = {m: _events(m, start, end) for m in _roster(group_id)}
+            helpers = koc.select(activity, float(section.share_percent), section.min_events)
+            chosen[group_id] = (store.id, helpers, _helpers_of(group_id, month_end(last, -1).isoformat()[:7]))
+    everyone = {m for _, helpers, _ in chosen.values() for m in helpers}
+    count = 0
+    for group_id, (store_id, helpers, previous) in chosen.items():
+        _apply(ctx, koc.monthly_plan(group_id, store_id, month, helpers, previous, everyone, rules, now), now)
+        count += len(helpers)
+    finish(f"koc#{month}", now)
+    return count
+
+
+def _roster(group_id: str) -> list[str]:
+    """The group's members now: those who joined it and have not left it since."""
+    members = []
+    for item in LoyaltyRecord.query(f"group#{group_id}"):
+        try:
+            member = Member.get(item.sk)
+        except DoesNotExist:
+            continue
+        if group_id in (member.groups or set()):
+            members.append(member.member_id)
+    return members
+
+
+def _events(member_id: str, start: datetime, end: datetime) -> int:
+    return EventRecord.by_member.count(member_id, EventRecord.occurred_at.between(start, end - timedelta(seconds=1)))
+
+
+def _helpers_of(group_id: str, month: str) -> set[str]:
+    try:
+        return set(json.loads(LoyaltyRecord.get(f"koc#{group_id}", month).value or "[]"))
+    except DoesNotExist:
+        return set()

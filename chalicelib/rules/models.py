@@ -547,8 +547,20 @@ class BirthdaySection(Strict):
     _placeholders = _texts(OFFER_PLACEHOLDERS, "text")
 
 
+class KocSection(Strict):
+    """Each month, the most active share of each store group's members are brand helpers."""
+
+    enabled: StrictBool = True
+    share_percent: Percent = Field(default=30, validate_default=True)  # type: ignore[valid-type]
+    min_events: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=1, description="Events in the month a member needs to be considered at all."
+    )
+    tag: Tag = "brand_helper"
+    text: Text = "感谢您上个月在群里的活跃！您已成为本月品牌体验官，新品试饮会优先邀请您。"
+
+
 class LoyaltyRule(Scoped):
-    """loyalty.json: points, tiers, check-in, referral, precision push, birthday."""
+    """loyalty.json: points, tiers, check-in, referral, precision push, birthday, KOC."""
 
     points: PointsSection = PointsSection()
     tiers: TiersSection = TiersSection()
@@ -556,6 +568,7 @@ class LoyaltyRule(Scoped):
     referral: ReferralSection = ReferralSection()
     precision_push: PrecisionSection = PrecisionSection()
     birthday: BirthdaySection = BirthdaySection()
+    koc: KocSection = KocSection()
 
     def tier(self, name: str | None) -> Tier:
         """A tier by name; an unknown or absent name (a renamed tier) is the entry tier."""
