@@ -379,3 +379,11 @@ def test_an_order_survives_a_crash_before_any_of_its_writes(client, aws, clock, 
         assert Member.get(member).tier == "银卡"
         messages = [m for m in OutboxMessage.by_member.query(member) if m.cause == "tier"]
         assert len(messages) == 1, n
+
+
+def test_the_admin_view_shows_points_and_tier(client, aws, clock):
+    from tests.helpers import ADMIN
+
+    post(client, aws, clock, paid("oV1", "O-1", 1_000, clock))
+    view = client.http.get("/admin/members/oV1", headers=ADMIN).json_body
+    assert view["loyalty"]["points"] == 10 and view["loyalty"]["tier"] is None
