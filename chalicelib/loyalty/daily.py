@@ -8,7 +8,8 @@ to ``effects.apply`` — the same path as the webhooks.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 
 from pynamodb.exceptions import DoesNotExist
@@ -18,7 +19,7 @@ from chalicelib.clock import UTC
 from chalicelib.delivery import queue
 from chalicelib.duties import birthday, checkin, koc, referral, tiers
 from chalicelib.duties import points as points_duty
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, Retryable
 from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.loyalty.calendar import iso_week, local_day, month_end, week_days
@@ -28,19 +29,31 @@ from chalicelib.state.models import EventRecord, LoyaltyRecord, Member, PointsRe
 
 
 def run(ctx: Context) -> dict[str, int]:
+    """Every step, each on its own: a step that fails is logged and retried on the next run
+    (it marks nothing finished), and does not keep the others from running."""
     rules = ctx.rules()
     now = ctx.clock.now()
     done: dict[str, int] = {}
     if not rules.loyalty.enabled:
         return done
-    result = lottery(ctx, rules, now)
-    done["lottery_winners"] = len(result.winners) if result else 0
-    done["points_expired"], done["expiry_reminders"] = expire_points(ctx, rules, now)
-    done["invites_confirmed"] = confirm_invites(ctx, rules, now)
-    done["tier_reviews"] = review_tiers(ctx, rules, now)
-    done["birthdays"] = grant_birthdays(ctx, rules, now)
-    done["brand_helpers"] = select_brand_helpers(ctx, rules, now)
-    log("loyalty.day", **done)
+    steps: dict[str, Callable[[], int]] = {
+        "lottery_winners": lambda: len(drawn.winners) if (drawn := lottery(ctx, rules, now)) else 0,
+        "points_expiry": lambda: expire_points(ctx, rules, now),
+        "invites_confirmed": lambda: confirm_invites(ctx, rules, now),
+        "tier_reviews": lambda: review_tiers(ctx, rules, now),
+        "birthdays": lambda: grant_birthdays(ctx, rules, now),
+        "brand_helpers": lambda: select_brand_helpers(ctx, rules, now),
+    }
+    failed = []
+    for name, step in steps.items():
+        try:
+            done[name] = step()
+        except Exception as exc:  # one failing step must not stop the others
+            log("loyalty.step_failed", logging.ERROR, step=name, error=type(exc).__name__)
+            failed.append(name)
+    log("loyalty.day", failed=",".join(failed) or None, **done)
+    if failed:
+        raise Retryable(f"loyalty steps failed: {', '.join(failed)} (retried on the next run)")
     return done
 
 
@@ -92,10 +105,10 @@ def _entries(member_id: str) -> list[points_duty.Entry]:
     return [points_duty.Entry(int(e.delta or 0), e.expires_on) for e in ledger.entries(member_id)]
 
 
-def expire_points(ctx: Context, rules: RuleSet, now: datetime) -> tuple[int, int]:
+def expire_points(ctx: Context, rules: RuleSet, now: datetime) -> int:
     """Expire last month's unspent points (and, once, any month the timer missed before it),
-    and remind members whose points expire at the end of this month. Returns (members whose
-    points expired, reminders)."""
+    and remind members whose points expire at the end of this month. Returns the number of
+    members whose points expired or who were reminded."""
     today = local_day(now, rules.stores.zone_of(None))
     expired = reminded = 0
     for back in (2, 1):  # the month before last too: a timer outage over a month end
@@ -123,7 +136,7 @@ def expire_points(ctx: Context, rules: RuleSet, now: datetime) -> tuple[int, int
             if plan and _apply(ctx, plan, now).messages:
                 reminded += 1
         finish(f"expiry-reminder#{this_month_end.isoformat()[:7]}", now)
-    return expired, reminded
+    return expired + reminded
 
 
 def finished(step: str) -> bool:
