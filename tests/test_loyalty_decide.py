@@ -60,6 +60,7 @@ def test_a_check_in_plans_the_day_the_week_entry_the_points_and_a_reply_only_if_
     assert isinstance(day_record, RecordOnce) and (day_record.pk, day_record.sk) == ("checkin#oM", "2026-11-24")
     assert isinstance(week_record, RecordOnce) and week_record.pk == "checkins#2026-W48"
     assert isinstance(posting, PostPoints) and posting.key == "checkin#2026-11-24" and posting.delta == 1
+    assert posting.expires_on == "2027-11-30"  # check-in points expire like any other
     assert isinstance(reply, Reply) and reply.when_record == ("checkin#oM|2026-11-24", "new")
     assert "获得1积分，当前共41积分" in reply.text
 

@@ -20,6 +20,7 @@ from datetime import date, datetime, time, timedelta
 
 from chalicelib import codes
 from chalicelib.clock import UTC
+from chalicelib.duties import points
 from chalicelib.effects import Effect, IssueCoupon, PostPoints, QueueMessage, RecordOnce, Reply, UpdateLoyalty
 from chalicelib.events import Event, Kind
 from chalicelib.loyalty import ledger
@@ -118,6 +119,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
             event.event_id,
             rules.version,
             event.occurred_at,
+            expires_on=points.expiry_of(rules, event.occurred_at, facts.home_store),
             note=f"streak {streak}" + (f", bonus {bonus}" if bonus else ""),
         ),
     ]

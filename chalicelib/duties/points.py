@@ -105,10 +105,7 @@ def _earn(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         return []
     amount = int(event.data["amount_fen"])
     items = list(event.data.get("items") or [])
-    expires_on = None
-    if rule.points.expire_after_months:
-        day = local_day(event.occurred_at, rules.stores.zone_of(facts.home_store))
-        expires_on = month_end(day, rule.points.expire_after_months).isoformat()
+    expires_on = expiry_of(rules, event.occurred_at, facts.home_store)
     order_id = str(event.data["order_id"])
     return [
         PostPoints(
@@ -128,6 +125,14 @@ def _earn(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
             expires_on=expires_on,
         )
     ]
+
+
+def expiry_of(rules: RuleSet, earned_at: datetime, home_store: str | None) -> str | None:
+    """The local date after which points earned at ``earned_at`` expire (``None``: never)."""
+    months = rules.loyalty.points.expire_after_months
+    if not months:
+        return None
+    return month_end(local_day(earned_at, rules.stores.zone_of(home_store)), months).isoformat()
 
 
 def reversal(order: OrderState, refund_fen: int) -> int:

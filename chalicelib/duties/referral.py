@@ -18,6 +18,7 @@ from datetime import datetime, time, timedelta
 
 from chalicelib import codes
 from chalicelib.clock import UTC
+from chalicelib.duties import points
 from chalicelib.effects import (
     CountInvite,
     Effect,
@@ -202,7 +203,17 @@ def rewards(
         )
     if reward.points:
         plan.append(
-            PostPoints(inviter, f"referral#{ordinal}", reward.points, "credit", CAUSE, event_id, rules.version, now)
+            PostPoints(
+                inviter,
+                f"referral#{ordinal}",
+                reward.points,
+                "credit",
+                CAUSE,
+                event_id,
+                rules.version,
+                now,
+                expires_on=points.expiry_of(rules, now, store),
+            )
         )
     text = reward.text.format(count=ordinal, invite_link=invite_link(rules, inviter))
     plan.append(

@@ -24,6 +24,7 @@ from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.loyalty.calendar import iso_week, local_day, month_end, week_days
 from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.scope import in_scope
 from chalicelib.runtime import Context
 from chalicelib.state.models import EventRecord, LoyaltyRecord, Member, PointsRecord
 
@@ -278,7 +279,8 @@ def select_brand_helpers(ctx: Context, rules: RuleSet, now: datetime) -> int:
     chosen: dict[str, tuple[str, list[str], set[str]]] = {}
     for store in rules.stores.stores:
         for group_id in store.groups:
-            activity = {m: _events(m, start, end) for m in _roster(group_id)}
+            roster = [m for m in _roster(group_id) if in_scope(rules.loyalty, "loyalty", m, store.id, now)]
+            activity = {m: _events(m, start, end) for m in roster}
             helpers = koc.select(activity, float(section.share_percent), section.min_events)
             chosen[group_id] = (store.id, helpers, _helpers_of(group_id, month_end(last, -1).isoformat()[:7]))
     everyone = {m for _, helpers, _ in chosen.values() for m in helpers}
