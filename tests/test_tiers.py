@@ -73,6 +73,12 @@ def test_the_period_end_downgrades_with_notice_or_keeps_the_tier(client, aws, cl
     clock.set(datetime(2027, 10, 1, 4, 0, tzinfo=UTC))
     for i in range(3):  # oKeep spends again within the year
         pay(client, aws, clock, "oKeep", f"oKeep-again-{i}", 20_000)
+    clock.set(datetime(2027, 11, 9, 4, 0, tzinfo=UTC))  # 14 days before the review
+    jobs.run_loyalty_day()
+    jobs.run_loyalty_day()
+    [warning] = [m for m in tier_messages("oDown") if "复核" in m.text]
+    assert "您的银卡会员将于2027年11月23日复核" in warning.text and "将调整为普通" in warning.text
+    assert not [m for m in tier_messages("oKeep") if "复核" in m.text]  # oKeep keeps the tier
     clock.set(datetime(2027, 11, 22, 4, 0, tzinfo=UTC))
     jobs.run_loyalty_day()
     assert Member.get("oDown").tier == "银卡"  # not before the review day
@@ -81,8 +87,8 @@ def test_the_period_end_downgrades_with_notice_or_keeps_the_tier(client, aws, cl
     jobs.run_loyalty_day()
     down = Member.get("oDown")
     assert down.tier == "普通" and down.tier_review_on == "2028-11-22"
-    notices = [m for m in tier_messages("oDown") if "调整为普通" in m.text]
+    notices = [m for m in tier_messages("oDown") if "调整为普通（" in m.text]
     assert len(notices) == 1 and "由银卡调整为普通（2027年11月23日起）" in notices[0].text
     keep = Member.get("oKeep")
     assert keep.tier == "银卡" and keep.tier_review_on == "2028-11-22"
-    assert len(tier_messages("oKeep")) == 1  # only the first upgrade
+    assert len(tier_messages("oKeep")) == 1  # only the first upgrade: no warning, no notice

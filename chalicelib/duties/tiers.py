@@ -121,6 +121,7 @@ def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event
         ),
         _review(standing.member_id, review_on, event_id, rules.version, at),
     ]
+    plan += _warning_agenda(standing.member_id, review_on, event_id, rules, at)
     spend = sum(net for when, net in standing.orders if when >= at - timedelta(days=rule.tiers.period_days))
     values = {"tier": target.name, "previous": previous.name, "spend": f"{spend / 100:g}", "date": chinese_date(today)}
     text = (rule.tiers.upgrade_text if up else rule.tiers.downgrade_notice_text).format(**values)
@@ -145,6 +146,50 @@ def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event
 
 def _review(member_id: str, day: date, event_id: str, version: str, at: datetime) -> RecordOnce:
     return RecordOnce(f"due#{day.isoformat()}", f"tier#{member_id}", member_id, event_id, version, at)
+
+
+def period_end(review_day: date, rules: RuleSet, home_store: str | None) -> datetime:
+    """The end of the period a review on ``review_day`` judges: the end of that local day. The
+    period is the ``period_days`` local days up to and including it, so the day the tier was
+    reached (one period before) is no longer in it."""
+    zone = rules.stores.zone_of(home_store)
+    return datetime.combine(review_day + timedelta(days=1), time(0), zone).astimezone(UTC)
+
+
+def _warning_agenda(member_id: str, review_on: date, event_id: str, rules: RuleSet, at: datetime) -> list[Effect]:
+    days = rules.loyalty.tiers.downgrade_warning_days
+    if not days:
+        return []
+    warn_on = review_on - timedelta(days=days)
+    return [
+        RecordOnce(f"due#{warn_on.isoformat()}", f"tier-warning#{member_id}", member_id, event_id, rules.version, at)
+    ]
+
+
+def warning(standing: Standing, review_on: str | None, day: date, rules: RuleSet, now: datetime) -> list[Effect]:
+    """Ahead of the period end: tell a member whom the review would move down, once per period."""
+    rule = rules.loyalty
+    days = rule.tiers.downgrade_warning_days
+    if not rule.tiers.enabled or not days or review_on != (day + timedelta(days=days)).isoformat():
+        return []
+    # What the review will count if the member buys nothing more.
+    at_review = period_end(date.fromisoformat(review_on), rules, standing.home_store)
+    target = earned_tier(rule, standing, at_review)
+    if rank(rule, target.name) >= rank(rule, standing.tier):
+        return []
+    spend = sum(net for when, net in standing.orders if when >= at_review - timedelta(days=rule.tiers.period_days))
+    text = rule.tiers.downgrade_warning_text.format(
+        tier=target.name,
+        previous=rule.tier(standing.tier).name,
+        spend=f"{spend / 100:g}",
+        date=chinese_date(date.fromisoformat(review_on)),
+    )
+    key = f"tier-warning#{standing.member_id}#{review_on}"
+    return [
+        QueueMessage(
+            key, standing.member_id, "custom", "service", text, CAUSE, key, rules.version, store_id=standing.home_store
+        )
+    ]
 
 
 def _coupon(standing: Standing, target: Tier, key: str, event_id: str, rules: RuleSet, today: date) -> IssueCoupon:
@@ -174,7 +219,7 @@ def review(standing: Standing, review_on: str | None, day: date, rules: RuleSet,
     rule = rules.loyalty
     if not rule.tiers.enabled or review_on != day.isoformat():
         return []
-    target = earned_tier(rule, standing, now)
+    target = earned_tier(rule, standing, period_end(day, rules, standing.home_store))
     if target.name == rule.tier(standing.tier).name:
         next_review = day + timedelta(days=rule.tiers.period_days)
         event_id = f"tier-review#{standing.member_id}#{day.isoformat()}"
@@ -186,6 +231,7 @@ def review(standing: Standing, review_on: str | None, day: date, rules: RuleSet,
                 tier_review_on=next_review.isoformat(),
             ),
             _review(standing.member_id, next_review, event_id, rules.version, now),
+            *_warning_agenda(standing.member_id, next_review, event_id, rules, now),
         ]
     start = datetime.combine(day, time(0), rules.stores.zone_of(standing.home_store)).astimezone(UTC)
     return change(standing, target, rules, start, f"tier-review#{standing.member_id}#{day.isoformat()}")

@@ -212,10 +212,20 @@ def _pending(invitee: str) -> referral.Pending | None:
 
 
 def review_tiers(ctx: Context, rules: RuleSet, now: datetime) -> int:
-    """Tier reviews due today (and any day the timer missed): down only here, at period end."""
+    """Tier reviews due today (and any day the timer missed): down only here, at period end;
+    and the warnings ahead of reviews that would move a member down."""
     today = local_day(now, rules.stores.zone_of(None))
     reviewed = 0
-    for day, items in agenda(today, "tier"):
+    for kind, decide in (("tier-warning", tiers.warning), ("tier", tiers.review)):
+        reviewed += _tier_agenda(ctx, rules, now, today, kind, decide)
+    return reviewed
+
+
+def _tier_agenda(
+    ctx: Context, rules: RuleSet, now: datetime, today: date, kind: str, decide: Callable[..., list]
+) -> int:
+    reviewed = 0
+    for day, items in agenda(today, kind):
         for item in items:
             try:
                 member = Member.get(str(item.member_id), consistent_read=True)
@@ -228,11 +238,11 @@ def review_tiers(ctx: Context, rules: RuleSet, now: datetime) -> int:
                 tiers.orders_of(member.member_id, now),
                 ctx.settings.coupon_secret,
             )
-            plan = tiers.review(standing, member.tier_review_on, day, rules, now)
+            plan = decide(standing, member.tier_review_on, day, rules, now)
             if plan:
                 _apply(ctx, plan, now)
                 reviewed += 1
-        finish(f"due#{day.isoformat()}#tier", now)
+        finish(f"due#{day.isoformat()}#{kind}", now)
     return reviewed
 
 

@@ -416,8 +416,14 @@ class TiersSection(Strict):
     levels: list[Tier] = Field(default_factory=_default_tiers, min_length=1, max_length=10)
     upgrade_text: Text = "恭喜升级为{tier}会员！近期消费{spend}元，专属权益已发放。"
     downgrade_notice_text: Text = "您的会员等级已由{previous}调整为{tier}（{date}起），多来坐坐就能升回去哦。"
+    downgrade_warning_days: Annotated[int, Field(ge=0, le=90)] = Field(
+        default=14, description="Warn this many days before a period end that would move the member down; 0 = never."
+    )
+    downgrade_warning_text: Text = (
+        "您的{previous}会员将于{date}复核，按近期消费{spend}元将调整为{tier}，期间消费即可保级哦。"
+    )
 
-    _placeholders = _texts(TIER_PLACEHOLDERS, "upgrade_text", "downgrade_notice_text")
+    _placeholders = _texts(TIER_PLACEHOLDERS, "upgrade_text", "downgrade_notice_text", "downgrade_warning_text")
 
     @model_validator(mode="after")
     def _ordered(self) -> TiersSection:
