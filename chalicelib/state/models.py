@@ -347,8 +347,11 @@ class LoyaltyRecord(_Base):
     - ``invitee#<member>`` / ``-``: the one invite a member ever counts for (pending → counted | void);
     - ``inviter#<member>`` / ``count``: how many invites counted;
     - ``due#<local date>`` / ``<kind>#<member>``: the loyalty agenda (referral confirmations,
-      tier reviews) read by the daily timer;
-    - ``cursor`` / ``<job>``: the last day a daily job finished.
+      tier reviews and their warnings) read by the loyalty timer;
+    - ``birthdays#<MM>`` / ``<member>``: members born in a month;
+    - ``group#<chat id>`` / ``<member>``: who joined a store group; ``koc#<chat id>`` / ``<month>``:
+      that month's brand helpers;
+    - ``cursor`` / ``<step>``: a once-only sweep that finished (a month's expiry, a day's agenda).
 
     Access: get / conditional put by key, query one pk (a member's check-ins, a week's entrants,
     a day's agenda)."""
