@@ -63,3 +63,13 @@ def release_due_messages(event):
 @app.schedule(Rate(15, unit=Rate.MINUTES))
 def recall_sweep(event):
     jobs.recall_sweep()
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def run_loyalty_day(event):
+    jobs.run_loyalty_day()
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def check_thresholds(event):
+    jobs.check_thresholds()

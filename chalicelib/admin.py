@@ -9,6 +9,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.errors import NotFound, Unauthorized
+from chalicelib.loyalty import ledger
 from chalicelib.offers import yuan
 from chalicelib.settings import Settings
 from chalicelib.state.models import Coupon, Member, OutboxMessage
@@ -82,4 +83,12 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
         "unsubscribed_at": _iso(member.unsubscribed_at),
         "coupons": coupons,
         "messages": messages,
+        "loyalty": {  # issue 7
+            "points": ledger.balance_of(member_id).points,
+            "tier": member.tier,
+            "tier_review_on": member.tier_review_on,
+            "tags": sorted(member.loyalty_tags or []),
+            "birthday": member.birthday,
+            "invite_unlocked": member.invite_unlocked_at is not None,
+        },
     }

@@ -8,6 +8,9 @@
     siyu rules check|publish|history|diff|rollback|schema|preview   the rule sets (docs/rules.md)
     siyu recall report|sweep  recall results against the holdout; run the sweep now
     siyu groups silent        group members still silent after the intercept offer
+    siyu alerts | kpis        open threshold alerts; the KPIs of the chain or a store
+    siyu points audit|show    the points ledger: every balance re-derived, a member's statement
+    siyu checkin lottery      a week's check-in lottery, drawn or reproduced
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
 variable not already set, so it talks to the same embedded DynamoDB.
@@ -24,6 +27,8 @@ from pathlib import Path
 from chalicelib import admin, runtime, settings
 from chalicelib.errors import Conflict, InvalidRules, SiyuError
 from chalicelib.local import send
+from chalicelib.loyalty import commands as loyalty_commands
+from chalicelib.metrics import commands as metrics_commands
 from chalicelib.recall import commands as recall_commands
 from chalicelib.rules import commands as rule_commands
 from chalicelib.state.binding import create_tables
@@ -111,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
     send.add_parser(sub)
     rule_commands.add_parser(sub)
     recall_commands.add_parser(sub)
+    metrics_commands.add_parser(sub)
+    loyalty_commands.add_parser(sub)
     return top
 
 

@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
+from chalicelib.errors import Retryable
 from chalicelib.logs import log
+from chalicelib.loyalty import ledger
+from chalicelib.loyalty.ledger import Posting as PostPoints
 from chalicelib.recall import outcomes, record
 from chalicelib.state.items import coupon_item, pending_message
-from chalicelib.state.models import Coupon, Member, OutboxMessage
+from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage
 
 CouponOutcome = Literal["new", "taken"]
 
@@ -50,6 +54,7 @@ class Reply:
     event_id: str
     rules_version: str
     when_coupon: tuple[str, CouponOutcome] | None = None
+    when_record: tuple[str, str] | None = None  # (record / points key, outcome) of this plan
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class QueueMessage:
     template: str | None = None  # messaging.json template: the channel, or the fallback of "custom"
     store_id: str | None = None
     expires_at: datetime | None = None
+    when_record: tuple[str, str] | None = None  # (record / points key, outcome) of this plan
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,72 @@ class RecordConsent:
     refused: frozenset[str]
 
 
+@dataclass(frozen=True)
+class RecordOnce:
+    """A loyalty fact written once by its key (a check-in, an invite, a draw, an agenda item).
+    Its outcome (``new`` / ``taken``) is keyed ``<pk>|<sk>`` for ``when_record``."""
+
+    pk: str
+    sk: str
+    member_id: str | None
+    event_id: str
+    rules_version: str
+    at: datetime
+    status: str | None = None
+    number: int | None = None
+    value: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.pk}|{self.sk}"
+
+
+@dataclass(frozen=True)
+class UpdateLoyalty:
+    """Loyalty fields of a member, set only if the tier is still ``expect_tier`` (``""`` = none
+    yet): two events that both upgrade a member upgrade (and notify) once. Outcome under ``key``."""
+
+    key: str
+    member_id: str
+    expect_tier: str | None = None  # None: no condition
+    tier: str | None = None
+    tier_since: datetime | None = None
+    tier_review_on: str | None = None
+    add_tags: frozenset[str] = frozenset()
+    remove_tags: frozenset[str] = frozenset()
+    birthday: str | None = None
+    invite_unlocked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CountInvite:
+    """An invite whose grace period passed: the invitee's record moves pending → counted and the
+    inviter's count n → n + 1 in one transaction, so each invitee counts once and the count has
+    no gaps. The ordinal (n + 1) is kept on the invite: its rewards can be re-planned exactly."""
+
+    invitee: str
+    inviter: str
+    count_before: int
+    void: bool = False  # the invitee left within the grace period: pending → void, no count
+
+    @property
+    def key(self) -> str:
+        return f"invitee#{self.invitee}|-"
+
+
 Effect = (
-    IssueCoupon | Reply | QueueMessage | RedeemCoupon | RecordDelivery | RecordConsent | MarkReturned | OpenChallenge
+    IssueCoupon
+    | Reply
+    | QueueMessage
+    | RedeemCoupon
+    | RecordDelivery
+    | RecordConsent
+    | PostPoints
+    | RecordOnce
+    | UpdateLoyalty
+    | CountInvite
+    | MarkReturned
+    | OpenChallenge
 )
 
 
@@ -131,6 +201,7 @@ class Applied:
     messages: list[str] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)  # causes of the coupons this event issued
     redeemed: list[str] = field(default_factory=list)  # causes of the coupons it redeemed
+    records: dict[str, str] = field(default_factory=dict)  # points / record keys → new | taken | refused
 
 
 def is_condition_failure(exc: Exception) -> bool:
@@ -145,14 +216,12 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
             if applied.coupons[effect.code] == "new":
                 applied.issued.append(effect.cause)
         elif isinstance(effect, Reply | QueueMessage):
-            if _condition_holds(effect.when_coupon, applied):
+            if _condition_holds(effect.when_coupon, applied) and _record_holds(effect.when_record, applied):
                 _message(effect, now, applied)
-        elif isinstance(effect, OpenChallenge):
-            opened = record.write(effect.decision, effect.day, now, effect.rules_version)
-            if opened == "new" and effect.decision.message:
-                applied.messages.append(effect.decision.message.message_key)
-        elif isinstance(effect, MarkReturned):
-            outcomes.mark_returned(effect.member_id, effect.recall_key, effect.at, effect.day)
+        elif isinstance(effect, PostPoints | RecordOnce | UpdateLoyalty | CountInvite):
+            applied.records[effect.key] = _loyalty(effect)
+        elif isinstance(effect, OpenChallenge | MarkReturned):
+            _recall(effect, now, applied)
         elif isinstance(effect, RedeemCoupon):
             cause = _redeem(effect)
             if cause:
@@ -162,6 +231,15 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
         else:
             _record_consent(effect)
     return applied
+
+
+def _recall(effect: OpenChallenge | MarkReturned, now: datetime, applied: Applied) -> None:
+    if isinstance(effect, MarkReturned):
+        outcomes.mark_returned(effect.member_id, effect.recall_key, effect.at, effect.day)
+        return
+    opened = record.write(effect.decision, effect.day, now, effect.rules_version)
+    if opened == "new" and effect.decision.message:
+        applied.messages.append(effect.decision.message.message_key)
 
 
 def _message(effect: Reply | QueueMessage, now: datetime, applied: Applied) -> None:
@@ -189,6 +267,114 @@ def _message(effect: Reply | QueueMessage, now: datetime, applied: Applied) -> N
 
 def _condition_holds(when: tuple[str, CouponOutcome] | None, applied: Applied) -> bool:
     return when is None or applied.coupons.get(when[0]) == when[1]
+
+
+def _loyalty(effect: PostPoints | RecordOnce | UpdateLoyalty | CountInvite) -> str:
+    """Loyalty effects: each reports ``new`` / ``taken`` (/ ``refused``) under its key."""
+    if isinstance(effect, PostPoints):
+        return ledger.post(effect)
+    if isinstance(effect, RecordOnce):
+        return _record_once(effect)
+    if isinstance(effect, UpdateLoyalty):
+        return _update_loyalty(effect)
+    return _count_invite(effect)
+
+
+def _record_holds(when: tuple[str, str] | None, applied: Applied) -> bool:
+    return when is None or applied.records.get(when[0]) == when[1]
+
+
+def _record_once(effect: RecordOnce) -> str:
+    record = LoyaltyRecord(
+        effect.pk,
+        effect.sk,
+        member_id=effect.member_id,
+        status=effect.status,
+        number=effect.number,
+        value=effect.value,
+        event_id=effect.event_id,
+        rules_version=effect.rules_version,
+        at=effect.at,
+    )
+    try:
+        record.save(condition=LoyaltyRecord.sk.does_not_exist())
+    except PutError as exc:
+        if not is_condition_failure(exc):
+            raise
+        existing = LoyaltyRecord.get(effect.pk, effect.sk, consistent_read=True)
+        return "new" if existing.event_id == effect.event_id else "taken"
+    return "new"
+
+
+def _count_invite(effect: CountInvite) -> str:
+    ordinal = effect.count_before + 1
+    invite = LoyaltyRecord(f"invitee#{effect.invitee}", "-")
+    if effect.void:
+        try:
+            invite.update(actions=[LoyaltyRecord.status.set("void")], condition=LoyaltyRecord.status == "pending")
+        except UpdateError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return "taken"
+        log("referral.void", inviter=effect.inviter)
+        return "new"
+    try:
+        with TransactWrite(connection=LoyaltyRecord._get_connection().connection) as transaction:
+            transaction.update(
+                LoyaltyRecord(f"invitee#{effect.invitee}", "-"),
+                actions=[LoyaltyRecord.status.set("counted"), LoyaltyRecord.number.set(ordinal)],
+                condition=LoyaltyRecord.status == "pending",
+            )
+            unchanged = (
+                LoyaltyRecord.number.does_not_exist()
+                if effect.count_before == 0
+                else LoyaltyRecord.number == effect.count_before
+            )
+            transaction.update(
+                LoyaltyRecord(f"inviter#{effect.inviter}", "count"),
+                actions=[LoyaltyRecord.number.set(ordinal), LoyaltyRecord.member_id.set(effect.inviter)],
+                condition=unchanged,
+            )
+    except TransactWriteError as exc:
+        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return "taken"  # counted (or voided) already
+        raise Retryable("the inviter's count changed meanwhile; the next run counts it") from exc
+    log("referral.counted", inviter=effect.inviter, ordinal=ordinal)
+    return "new"
+
+
+def _update_loyalty(effect: UpdateLoyalty) -> str:
+    actions = []
+    if effect.tier is not None:
+        actions += [Member.tier.set(effect.tier), Member.tier_since.set(effect.tier_since)]
+    if effect.tier_review_on is not None:
+        actions.append(Member.tier_review_on.set(effect.tier_review_on))
+    if effect.add_tags:
+        actions.append(Member.loyalty_tags.add(set(effect.add_tags)))
+    if effect.remove_tags:
+        actions.append(Member.loyalty_tags.delete(set(effect.remove_tags)))
+    if effect.birthday is not None:
+        actions.append(Member.birthday.set(effect.birthday))
+    if effect.invite_unlocked_at is not None:
+        actions.append(Member.invite_unlocked_at.set(Member.invite_unlocked_at | effect.invite_unlocked_at))
+    if not actions:
+        return "new"
+    condition = Member.member_id.exists()
+    if effect.expect_tier == "":
+        condition &= Member.tier.does_not_exist()
+    elif effect.expect_tier is not None:
+        condition &= Member.tier == effect.expect_tier
+    try:
+        Member(effect.member_id).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+        member = Member.get(effect.member_id, consistent_read=True)
+        # Done by an earlier attempt of this same decision: still this event's change.
+        same = effect.tier is not None and member.tier == effect.tier and member.tier_since == effect.tier_since
+        return "new" if same else "taken"
+    return "new"
 
 
 def _issue(effect: IssueCoupon, now: datetime) -> CouponOutcome:

@@ -37,6 +37,10 @@ class Kind(enum.StrEnum):
     REVIEWED = "reviewed"
     NPS_ANSWERED = "nps_answered"
     UNKNOWN = "unknown"
+    # loyalty (issue 7), from the order webhook (mini program / POS)
+    POINTS_REDEEMED = "points_redeemed"
+    CHECKED_IN = "checked_in"
+    PROFILE_UPDATED = "profile_updated"
 
 
 # Kinds that show the member doing something (they move "last active").
@@ -53,6 +57,8 @@ ACTIVITY = frozenset(
         Kind.COUPON_REDEEMED,
         Kind.REVIEWED,
         Kind.NPS_ANSWERED,
+        Kind.POINTS_REDEEMED,
+        Kind.CHECKED_IN,
     }
 )
 

@@ -39,3 +39,15 @@ def recall_sweep() -> int:
 
     result = sweep.run(runtime.context(), budget_s=RECALL_BUDGET_SECONDS)
     return sum(result.decided.values())
+
+
+def run_loyalty_day() -> dict[str, int]:
+    from chalicelib.loyalty import daily
+
+    return daily.run(runtime.context())
+
+
+def check_thresholds() -> int:
+    from chalicelib.metrics import alerts
+
+    return alerts.evaluate(runtime.context())

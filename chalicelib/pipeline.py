@@ -84,7 +84,9 @@ def _run(ctx: Context, event: Event) -> str | None:
     zone = ZoneInfo(rules.stores.default_timezone) if rules is not None else SHANGHAI
     member = members.touch(event, ctx.clock.now(), zone)
     applied = run_duties(ctx, event, member, rules) if rules is not None else effects.Applied()
-    counts = counters.of_event(event, member, zone) + counters.of_effects(applied.issued, applied.redeemed)
+    counts = counters.of_event(event, member, zone) + counters.of_effects(
+        applied.issued, applied.redeemed, applied.records
+    )
     store_id = event.store_id or (member.store_id if member else None)
     counters.count_event(event, member, store_id, counts, zone, ctx.clock.now())
     return applied.reply

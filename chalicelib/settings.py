@@ -35,6 +35,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SIYU_WECOM_API_BASE": ("https://qyapi.weixin.qq.com", "WeCom API base URL (make run points it at the fake)."),
     "SIYU_WECOM_SECRET": ("", "WeCom app secret for customer-contact sends."),
     "SIYU_OPS_ROBOT_KEY": ("", "Key of the WeCom group robot that receives ops alerts."),
+    "SIYU_ROBOT_KEYS": ("", "More robots by name, for store alerts: S001=<key>,S002=<key> (default: the ops robot)."),
     "SIYU_OUTBOX_QUEUE": ("off", "Where recorded messages go to be sent: an SQS queue URL, local, or off."),
     "SIYU_HTTP_TIMEOUT_S": ("5", "Read timeout of calls to WeChat (seconds)."),
     "SIYU_ADMIN_TOKEN": ("", "Bearer token of the admin routes outside AWS; empty = admin closed."),
@@ -67,6 +68,7 @@ class Settings:
     wecom_api_base: str
     wecom_secret: str
     ops_robot_key: str
+    robot_keys: str
     outbox_queue: str
     http_timeout_s: float
     admin_token: str
@@ -76,6 +78,14 @@ class Settings:
     timestamp_tolerance_s: int
     event_ttl_days: int
     log_level: str
+
+    def robot_key(self, name: str) -> str:
+        """The key of the robot called ``name`` in SIYU_ROBOT_KEYS; the ops robot otherwise."""
+        for pair in self.robot_keys.split(","):
+            robot, sep, key = pair.strip().partition("=")
+            if sep and robot == name and key:
+                return key
+        return self.ops_robot_key
 
 
 def _get(env: dict[str, str], name: str) -> str:
@@ -109,6 +119,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         wecom_api_base=_get(env, "SIYU_WECOM_API_BASE").rstrip("/"),
         wecom_secret=_get(env, "SIYU_WECOM_SECRET"),
         ops_robot_key=_get(env, "SIYU_OPS_ROBOT_KEY"),
+        robot_keys=_get(env, "SIYU_ROBOT_KEYS"),
         outbox_queue=_get(env, "SIYU_OUTBOX_QUEUE"),
         http_timeout_s=float(_get(env, "SIYU_HTTP_TIMEOUT_S")),
         admin_token=_get(env, "SIYU_ADMIN_TOKEN"),

@@ -16,8 +16,11 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import admin, pipeline, runtime
+from chalicelib.duties import checkin
 from chalicelib.errors import InvalidRules, SiyuError
+from chalicelib.events import Kind
 from chalicelib.logs import log
+from chalicelib.loyalty import ledger
 from chalicelib.protocol import orders
 from chalicelib.protocol.inbound import Inbound
 from chalicelib.protocol.official_account import OfficialAccount
@@ -98,6 +101,10 @@ def order_hook(request: Any) -> Response:
         event = orders.parse(req.body, ctx.settings.max_body_bytes)
         outcome = pipeline.process(ctx, event)
         body = {"ok": True, "event_id": event.event_id, "duplicate": outcome.duplicate}
+        if event.kind is Kind.POINTS_REDEEMED and event.member_id:  # the caller must know
+            body.update(ledger.redemption(event.member_id, str(event.data["redemption_id"])))
+        if event.kind is Kind.CHECKED_IN and event.member_id:
+            body["checkin"] = checkin.latest(event.member_id)
         return Response(json.dumps(body), headers=JSON)
 
     return _answer("orders", work)

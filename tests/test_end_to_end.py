@@ -88,7 +88,13 @@ def test_state_survives_a_restart_of_the_stack(env, monkeypatch, tmp_path):
 
 def test_the_stack_runs_every_schedule_handler(live):
     names = {job.name for job in live.timers.jobs}
-    assert names == {"redrive_stalled_events", "release_due_messages", "recall_sweep"}
+    assert names == {
+        "redrive_stalled_events",
+        "release_due_messages",
+        "recall_sweep",
+        "run_loyalty_day",
+        "check_thresholds",
+    }
 
 
 def test_siyu_send_shows_the_welcome_a_new_follower_reads(live, capsys):

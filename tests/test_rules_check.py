@@ -32,7 +32,13 @@ def messages(files: dict[str, str]) -> list[str]:
 
 def test_the_committed_rules_have_no_problems():
     parsed, problems = check(good())
-    assert problems == [] and set(parsed) == {"welcome.json", "stores.json", "messaging.json", "recall.json"}
+    assert problems == [] and set(parsed) == {
+        "welcome.json",
+        "stores.json",
+        "messaging.json",
+        "recall.json",
+        "loyalty.json",
+    }
 
 
 def test_a_rule_set_published_before_a_duty_existed_still_loads_with_that_duty_off():
@@ -41,7 +47,7 @@ def test_a_rule_set_published_before_a_duty_existed_still_loads_with_that_duty_o
         parsed, problems = check(files)
         assert problems == [], name
         assert parsed[name].enabled is False  # type: ignore[attr-defined]
-    assert "recall.json" in OPTIONAL_FILES
+    assert {"recall.json", "loyalty.json"} <= OPTIONAL_FILES
 
 
 def test_a_recall_stage_naming_an_unknown_template_is_refused_with_its_place():

@@ -145,7 +145,7 @@ def test_unknown_event_types_get_success_and_are_recorded(client, aws, clock):
 def test_a_text_message_moves_last_active_but_issues_nothing(client, aws, clock):
     follow(client, aws, clock)
     clock.advance(timedelta(days=2))
-    xml = callbacks.oa_text("oNew1", "签到", unix(clock), 42)
+    xml = callbacks.oa_text("oNew1", "你好", unix(clock), 42)
     response = send(client, callbacks.oa_post(aws, xml, clock.now()))
     assert response.body == b"success"
     assert Member.get("oNew1").last_active == clock.now() and len(coupons_of("oNew1")) == 1

@@ -189,10 +189,12 @@ class WeChatAPI:
             "wecom": Tokens(settings, clock, self.http, "wecom"),
         }
 
-    def call(self, path: str, body: dict[str, Any], auth: Literal["oa", "wecom", "robot"]) -> dict[str, Any]:
+    def call(
+        self, path: str, body: dict[str, Any], auth: Literal["oa", "wecom", "robot"], robot: str = "ops"
+    ) -> dict[str, Any]:
         """POST one API call; returns WeChat's answer (errcode 0) or raises (module docstring)."""
         if auth == "robot":
-            url = f"{self.settings.wecom_api_base}{path}?key={self.settings.ops_robot_key}"
+            url = f"{self.settings.wecom_api_base}{path}?key={self.settings.robot_key(robot)}"
             return self._checked(_post_json(self.http, url, body, self.settings.http_timeout_s))
         tokens = self.tokens[auth]
         base = self.settings.wechat_api_base if auth == "oa" else self.settings.wecom_api_base

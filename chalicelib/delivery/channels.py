@@ -72,6 +72,7 @@ class ApiRequest:
     path: str
     body: dict[str, Any]
     auth: Literal["oa", "wecom", "robot"]
+    robot: str = "ops"  # which WeCom group robot (SIYU_ROBOT_KEYS), for auth "robot"
 
 
 def _fits_bytes(text: str, limit: int, what: str) -> str:
@@ -120,7 +121,7 @@ def build(
             body["sender"] = payload["sender"]
         return ApiRequest(PATHS[channel], body, "wecom")
     if channel == "robot":
-        return ApiRequest(PATHS[channel], robot_body(text, payload), "robot")
+        return ApiRequest(PATHS[channel], robot_body(text, payload), "robot", robot=to)
     raise PayloadInvalid(f"unknown channel {channel}")
 
 

@@ -156,7 +156,10 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
     if (
         channel == "robot"
         and not RateLimiter(
-            messaging.robot_per_minute, window_s=60, max_wait_s=0, name=f"robot#{ctx.settings.ops_robot_key[-8:]}"
+            messaging.robot_per_minute,
+            window_s=60,
+            max_wait_s=0,
+            name=f"robot#{ctx.settings.robot_key(message.member_id)[-8:]}",
         ).acquire()
     ):
         return _hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
@@ -391,7 +394,7 @@ def _call(
     # the call is never followed by a second send (the message becomes "unknown" instead).
     message.update(actions=[OutboxMessage.sent_channel.set(channel)])
     try:
-        answer = api.call(request.path, request.body, request.auth)
+        answer = api.call(request.path, request.body, request.auth, request.robot)
     except OutcomeUnknown as exc:
         if channel == "template":  # WeChat drops a re-sent template with the same client_msg_id
             return _retry(ctx, message, rules, f"no answer ({exc}); safe to resend with client_msg_id", now)

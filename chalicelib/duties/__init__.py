@@ -4,6 +4,32 @@
 
 from __future__ import annotations
 
-from chalicelib.duties import challenge, coupons, deliveries, returns, welcome
+from chalicelib.duties import (
+    birthday,
+    challenge,
+    checkin,
+    coupons,
+    deliveries,
+    koc,
+    points,
+    precision,
+    referral,
+    returns,
+    tiers,
+    welcome,
+)
 
-REGISTRY = (welcome, coupons, deliveries, returns, challenge)
+REGISTRY = (
+    welcome,
+    coupons,
+    deliveries,
+    returns,
+    challenge,
+    points,
+    checkin,
+    referral,
+    tiers,
+    precision,
+    birthday,
+    koc,
+)

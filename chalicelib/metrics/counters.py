@@ -40,6 +40,7 @@ BY_KIND = {
     Kind.ORDER_REFUNDED: "refunds",
     Kind.REVIEWED: "reviews",
     Kind.NPS_ANSWERED: "nps_answers",
+    Kind.POINTS_REDEEMED: "points_redemptions",
 }
 
 
@@ -73,8 +74,11 @@ def of_event(event: Event, member: Member | None, zone: tzinfo) -> Counter[str]:
     return +counts
 
 
-def of_effects(issued: list[str], redeemed: list[str]) -> Counter[str]:
+def of_effects(issued: list[str], redeemed: list[str], records: dict[str, str]) -> Counter[str]:
+    """Coupons issued / redeemed by cause; check-ins (a new ``checkin#<member>|<day>`` record,
+    however the member checked in: keyword or mini program)."""
     counts: Counter[str] = Counter()
+    counts["checkins"] += sum(1 for key, outcome in records.items() if key.startswith("checkin#") and outcome == "new")
     for cause in issued:
         counts["coupons_issued"] += 1
         counts[f"coupons_issued:{cause}"] += 1

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from chalicelib.errors import BadRequest, Forbidden, Unauthorized
 from chalicelib.events import Event, Kind
@@ -81,7 +81,41 @@ class NpsAnswer(_Body):
     score: Annotated[int, Field(ge=0, le=10)]
 
 
-Body = OrderPaid | OrderRefunded | CouponRedeemed | Review | NpsAnswer
+class PointsRedeemed(_Body):
+    """The mini program or POS spends points; refused (nothing written) when the balance is short."""
+
+    type: Literal["points_redeemed"]
+    redemption_id: Id
+    points: Annotated[int, Field(ge=1, le=10_000_000)]
+    reason: Annotated[str, Field(max_length=40)] | None = None
+
+
+class CheckedIn(_Body):
+    """A check-in from the mini program (the official account's keyword is the other way in)."""
+
+    type: Literal["checked_in"]
+    checkin_id: Id
+
+
+class ProfileUpdated(_Body):
+    """Profile data from the questionnaire or the mini program: the birthday (month and day)."""
+
+    type: Literal["profile_updated"]
+    update_id: Id
+    birthday: Annotated[str, Field(pattern=r"^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+
+    @field_validator("birthday")
+    @classmethod
+    def _real_day(cls, value: str) -> str:
+        month, day = (int(part) for part in value[-5:].split("-"))
+        try:
+            date(2000, month, day)  # a leap year: 02-29 is a birthday
+        except ValueError as exc:
+            raise ValueError(f"{value} is not a day of the year") from exc
+        return value
+
+
+Body = OrderPaid | OrderRefunded | CouponRedeemed | Review | NpsAnswer | PointsRedeemed | CheckedIn | ProfileUpdated
 Payload = Annotated[Body, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[Body] = TypeAdapter(Payload)
 
@@ -122,7 +156,7 @@ def parse(body: bytes, max_bytes: int) -> Event:
 
 def describe(exc: ValidationError) -> str:
     parts = []
-    tags = {"order_paid", "order_refunded", "coupon_redeemed"}
+    tags = {"order_paid", "order_refunded", "coupon_redeemed", "points_redeemed", "checked_in", "profile_updated"}
     for error in exc.errors()[:10]:
         loc = [str(p) for p in error["loc"]]
         if loc and loc[0] in tags:  # pydantic prefixes the union member; ops think in body fields
@@ -142,8 +176,14 @@ def to_event(payload: Body) -> Event:
         kind, key = Kind.REVIEWED, f"orders:review:{payload.review_id}"
     elif isinstance(payload, NpsAnswer):
         kind, key = Kind.NPS_ANSWERED, f"orders:nps:{payload.answer_id}"
-    else:
+    elif isinstance(payload, CouponRedeemed):
         kind, key = Kind.COUPON_REDEEMED, f"orders:redeem:{payload.coupon_code}"
+    elif isinstance(payload, PointsRedeemed):
+        kind, key = Kind.POINTS_REDEEMED, f"orders:points:{payload.redemption_id}"
+    elif isinstance(payload, CheckedIn):
+        kind, key = Kind.CHECKED_IN, f"orders:checkin:{payload.openid}:{payload.checkin_id}"
+    else:
+        kind, key = Kind.PROFILE_UPDATED, f"orders:profile:{payload.openid}:{payload.update_id}"
     at = payload.at if payload.at.tzinfo else None
     if at is None:
         raise BadRequest("/at: needs a time zone offset, e.g. 2026-11-23T10:00:00+08:00")

@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
-from chalicelib.rules.models import MessagingRule, RecallRule, StoresRule, WelcomeRule
+from chalicelib.rules.models import AlertsRule, LoyaltyRule, MessagingRule, RecallRule, StoresRule, WelcomeRule
 from chalicelib.settings import Settings
 
 
@@ -32,6 +32,8 @@ class RuleSet:
     messaging: MessagingRule
     recall: RecallRule
     files: MappingProxyType[str, str] = field(repr=False, compare=False)
+    loyalty: LoyaltyRule = field(default_factory=lambda: LoyaltyRule(enabled=False))
+    alerts: AlertsRule = field(default_factory=lambda: AlertsRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -52,6 +54,8 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         messaging=parsed["messaging.json"],  # type: ignore[arg-type]
         recall=parsed["recall.json"],  # type: ignore[arg-type]
         files=MappingProxyType(dict(files)),
+        loyalty=parsed["loyalty.json"],  # type: ignore[arg-type]
+        alerts=parsed["alerts.json"],  # type: ignore[arg-type]
     )
 
 

@@ -333,14 +333,14 @@ class MessagingRule(RuleFile):
 
 
 RECALL_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "title", "days", "store"})
-Name = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
+StageName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
 TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
 
 
 class RecallStage(Strict):
     """One stage of the recall flow: members inactive exactly ``days`` days get its message."""
 
-    name: Name
+    name: StageName
     days: Annotated[int, Field(ge=1, le=365, description="Days without activity that make a member due.")]
     audience: Literal["all", "group_members", "not_group_members"] = Field(
         default="all", description="group_members: the silent-group intercept (members of a store group)."
@@ -434,14 +434,347 @@ class RecallRule(Scoped):
         return self
 
 
+# --- loyalty.json (issue 7): points, tiers, check-in, referral, birthday, precision push, KOC ---
+# One file, because its sections refer to each other (a tier's multiplier drives earning, the
+# birthday benefit is chosen by tier, referral and check-in rewards are points in the same ledger)
+# and cross-section mistakes are caught in one model. Every field has a default, so the file
+# validates from ``{"enabled": false}`` alone (absent from older rule sets: loyalty is off).
+
+Points = Annotated[int, Field(ge=0, le=1_000_000)]
+BigYuan = Annotated[
+    Decimal,
+    BeforeValidator(_number_only),
+    Field(ge=0, le=10_000_000, decimal_places=2),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 10_000_000, "multipleOf": 0.01}),
+]
+Multiplier = Annotated[
+    Decimal,
+    BeforeValidator(_number_only),
+    Field(ge=1, le=10, decimal_places=2),
+    WithJsonSchema({"type": "number", "minimum": 1, "maximum": 10}),
+]
+Name = Annotated[str, Field(min_length=1, max_length=20)]
+Tag = Annotated[str, Field(min_length=1, max_length=30)]
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
+
+
+def _texts(allowed: frozenset[str], *names: str):  # type: ignore[no-untyped-def]
+    """A field validator checking the placeholders of the named text fields."""
+    return field_validator(*names)(
+        classmethod(lambda cls, v: None if v is None else _check_placeholders(v, allowed))  # type: ignore[arg-type]
+    )
+
+
+POINTS_PLACEHOLDERS = frozenset({"points", "balance", "date"})
+
+
+class PointsSection(Strict):
+    """How orders earn points, when points expire, what members are told."""
+
+    enabled: StrictBool = True
+    points_per_yuan: Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=100, decimal_places=2)] = Field(
+        default=Decimal(1), description="Points per yuan paid (1 yuan = 1 point); fractions of a point are dropped."
+    )
+    bonus_series: list[Ident] = Field(default_factory=list, description="Designated series earning a bonus per item.")
+    series_bonus_points: Points = Field(default=5, description="Extra points per item of a designated series.")
+    expire_after_months: Annotated[int, Field(ge=0, le=120)] = Field(
+        default=0, description="Points expire at the end of the month this many months after earning; 0 = never."
+    )
+    expiry_reminder_days: Annotated[int, Field(ge=0, le=60)] = Field(
+        default=7, description="Remind the member this many days before points expire; 0 = no reminder."
+    )
+    expiry_reminder_text: Text = "您有{points}积分将于{date}到期，当前共{balance}积分，记得来兑换哦。"
+
+    _placeholders = _texts(POINTS_PLACEHOLDERS, "expiry_reminder_text")
+
+
+TIER_PLACEHOLDERS = frozenset({"tier", "previous", "spend", "date"})
+
+
+class Tier(Strict):
+    name: Name
+    min_spend_yuan: BigYuan = Field(default=Decimal(0), description="Spend over the period to reach this tier.")  # type: ignore[valid-type]
+    min_orders: Annotated[int, Field(ge=0, le=10_000)] = Field(default=0, description="Orders over the period.")
+    points_multiplier: Multiplier = Field(default=Decimal(1), description="Points earned × this (1.3 = 30% faster).")  # type: ignore[valid-type]
+    coupon: CouponSpec | None = Field(default=None, description="Benefit coupon issued on reaching the tier.")
+    birthday_coupon: CouponSpec | None = Field(default=None, description="Birthday-month coupon of this tier.")
+    tags: list[Tag] = Field(default_factory=list, description="Tags the tier carries, e.g. early_access.")
+
+
+def _default_tiers() -> list[Tier]:
+    return [
+        Tier(name="普通"),
+        Tier(name="银卡", min_spend_yuan=Decimal(500)),
+        Tier(name="金卡", min_spend_yuan=Decimal(2000), points_multiplier=Decimal("1.3"), tags=["early_access"]),
+        Tier(name="钻卡", min_spend_yuan=Decimal(5000), points_multiplier=Decimal("1.3"), tags=["early_access"]),
+    ]
+
+
+class TiersSection(Strict):
+    """Tiers by spend and orders over a rolling period: up at once, down only at the period end."""
+
+    enabled: StrictBool = True
+    period_days: Annotated[int, Field(ge=30, le=730)] = 365
+    levels: list[Tier] = Field(default_factory=_default_tiers, min_length=1, max_length=10)
+    upgrade_text: Text = "恭喜升级为{tier}会员！近期消费{spend}元，专属权益已发放。"
+    downgrade_notice_text: Text = "您的会员等级已由{previous}调整为{tier}（{date}起），多来坐坐就能升回去哦。"
+    downgrade_warning_days: Annotated[int, Field(ge=0, le=90)] = Field(
+        default=14, description="Warn this many days before a period end that would move the member down; 0 = never."
+    )
+    downgrade_warning_text: Text = (
+        "您的{previous}会员将于{date}复核，按近期消费{spend}元将调整为{tier}，期间消费即可保级哦。"
+    )
+
+    _placeholders = _texts(TIER_PLACEHOLDERS, "upgrade_text", "downgrade_notice_text", "downgrade_warning_text")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TiersSection:
+        names = [t.name for t in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must be different")
+        if self.levels[0].min_spend_yuan != 0 or self.levels[0].min_orders != 0:
+            raise ValueError("the first tier is the entry tier: min_spend_yuan and min_orders must be 0")
+        spends = [t.min_spend_yuan for t in self.levels]
+        if spends != sorted(spends):
+            raise ValueError("levels go from the lowest tier to the highest: min_spend_yuan must not decrease")
+        return self
+
+
+CHECKIN_PLACEHOLDERS = frozenset({"streak", "points", "balance", "days"})
+
+
+class CheckinSection(Strict):
+    """Daily check-in: one per member per store-local day, streaks, weekly lottery."""
+
+    enabled: StrictBool = True
+    keywords: list[Annotated[str, Field(min_length=1, max_length=10)]] = Field(
+        default_factory=lambda: ["签到"], description="Texts sent to the official account that check in."
+    )
+    points: Points = Field(default=1, description="Points per check-in.")
+    streak_days: Annotated[int, Field(ge=2, le=365)] = 7
+    streak_bonus_points: Points = Field(default=10, description="Bonus each time the streak reaches a multiple.")
+    badge_days: Annotated[int, Field(ge=2, le=3650)] = 100
+    badge: Tag = "百日打卡"
+    text: Text = "签到成功！已连续签到{streak}天，获得{points}积分，当前共{balance}积分。"
+    already_text: Text = "今天已经签过到啦，已连续签到{streak}天，明天再来哦。"
+    badge_text: Text = "太棒了！您已连续签到{days}天，获得「百日打卡」徽章。"
+    lottery_winners: Annotated[int, Field(ge=0, le=1000)] = Field(default=3, description="Winners per weekly draw.")
+    lottery_prize: CouponSpec | None = Field(
+        default_factory=lambda: CouponSpec(title="签到抽奖券", value_yuan=Decimal(10), valid_days=14)
+    )
+    lottery_text: Text = "恭喜您在本周签到抽奖中中奖！"
+
+    _placeholders = _texts(CHECKIN_PLACEHOLDERS, "text", "already_text", "badge_text", "lottery_text")
+
+
+REFERRAL_PLACEHOLDERS = frozenset({"count", "invite_link"})
+
+
+class ReferralReward(Strict):
+    invites: Annotated[int, Field(ge=1, le=1000)]
+    coupon: CouponSpec | None = None
+    points: Points = 0
+    text: Text = "您已成功邀请{count}位好友，奖励已发放！"
+
+    _placeholders = _texts(REFERRAL_PLACEHOLDERS, "text")
+
+
+def _default_rewards() -> list[ReferralReward]:
+    return [
+        ReferralReward(invites=1, coupon=CouponSpec(title="邀请好友券", value_yuan=Decimal(5), valid_days=30)),
+        ReferralReward(
+            invites=3,
+            coupon=CouponSpec(title="免单券", value_yuan=Decimal(30), valid_days=30),
+            text="您已成功邀请{count}位好友，送您一张免单券！",
+        ),
+    ]
+
+
+class ReferralSection(Strict):
+    """Invite rewards: an invitee counts once ever, after a grace period still following."""
+
+    enabled: StrictBool = True
+    grace_days: Annotated[int, Field(ge=0, le=90)] = Field(
+        default=7, description="An invitee who unfollows within this many days does not count."
+    )
+    unlock_spend_yuan: BigYuan = Field(  # type: ignore[valid-type]
+        default=Decimal(200), description="Spend needed before a member's invites count; 0 = everyone."
+    )
+    invite_link: Annotated[str, Field(pattern=r"^https://", max_length=200)] = "https://example.com/siyu/invite"
+    unlock_text: Text = "您已解锁专属邀请码！分享链接邀请好友关注：{invite_link}"
+    rewards: list[ReferralReward] = Field(default_factory=_default_rewards, max_length=10)
+
+    _placeholders = _texts(REFERRAL_PLACEHOLDERS, "unlock_text")
+
+    @property
+    def unlock_spend_fen(self) -> int:
+        return yuan_to_fen(self.unlock_spend_yuan)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ReferralSection:
+        counts = [r.invites for r in self.rewards]
+        if len(set(counts)) != len(counts):
+            raise ValueError("each reward needs a different number of invites")
+        return self
+
+
+OFFER_PLACEHOLDERS = frozenset({"name", "title", "value", "code", "expires", "tier"})
+
+
+class CategoryOffer(Strict):
+    category: Ident = Field(description="The category id as the POS sends it on order items.")
+    name: Name = Field(description="The category as members read it, e.g. 奶茶.")
+    coupon: CouponSpec
+    text: Text = "您常点的{name}送您一张{value}元{title}，券码 {code}，{expires}前有效。"
+
+    _placeholders = _texts(OFFER_PLACEHOLDERS, "text")
+
+
+class PrecisionSection(Strict):
+    """Members who bought a category more than ``more_than`` times in the period get its coupon."""
+
+    enabled: StrictBool = True
+    more_than: Annotated[int, Field(ge=0, le=100)] = 3
+    period: Literal["month", "quarter", "year"] = "month"
+    offers: list[CategoryOffer] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PrecisionSection:
+        categories = [o.category for o in self.offers]
+        if len(set(categories)) != len(categories):
+            raise ValueError("each category may have one offer")
+        return self
+
+
+class BirthdaySection(Strict):
+    """The birthday-month benefit: the member's tier's ``birthday_coupon``, once a year."""
+
+    enabled: StrictBool = True
+    text: Text = "生日快乐！{tier}会员生日月礼遇：{value}元{title}，券码 {code}，{expires}前有效。"
+
+    _placeholders = _texts(OFFER_PLACEHOLDERS, "text")
+
+
+class KocSection(Strict):
+    """Each month, the most active share of each store group's members are brand helpers."""
+
+    enabled: StrictBool = True
+    share_percent: Percent = Field(default=30, validate_default=True)  # type: ignore[valid-type]
+    min_events: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=1, description="Events in the month a member needs to be considered at all."
+    )
+    tag: Tag = "brand_helper"
+    text: Text = "感谢您上个月在群里的活跃！您已成为本月品牌体验官，新品试饮会优先邀请您。"
+
+
+class LoyaltyRule(Scoped):
+    """loyalty.json: points, tiers, check-in, referral, precision push, birthday, KOC."""
+
+    points: PointsSection = PointsSection()
+    tiers: TiersSection = TiersSection()
+    checkin: CheckinSection = CheckinSection()
+    referral: ReferralSection = ReferralSection()
+    precision_push: PrecisionSection = PrecisionSection()
+    birthday: BirthdaySection = BirthdaySection()
+    koc: KocSection = KocSection()
+
+    def tier(self, name: str | None) -> Tier:
+        """A tier by name; an unknown or absent name (a renamed tier) is the entry tier."""
+        for level in self.tiers.levels:
+            if level.name == name:
+                return level
+        return self.tiers.levels[0]
+
+
+KPI_NAMES = Literal[
+    "interaction_rate",
+    "conversion_rate",
+    "churn_rate",
+    "repurchase_rate",
+    "average_order_value",
+    "coupon_redemption_rate",
+    "retention_d1",
+    "retention_d7",
+    "nps",
+]
+LEVELS = ("notice", "yellow", "orange", "red")
+
+
+class AlertLevel(Strict):
+    name: Literal["notice", "yellow", "orange", "red"]
+    deviation_percent: Annotated[int, Field(ge=1, le=100)]
+    playbook: Text
+
+
+def _default_levels() -> list[AlertLevel]:
+    return [
+        AlertLevel(name="notice", deviation_percent=10, playbook="48小时内响应：核对数据，找出原因并记录。"),
+        AlertLevel(name="yellow", deviation_percent=15, playbook="客服与社群运营人手增加20%，每日跟进指标。"),
+        AlertLevel(name="orange", deviation_percent=25, playbook="成立技术与运营专项组，当日排查原因。"),
+        AlertLevel(name="red", deviation_percent=40, playbook="启动专项预算，区域负责人当日介入。"),
+    ]
+
+
+class Suppression(Strict):
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: Annotated[str, Field(min_length=1, max_length=60)]
+
+
+class Check(Strict):
+    """One watched number: a KPI against its target, per store or for the chain."""
+
+    name: StageName
+    metric: KPI_NAMES
+    scope: Literal["chain", "each_store"] = "each_store"
+    target: Annotated[Decimal, BeforeValidator(_number_only), Field(gt=0, le=1_000_000)] = Field(
+        description="In the KPI's unit: percent for rates (20 = 20 %), yuan for average_order_value, points for nps."
+    )
+    direction: Literal["at_least", "at_most"] = "at_least"
+    period: Literal["day", "week"] = "day"
+    consecutive: Annotated[int, Field(ge=1, le=8)] = Field(
+        default=1, description="Breached in this many periods in a row before it alerts (the mildest level counts)."
+    )
+    floor: Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="An absolute bound (same unit): crossing it is at least a yellow alert."
+    )
+    min_sample: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=30, description="No judgement when the KPI's denominator is smaller (too few members or orders)."
+    )
+    robot: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=32)] | None = Field(
+        default=None, description="Robot name (SIYU_ROBOT_KEYS); default: the store's id, or ops for the chain."
+    )
+
+
+class AlertsRule(Scoped):
+    """alerts.json: warning thresholds on the KPIs, four levels by deviation from target."""
+
+    levels: list[AlertLevel] = Field(default_factory=_default_levels, min_length=1, max_length=4)
+    remind_hours: Annotated[int, Field(ge=1, le=720)] = Field(default=24, description="Remind while open.")
+    suppress: list[Suppression] = Field(default_factory=list, description="No new alerts in these windows.")
+    checks: list[Check] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertsRule:
+        steps = [level.deviation_percent for level in self.levels]
+        if steps != sorted(set(steps)):
+            raise ValueError("levels go from the mildest to the most severe, each with a larger deviation_percent")
+        names = [check.name for check in self.checks]
+        if len(set(names)) != len(names):
+            raise ValueError("each check needs its own name")
+        return self
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
+    "alerts.json": AlertsRule,
     "messaging.json": MessagingRule,
     "recall.json": RecallRule,
     "stores.json": StoresRule,
     "welcome.json": WelcomeRule,
+    "loyalty.json": LoyaltyRule,
 }
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
-OPTIONAL_FILES: frozenset[str] = frozenset({"recall.json"})
+OPTIONAL_FILES: frozenset[str] = frozenset({"recall.json", "loyalty.json", "alerts.json"})

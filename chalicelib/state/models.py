@@ -70,6 +70,14 @@ class Member(_Base):
     order_days = UnicodeSetAttribute(null=True)  # local days with a paid order (YYYY-MM-DD)
     challenge = UnicodeAttribute(null=True)  # the open low-repurchase challenge's record key
 
+    # --- loyalty (issue 7): written by chalicelib/loyalty and the loyalty duties only ---
+    tier = UnicodeAttribute(null=True)  # loyalty.json tier name; absent = the entry tier
+    tier_since = UTCDateTimeAttribute(null=True)
+    tier_review_on = UnicodeAttribute(null=True)  # local date (YYYY-MM-DD) of the next downgrade check
+    birthday = UnicodeAttribute(null=True)  # MM-DD, from the questionnaire or the member profile
+    loyalty_tags = UnicodeSetAttribute(null=True)  # tier tags (early_access), badges, brand_helper
+    invite_unlocked_at = UTCDateTimeAttribute(null=True)  # referral: spent enough to invite
+
     by_active_day = MembersByActiveDay()
 
 
@@ -322,6 +330,28 @@ class Metric(_Base):
     expires = TTLAttribute(null=True)
 
 
+class Alert(_Base):
+    """The state of one watched number (``<check>#<scope>``): open with its level, or closed.
+    Every transition is a conditional update on what the checker read, in one transaction with
+    its robot message, so an alert opens, escalates, reminds and closes once each. Access: get
+    by id (the checker), scan (``siyu alerts``: one item per check and store, a small table)."""
+
+    class Meta(_Base.Meta):
+        table_name = "alerts"
+
+    alert_id = UnicodeAttribute(hash_key=True)
+    check = UnicodeAttribute()
+    scope = UnicodeAttribute()
+    status = UnicodeAttribute()  # open | closed
+    level = UnicodeAttribute()  # notice | yellow | orange | red (the highest reached while open)
+    opened_at = UTCDateTimeAttribute()
+    notified_at = UTCDateTimeAttribute()
+    escalations = NumberAttribute(default=0)
+    reminders = NumberAttribute(default=0)
+    value = UnicodeAttribute(null=True)  # the last measured value, as shown
+    closed_at = UTCDateTimeAttribute(null=True)
+
+
 class RuleRecord(_Base):
     """Rule versions and the active pointer, one partition each (small, strongly consistent):
 
@@ -365,5 +395,102 @@ class Shared(_Base):
     expires = TTLAttribute(null=True)
 
 
-MODELS: tuple[type[_Base], ...] = (Member, EventRecord, Coupon, OutboxMessage, RuleRecord, Shared, Recall, Metric)
+class PointsExpiring(GlobalSecondaryIndex["PointsRecord"]):
+    """Sparse: point credits that expire carry ``expires_month``; the expiry timer reads a month's."""
+
+    class Meta:
+        index_name = "expiring"
+        projection = KeysOnlyProjection()
+
+    expires_month = UnicodeAttribute(hash_key=True)
+    member_id = UnicodeAttribute(range_key=True)
+
+
+class PointsRecord(_Base):
+    """The points ledger, one partition per member (``chalicelib/loyalty/ledger.py``):
+
+    - ``balance``: the balance, the number of entries (``seq``) and the member's net spend;
+    - ``entry#<cause key>`` (``entry#earn#O1``, ``entry#refund#O1#R1``, ``entry#redeem#X`` …): one
+      immutable entry per cause, with its sequence number, delta and the balance after it;
+    - ``order#<order id>``: what an order earned and how much of that refunds reversed.
+
+    An entry is written in one transaction with the balance (conditioned on the entry's absence
+    and on the balance's ``seq``), so the balance is always the sum of the entries.
+    Access: query a member's partition (statement, audit, tier spend), get the balance, the
+    ledger transaction, scan for the audit of every member, ``expiring`` by month."""
+
+    class Meta(_Base.Meta):
+        table_name = "points"
+
+    member_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    balance = NumberAttribute(null=True)
+    seq = NumberAttribute(null=True)
+    spend_fen = NumberAttribute(null=True)  # balance item: net spend (paid minus refunded)
+    delta = NumberAttribute(null=True)
+    balance_after = NumberAttribute(null=True)
+    cause = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute(null=True)
+    rules_version = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute(null=True)
+    order_id = UnicodeAttribute(null=True)
+    amount_fen = NumberAttribute(null=True)  # earn: the order's amount; refund: the refund's
+    categories = UnicodeSetAttribute(null=True)  # earn: the order's categories (precision push)
+    expires_on = UnicodeAttribute(null=True)  # credit: local date after which it expires
+    expires_month = UnicodeAttribute(null=True)
+    unrecovered = NumberAttribute(null=True)  # debit: points the balance could not cover
+    earned = NumberAttribute(null=True)  # order item
+    reversed = NumberAttribute(null=True)  # order item
+    refunded_fen = NumberAttribute(null=True)  # order item
+    voided = UnicodeAttribute(null=True)  # order item: "yes" when refunded before it earned
+    note = UnicodeAttribute(null=True)
+
+    expiring = PointsExpiring()
+
+
+class LoyaltyRecord(_Base):
+    """Loyalty state other than points, one item per fact, each written once by key:
+
+    - ``checkin#<member>`` / ``<local date>``: a check-in and the streak it made;
+    - ``checkins#<ISO week>`` / ``<member>``: who checked in that week (the lottery's entrants);
+    - ``lottery#<ISO week>`` / ``draw``: the recorded draw (seed, entrants, winners);
+    - ``invitee#<member>`` / ``-``: the one invite a member ever counts for (pending → counted | void);
+    - ``inviter#<member>`` / ``count``: how many invites counted;
+    - ``due#<local date>`` / ``<kind>#<member>``: the loyalty agenda (referral confirmations,
+      tier reviews and their warnings) read by the loyalty timer;
+    - ``birthdays#<MM>`` / ``<member>``: members born in a month;
+    - ``group#<chat id>`` / ``<member>``: who joined a store group; ``koc#<chat id>`` / ``<month>``:
+      that month's brand helpers;
+    - ``cursor`` / ``<step>``: a once-only sweep that finished (a month's expiry, a day's agenda).
+
+    Access: get / conditional put by key, query one pk (a member's check-ins, a week's entrants,
+    a day's agenda)."""
+
+    class Meta(_Base.Meta):
+        table_name = "loyalty"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    member_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    number = NumberAttribute(null=True)  # a streak, a count of invites
+    value = UnicodeAttribute(null=True)  # JSON or a short value (the draw, a date)
+    event_id = UnicodeAttribute(null=True)
+    rules_version = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute(null=True)
+
+
+MODELS: tuple[type[_Base], ...] = (
+    Member,
+    EventRecord,
+    Coupon,
+    OutboxMessage,
+    RuleRecord,
+    Shared,
+    PointsRecord,
+    LoyaltyRecord,
+    Recall,
+    Metric,
+    Alert,
+)
 BASE_NAMES = {model: model.Meta.table_name for model in MODELS}

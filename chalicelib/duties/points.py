@@ -1,0 +1,242 @@
+"""Points (积分): a paid order earns points, a refund reverses what its order earned, a
+redemption spends them (domain.md, "Loyalty").
+
+Earning: ``floor(yuan × points_per_yuan)`` plus ``series_bonus_points`` per item of a designated
+series, times the member's tier multiplier, floored. Each cause has one ledger key
+(``earn#<order>``, ``refund#<order>#<refund>``, ``redeem#<redemption>``), so retries, duplicate
+deliveries and concurrent workers post it once (``chalicelib/loyalty/ledger.py``).
+
+Refunds reverse the order's points in proportion to the money refunded so far (all of them
+once the whole amount is refunded), and never more than the order earned. Refunds and
+redemptions are honoured whatever the rule says today: a member's points are the member's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from chalicelib.effects import Effect, PostPoints, QueueMessage
+from chalicelib.events import Event, Kind
+from chalicelib.loyalty import ledger
+from chalicelib.loyalty.calendar import local_day, month_end
+from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.models import LoyaltyRule
+from chalicelib.rules.scope import in_scope
+from chalicelib.settings import Settings
+from chalicelib.state.models import Member
+
+TRIGGERS = frozenset({Kind.ORDER_PAID, Kind.ORDER_REFUNDED, Kind.POINTS_REDEEMED})
+CAUSE = "points"
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What the ledger knows of an order: what it earned and what refunds took back."""
+
+    earned: int
+    reversed: int
+    refunded_fen: int
+    amount_fen: int
+    voided: bool
+
+
+@dataclass(frozen=True)
+class Facts:
+    event: Event
+    member_id: str
+    home_store: str | None
+    tier: str | None
+    order: OrderState | None  # refunds only
+
+
+def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+    if member is None or event.member_id is None:
+        return None
+    order = None
+    if event.kind is Kind.ORDER_REFUNDED:
+        item = ledger.order_item(event.member_id, str(event.data["order_id"]))
+        if item is not None:
+            order = OrderState(
+                int(item.earned or 0),
+                int(item.reversed or 0),
+                int(item.refunded_fen or 0),
+                int(item.amount_fen or 0),
+                item.voided == "yes",
+            )
+    return Facts(event, event.member_id, member.store_id or event.store_id, member.tier, order)
+
+
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+    event = facts.event
+    if event.kind is Kind.ORDER_PAID:
+        return _earn(facts, rules, now)
+    if event.kind is Kind.ORDER_REFUNDED:
+        return [_reverse(facts, rules)]
+    return [
+        PostPoints(
+            facts.member_id,
+            f"redeem#{event.data['redemption_id']}",
+            -int(event.data["points"]),
+            "debit",
+            "redeem",
+            event.event_id,
+            rules.version,
+            event.occurred_at,
+            note=str(event.data.get("reason") or "") or None,
+        )
+    ]
+
+
+def earned_points(rule: LoyaltyRule, tier: str | None, amount_fen: int, items: list[dict]) -> int:
+    """Points an order earns under the rule, for a member of ``tier``."""
+    section = rule.points
+    base = (Decimal(amount_fen) * section.points_per_yuan / 100).to_integral_value(ROUND_FLOOR)
+    in_series = sum(int(i.get("qty") or 1) for i in items if i.get("series") in section.bonus_series)
+    raw = (base + in_series * section.series_bonus_points) * rule.tier(tier).points_multiplier
+    return int(raw.to_integral_value(ROUND_FLOOR))
+
+
+def _earn(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+    rule = rules.loyalty
+    event = facts.event
+    if not rule.points.enabled or not in_scope(rule, "loyalty", facts.member_id, facts.home_store, now):
+        return []
+    amount = int(event.data["amount_fen"])
+    items = list(event.data.get("items") or [])
+    expires_on = expiry_of(rules, event.occurred_at, facts.home_store)
+    order_id = str(event.data["order_id"])
+    return [
+        PostPoints(
+            facts.member_id,
+            f"earn#{order_id}",
+            earned_points(rule, facts.tier, amount, items),
+            "credit",
+            "order",
+            event.event_id,
+            rules.version,
+            event.occurred_at,
+            order_id=order_id,
+            order="open",
+            amount_fen=amount,
+            spend_fen=amount,
+            categories=frozenset(str(i["category"]) for i in items if i.get("category")),
+            expires_on=expires_on,
+        )
+    ]
+
+
+def expiry_of(rules: RuleSet, earned_at: datetime, home_store: str | None) -> str | None:
+    """The local date after which points earned at ``earned_at`` expire (``None``: never)."""
+    months = rules.loyalty.points.expire_after_months
+    if not months:
+        return None
+    return month_end(local_day(earned_at, rules.stores.zone_of(home_store)), months).isoformat()
+
+
+def reversal(order: OrderState, refund_fen: int) -> int:
+    """Points a refund takes back: the earned points in proportion to all money refunded so
+    far (every point once the whole amount is refunded), minus what earlier refunds took."""
+    refunded = order.refunded_fen + refund_fen
+    if order.amount_fen <= 0 or refunded >= order.amount_fen:
+        target = order.earned
+    else:
+        share = Decimal(order.earned) * refunded / order.amount_fen
+        target = int(share.to_integral_value(ROUND_HALF_UP))
+    return max(0, min(target, order.earned) - order.reversed)
+
+
+def _reverse(facts: Facts, rules: RuleSet) -> PostPoints:
+    event = facts.event
+    order_id = str(event.data["order_id"])
+    refund_fen = int(event.data["amount_fen"])
+    order = facts.order
+    common = {
+        "order_id": order_id,
+        "amount_fen": refund_fen,
+        "note": None if order else "refund before the order earned: the order will earn nothing",
+    }
+    if order is None:
+        return PostPoints(
+            facts.member_id,
+            f"refund#{order_id}#{event.data['refund_id']}",
+            0,
+            "reverse",
+            "refund",
+            event.event_id,
+            rules.version,
+            event.occurred_at,
+            order="void",
+            **common,  # type: ignore[arg-type]
+        )
+    taken = reversal(order, refund_fen)
+    spend_back = -min(refund_fen, max(0, order.amount_fen - order.refunded_fen))
+    return PostPoints(
+        facts.member_id,
+        f"refund#{order_id}#{event.data['refund_id']}",
+        -taken,
+        "reverse",
+        "refund",
+        event.event_id,
+        rules.version,
+        event.occurred_at,
+        order="reverse",
+        order_reversed=order.reversed,
+        order_refunded_fen=order.refunded_fen,
+        spend_fen=spend_back,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+# --- expiry (the loyalty timer) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    delta: int
+    expires_on: str | None  # credits only
+
+
+def expiring(entries: list[Entry], cutoff: str) -> int:
+    """Points of credits that expire on or before ``cutoff`` (a local date) and are still
+    unspent. Spending is first-in, first-out: every debit so far (redemptions, reversals,
+    earlier expiries) used the oldest points first, so what expires is the old credits minus
+    all debits, never less than 0."""
+    old = sum(e.delta for e in entries if e.delta > 0 and e.expires_on and e.expires_on <= cutoff)
+    spent = -sum(e.delta for e in entries if e.delta < 0)
+    return max(0, old - spent)
+
+
+def expiry_plan(member_id: str, month: str, amount: int, rules: RuleSet, now: datetime) -> list[Effect]:
+    """Expire a month's unspent points once (key ``expire#<month>``)."""
+    if amount <= 0:
+        return []
+    return [
+        PostPoints(member_id, f"expire#{month}", -amount, "reverse", "expiry", f"expiry#{month}", rules.version, now)
+    ]
+
+
+def reminder_plan(
+    member_id: str, last_day: str, amount: int, balance: int, rules: RuleSet, home_store: str | None
+) -> list[Effect]:
+    """Tell the member once per month which points are about to expire."""
+    if amount <= 0 or not rules.loyalty.points.expiry_reminder_days:
+        return []
+    day = datetime.fromisoformat(last_day).date()
+    text = rules.loyalty.points.expiry_reminder_text.format(
+        points=amount, balance=balance, date=f"{day.year}年{day.month}月{day.day}日"
+    )
+    return [
+        QueueMessage(
+            f"points-expiry#{member_id}#{last_day[:7]}",
+            member_id,
+            "custom",
+            "service",
+            text,
+            "points_expiry",
+            f"expiry-reminder#{last_day[:7]}",
+            rules.version,
+            store_id=home_store,
+        )
+    ]

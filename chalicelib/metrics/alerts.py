@@ -1,0 +1,246 @@
+"""Warning thresholds (风险预警): each check of alerts.json measures its KPI per store or for the
+chain over its periods, grades the deviation from target into a level (notice / yellow / orange
+/ red; an absolute ``floor`` crossed is at least yellow), and keeps one alert per check and scope:
+
+- opened once, at the level reached, with that level's playbook;
+- escalated when the level rises (a falling level while still breached sends nothing);
+- reminded every ``remind_hours`` while open;
+- closed once, with a message, when the KPI is back within target.
+
+Nothing is judged on fewer than ``min_sample`` (the KPI's denominator) — the state stays as it
+is — and no alert opens or escalates inside a suppression window (a promotion season). Each
+transition is a conditional update of the alert on the state the checker read, in one
+transaction with its robot message: two checkers running at once notify once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.delivery import queue
+from chalicelib.effects import QueueMessage
+from chalicelib.logs import log
+from chalicelib.metrics import kpis, read
+from chalicelib.metrics.counters import CHAIN
+from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.models import LEVELS, AlertsRule, Check
+from chalicelib.runtime import Context
+from chalicelib.state.items import pending_message
+from chalicelib.state.models import Alert, OutboxMessage
+
+LEVEL_NAMES = {"notice": "关注", "yellow": "黄色预警", "orange": "橙色预警", "red": "红色预警"}
+COLOURS = {"notice": "comment", "yellow": "warning", "orange": "warning", "red": "warning"}
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: float | None  # the latest period's value, in the check's unit
+    level: str | None  # None: within target
+    judged: bool  # False: too few members (or no data) in some period
+
+
+def unit(metric: str) -> tuple[str, float]:
+    """How a KPI is written in rules and messages: (suffix, factor from the KPI's value)."""
+    if metric == "average_order_value":
+        return "元", 0.01
+    if metric == "nps":
+        return "", 1.0
+    return "%", 100.0
+
+
+def grade(check: Check, value: float, levels: AlertsRule) -> str | None:
+    """The level of one period's value (None: within target)."""
+    target = float(check.target)
+    worse = (target - value) / target if check.direction == "at_least" else (value - target) / target
+    reached = [lv.name for lv in levels.levels if worse * 100 >= lv.deviation_percent - 1e-9]
+    level = reached[-1] if reached else None
+    if check.floor is not None:
+        crossed = value < float(check.floor) if check.direction == "at_least" else value > float(check.floor)
+        if crossed and (level is None or LEVELS.index(level) < LEVELS.index("yellow")):
+            level = "yellow"
+    return level
+
+
+def measure(check: Check, scope: str, today: date, rules: AlertsRule) -> Reading:
+    """The last ``consecutive`` complete periods before ``today``; the mildest level counts."""
+    _, factor = unit(check.metric)
+    length = 7 if check.period == "week" else 1
+    levels, latest = [], None
+    for n in range(check.consecutive):
+        until = today - timedelta(days=1 + n * length)
+        since = until - timedelta(days=length - 1)
+        if check.metric in kpis.COHORT_KPIS:
+            lag = timedelta(days=_cohort_lag(check.metric))
+            counts = read.cohort_window(scope, since - lag, until - lag)
+        else:
+            counts = read.window(scope, since, until)
+        result = kpis.KPIS[check.metric](counts, read.totals(scope))
+        if result.value is None or result.sample < check.min_sample:
+            return Reading(latest, None, judged=False)
+        shown = result.value * factor
+        latest = shown if latest is None else latest
+        levels.append(grade(check, shown, rules))
+    if any(level is None for level in levels):
+        return Reading(latest, None, judged=True)
+    return Reading(latest, min(levels, key=LEVELS.index), judged=True)  # type: ignore[arg-type]
+
+
+def _cohort_lag(metric: str) -> int:
+    """A cohort is complete once its day-N return could have happened: D1 the day after, D7 a week."""
+    return 1 if metric == "retention_d1" else 7
+
+
+def evaluate(ctx: Context) -> int:
+    """Run every check (timer, hourly); returns the number of messages queued."""
+    rules = ctx.rules()
+    rule = rules.alerts
+    now = ctx.clock.now()
+    if not rule.active_at(now):
+        return 0
+    today = now.astimezone(ZoneInfo(rules.stores.default_timezone)).date()
+    suppressed = any(s.starts_at <= now < s.ends_at for s in rule.suppress)
+    queued = []
+    for check in rule.checks:
+        scopes = [CHAIN] if check.scope == "chain" else sorted(rules.stores.ids)
+        for scope in scopes:
+            reading = measure(check, scope, today, rule)
+            if not reading.judged:
+                continue
+            message = _transition(check, scope, reading, rules, suppressed, now)
+            if message:
+                queued.append(message)
+    queue.enqueue(ctx.settings, queued)
+    return len(queued)
+
+
+def _transition(
+    check: Check, scope: str, reading: Reading, rules: RuleSet, suppressed: bool, now: datetime
+) -> str | None:
+    alert_id = f"{check.name}#{scope}"
+    try:
+        current: Alert | None = Alert.get(alert_id, consistent_read=True)
+    except Alert.DoesNotExist:
+        current = None
+    is_open = current is not None and current.status == "open"
+    level = reading.level
+    if level is None:
+        return _close(current, check, scope, reading, rules, now) if is_open else None
+    if not is_open:
+        return None if suppressed else _open(alert_id, current, check, scope, reading, rules, now)
+    assert current is not None
+    if LEVELS.index(level) > LEVELS.index(current.level):
+        return None if suppressed else _escalate(current, check, scope, reading, rules, now)
+    if now - current.notified_at >= timedelta(hours=rules.alerts.remind_hours):
+        return _remind(current, check, scope, reading, rules, now)
+    return None
+
+
+def _open(alert_id, current, check, scope, reading, rules, now) -> str | None:
+    alert = Alert(
+        alert_id,
+        check=check.name,
+        scope=scope,
+        status="open",
+        level=reading.level,
+        opened_at=now,
+        notified_at=now,
+        escalations=0,
+        reminders=0,
+        value=_shown(check, reading.value),
+    )
+    condition = Alert.alert_id.does_not_exist() | (Alert.status == "closed")
+    key = f"alert#{alert_id}#{now:%Y%m%dT%H%M}#open"
+    return _commit("save", alert, condition, [], _message(key, check, scope, reading, rules, "open"), now)
+
+
+def _escalate(current, check, scope, reading, rules, now) -> str | None:
+    actions = [
+        Alert.level.set(reading.level),
+        Alert.notified_at.set(now),
+        Alert.escalations.add(1),
+        Alert.value.set(_shown(check, reading.value)),
+    ]
+    condition = (Alert.status == "open") & (Alert.level == current.level) & (Alert.opened_at == current.opened_at)
+    key = f"alert#{current.alert_id}#{current.opened_at:%Y%m%dT%H%M}#{reading.level}"
+    return _commit("update", current, condition, actions, _message(key, check, scope, reading, rules, "escalate"), now)
+
+
+def _remind(current, check, scope, reading, rules, now) -> str | None:
+    actions = [Alert.notified_at.set(now), Alert.reminders.add(1), Alert.value.set(_shown(check, reading.value))]
+    condition = (Alert.status == "open") & (Alert.notified_at == current.notified_at)
+    key = f"alert#{current.alert_id}#{current.opened_at:%Y%m%dT%H%M}#remind{int(current.reminders) + 1}"
+    held = Reading(reading.value, current.level, True)
+    return _commit("update", current, condition, actions, _message(key, check, scope, held, rules, "remind"), now)
+
+
+def _close(current, check, scope, reading, rules, now) -> str | None:
+    actions = [Alert.status.set("closed"), Alert.closed_at.set(now), Alert.value.set(_shown(check, reading.value))]
+    condition = (Alert.status == "open") & (Alert.opened_at == current.opened_at)
+    key = f"alert#{current.alert_id}#{current.opened_at:%Y%m%dT%H%M}#closed"
+    held = Reading(reading.value, current.level, True)
+    return _commit("update", current, condition, actions, _message(key, check, scope, held, rules, "close"), now)
+
+
+def _commit(kind: str, alert: Alert, condition, actions, message: QueueMessage, now: datetime) -> str | None:
+    try:
+        with TransactWrite(connection=Alert._get_connection().connection) as transaction:
+            transaction.save(pending_message(message, now), condition=OutboxMessage.message_key.does_not_exist())
+            if kind == "save":
+                transaction.save(alert, condition=condition)
+            else:
+                transaction.update(Alert(alert.alert_id), actions=actions, condition=condition)
+    except TransactWriteError as exc:
+        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        if "ConditionalCheckFailed" in reasons:
+            return None  # another checker made this transition
+        raise
+    log("alert.transition", alert=alert.alert_id, key=message.message_key.rsplit("#", 1)[-1])
+    return message.message_key
+
+
+def _shown(check: Check, value: float | None) -> str:
+    suffix, _ = unit(check.metric)
+    return "-" if value is None else f"{value:.1f}{suffix}"
+
+
+def _message(key: str, check: Check, scope: str, reading: Reading, rules: RuleSet, kind: str) -> QueueMessage:
+    level = reading.level or "notice"
+    playbook = next((lv.playbook for lv in rules.alerts.levels if lv.name == level), "")
+    place = "全连锁" if scope == CHAIN else f"{scope} {_store_name(rules, scope)}".strip()
+    name = kpis.NAMES[check.metric]
+    target = _shown(check, float(check.target))
+    value = _shown(check, reading.value)
+    period = "天" if check.period == "day" else "周"
+    head = {
+        "open": f"【{LEVEL_NAMES[level]}】",
+        "escalate": f"【升级为{LEVEL_NAMES[level]}】",
+        "remind": f"【提醒·{LEVEL_NAMES[level]}未解除】",
+        "close": "【预警解除】",
+    }[kind]
+    lines = [f"{head}{place} · {name}", f'> 当前：<font color="{COLOURS[level]}">{value}</font>（目标 {target}）']
+    if kind == "close":
+        lines.append("> 指标已回到目标范围内。")
+    else:
+        lines.append(f"> 连续 {check.consecutive} {period}未达标")
+        lines.append(f"> 应对：{playbook}")
+    return QueueMessage(
+        message_key=key,
+        member_id=check.robot or ("ops" if scope == CHAIN else scope),
+        channel="robot",
+        category="alert",
+        text="\n".join(lines),
+        cause="alerts",
+        event_id=key,
+        rules_version=rules.version,
+        payload={"robot": "markdown"},
+        store_id=None if scope == CHAIN else scope,
+    )
+
+
+def _store_name(rules: RuleSet, store_id: str) -> str:
+    return next((s.name for s in rules.stores.stores if s.id == store_id), "")

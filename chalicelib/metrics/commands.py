@@ -1,0 +1,60 @@
+"""``siyu alerts`` and ``siyu kpis``: what the threshold checker has open, and the numbers."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from chalicelib import runtime
+from chalicelib.metrics import kpis, read
+from chalicelib.metrics.alerts import LEVEL_NAMES, unit
+from chalicelib.metrics.counters import CHAIN
+from chalicelib.state.models import Alert
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    runtime.context()
+    found = sorted(Alert.scan(), key=lambda a: (a.status != "open", -a.opened_at.timestamp()))
+    if not args.all:
+        found = [a for a in found if a.status == "open" or len(found) <= 20][:50]
+    if not found:
+        print("no alerts")
+    for a in found:
+        closed = f" closed {a.closed_at:%Y-%m-%d %H:%M}" if a.closed_at else ""
+        print(
+            f"{a.alert_id:<32} {a.status:<6} {LEVEL_NAMES.get(a.level, a.level):<6} opened {a.opened_at:%Y-%m-%d %H:%M}"
+            f"{closed}  escalations {int(a.escalations)}  reminders {int(a.reminders)}  last {a.value or '-'}"
+        )
+    return 0
+
+
+def cmd_kpis(args: argparse.Namespace) -> int:
+    ctx = runtime.context()
+    rules = ctx.rules()
+    today = ctx.clock.now().astimezone(ZoneInfo(rules.stores.default_timezone)).date()
+    until = today - timedelta(days=1)
+    since = until - timedelta(days=args.days - 1)
+    scope = args.store or CHAIN
+    counts, cohort, totals = (
+        read.window(scope, since, until),
+        read.cohort_window(scope, since, until),
+        read.totals(scope),
+    )
+    print(f"{scope} {since.isoformat()} … {until.isoformat()} (times in the chain's zone)")
+    for name, formula in kpis.KPIS.items():
+        result = formula(cohort if name in kpis.COHORT_KPIS else counts, totals)
+        suffix, factor = unit(name)
+        shown = "-" if result.value is None else f"{result.value * factor:.1f}{suffix}"
+        print(f"  {kpis.NAMES[name]:<6} {shown:>10}   (n={result.sample})")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("alerts", help="open and recent threshold alerts")
+    p.add_argument("--all", action="store_true", help="every alert ever opened")
+    p.set_defaults(run=cmd_alerts)
+    p = sub.add_parser("kpis", help="the KPIs of the chain or a store over the last days")
+    p.add_argument("--store")
+    p.add_argument("--days", type=int, default=7)
+    p.set_defaults(run=cmd_kpis)
