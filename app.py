@@ -73,3 +73,8 @@ def run_loyalty_day(event):
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def check_thresholds(event):
     jobs.check_thresholds()
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def send_weekly_digest(event):
+    jobs.send_weekly_digest()

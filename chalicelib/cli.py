@@ -9,6 +9,7 @@
     siyu recall report|sweep  recall results against the holdout; run the sweep now
     siyu groups silent        group members still silent after the intercept offer
     siyu alerts | kpis        open threshold alerts; the KPIs of the chain or a store
+    siyu digest --week W      a weekly digest (--out FILE.md writes it with its chart)
     siyu points audit|show    the points ledger: every balance re-derived, a member's statement
     siyu checkin lottery      a week's check-in lottery, drawn or reproduced
 

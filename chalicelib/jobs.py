@@ -51,3 +51,9 @@ def check_thresholds() -> int:
     from chalicelib.metrics import alerts
 
     return alerts.evaluate(runtime.context())
+
+
+def send_weekly_digest() -> str | None:
+    from chalicelib.metrics import digest
+
+    return digest.run(runtime.context())

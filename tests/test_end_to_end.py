@@ -94,6 +94,7 @@ def test_the_stack_runs_every_schedule_handler(live):
         "recall_sweep",
         "run_loyalty_day",
         "check_thresholds",
+        "send_weekly_digest",
     }
 
 

@@ -50,7 +50,42 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chalicelib.metrics import digest
+
+    ctx = runtime.context()
+    try:
+        monday = digest.week_of(args.week)
+    except ValueError as exc:
+        print(f"siyu: {exc}")
+        return 2
+    found = digest.stored(args.week)
+    if found is None:
+        built = digest.build(ctx.rules(), monday, ctx.clock.now())
+        markdown, png = built.markdown, built.chart_png
+        note = "(not sent yet: built now from the counters)"
+    else:
+        markdown, png = found
+        note = "(as sent)"
+    if args.out:
+        out = Path(args.out)
+        chart = out.with_suffix(".png")
+        out.write_text(markdown + f"\n\n![每日趋势]({chart.name})\n", encoding="utf-8")
+        chart.write_bytes(png)
+        print(f"wrote {out} and {chart} {note}")
+    else:
+        print(markdown)
+        print(note)
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("digest", help="a weekly digest: print it, or write markdown + chart (--out)")
+    p.add_argument("--week", required=True, help="ISO week, e.g. 2026-W47")
+    p.add_argument("--out", help="FILE.md; the chart goes beside it as FILE.png")
+    p.set_defaults(run=cmd_digest)
     p = sub.add_parser("alerts", help="open and recent threshold alerts")
     p.add_argument("--all", action="store_true", help="every alert ever opened")
     p.set_defaults(run=cmd_alerts)

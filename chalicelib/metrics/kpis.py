@@ -120,3 +120,4 @@ NAMES = {
     "retention_d7": "7日留存",
     "nps": "NPS",
 }
+LOWER_IS_BETTER = frozenset({"churn_rate"})

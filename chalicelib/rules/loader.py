@@ -19,7 +19,15 @@ from typing import Any
 
 from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
-from chalicelib.rules.models import AlertsRule, LoyaltyRule, MessagingRule, RecallRule, StoresRule, WelcomeRule
+from chalicelib.rules.models import (
+    AlertsRule,
+    DigestRule,
+    LoyaltyRule,
+    MessagingRule,
+    RecallRule,
+    StoresRule,
+    WelcomeRule,
+)
 from chalicelib.settings import Settings
 
 
@@ -34,6 +42,7 @@ class RuleSet:
     files: MappingProxyType[str, str] = field(repr=False, compare=False)
     loyalty: LoyaltyRule = field(default_factory=lambda: LoyaltyRule(enabled=False))
     alerts: AlertsRule = field(default_factory=lambda: AlertsRule(enabled=False))
+    digest: DigestRule = field(default_factory=lambda: DigestRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -56,6 +65,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         files=MappingProxyType(dict(files)),
         loyalty=parsed["loyalty.json"],  # type: ignore[arg-type]
         alerts=parsed["alerts.json"],  # type: ignore[arg-type]
+        digest=parsed["digest.json"],  # type: ignore[arg-type]
     )
 
 

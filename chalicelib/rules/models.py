@@ -765,9 +765,29 @@ class AlertsRule(Scoped):
         return self
 
 
+class DigestRule(Scoped):
+    """digest.json: the weekly digest (周报) for the review meeting."""
+
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = "wednesday"
+    at: HHMM = Field(default="10:00", description="When it is sent, in the chain's time zone.")
+    robot: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=32)] = "ops"
+    core: list[KPI_NAMES] = Field(
+        default_factory=lambda: ["interaction_rate", "conversion_rate", "churn_rate", "nps", "average_order_value"],
+        min_length=1,
+        max_length=9,
+        description="The core metrics, in this order.",
+    )
+    targets: dict[KPI_NAMES, Annotated[Decimal, BeforeValidator(_number_only), Field(gt=0, le=1_000_000)]] = Field(
+        default_factory=dict, description="Targets in the KPI's unit (percent, yuan for average_order_value, points)."
+    )
+    rank_by: KPI_NAMES = "conversion_rate"
+    top_bottom: Annotated[int, Field(ge=1, le=10)] = 3
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
     "alerts.json": AlertsRule,
+    "digest.json": DigestRule,
     "messaging.json": MessagingRule,
     "recall.json": RecallRule,
     "stores.json": StoresRule,
@@ -777,4 +797,4 @@ FILES: dict[str, type[RuleFile]] = {
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
-OPTIONAL_FILES: frozenset[str] = frozenset({"recall.json", "loyalty.json", "alerts.json"})
+OPTIONAL_FILES: frozenset[str] = frozenset({"recall.json", "loyalty.json", "alerts.json", "digest.json"})

@@ -1,0 +1,303 @@
+"""The weekly digest (周报): chain and stores, for the review meeting.
+
+Per scope, the week's core KPIs with the change on the week before and the distance to target,
+the activity behind them (follows, orders, GMV), coupons and message spend; open alerts; the
+recall lift; the top and bottom stores. Rendered as WeCom markdown within the robot's 4,096
+bytes (store lines are dropped from the end if needed, and the digest says so) plus one PNG
+chart of the chain's daily trend (``chart``, the only module that imports matplotlib). Stored
+under its ISO week, so ``siyu digest --week 2026-W47`` reads the same digest again.
+
+Reads: three queries per scope (two weeks of days, cohorts, totals) whatever the number of
+events, one scan of the small alerts table, and the recall decisions of the last 30 days.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.delivery import queue
+from chalicelib.effects import QueueMessage
+from chalicelib.logs import log
+from chalicelib.metrics import kpis, read
+from chalicelib.metrics.alerts import LEVEL_NAMES, unit
+from chalicelib.metrics.counters import CHAIN
+from chalicelib.offers import yuan
+from chalicelib.recall import report
+from chalicelib.rules.loader import RuleSet
+from chalicelib.runtime import Context
+from chalicelib.state.items import pending_message
+from chalicelib.state.models import Alert, OutboxMessage, Shared
+
+ROBOT_MARKDOWN_BYTES = 4096
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+CN_WEEKDAYS = "一二三四五六日"
+
+
+@dataclass
+class Scope:
+    scope: str
+    name: str
+    week: Counter[str]
+    before: Counter[str]
+    cohort: Counter[str]
+    cohort_before: Counter[str]
+    totals: Counter[str]
+    daily: dict[date, Counter[str]] = field(default_factory=dict)
+
+    def kpi(self, name: str, previous: bool = False) -> kpis.Value:
+        counts = (self.cohort_before if previous else self.cohort) if name in kpis.COHORT_KPIS else None
+        if counts is None:
+            counts = self.before if previous else self.week
+        return kpis.KPIS[name](counts, self.totals)
+
+
+@dataclass
+class Digest:
+    week: str
+    monday: date
+    scopes: list[Scope]
+    open_alerts: list[Alert]
+    recall: list[report.Row]
+    min_sample: int
+    markdown: str = ""
+    chart_png: bytes = b""
+
+
+def week_of(text: str) -> date:
+    """``2026-W47`` → its Monday; ValueError otherwise."""
+    year, sep, number = text.partition("-W")
+    if not sep or not year.isdigit() or not number.isdigit():
+        raise ValueError(f"{text!r}: a week is written like 2026-W47")
+    return date.fromisocalendar(int(year), int(number), 1)
+
+
+def iso_week(day: date) -> str:
+    year, number, _ = day.isocalendar()
+    return f"{year}-W{number:02d}"
+
+
+def build(rules: RuleSet, monday: date, now: datetime) -> Digest:
+    sunday = monday + timedelta(days=6)
+    scopes = [_scope(CHAIN, "全连锁", monday, sunday)]
+    scopes += [_scope(store.id, store.name, monday, sunday) for store in rules.stores.stores]
+    open_alerts = [a for a in Alert.scan() if a.status == "open"]
+    recall_rows = [
+        r for r in report.summarize(report.records(sunday - timedelta(days=29), sunday), now) if r.store == report.ALL
+    ]
+    digest = Digest(iso_week(monday), monday, scopes, open_alerts, recall_rows, rules.recall.min_sample)
+    digest.markdown = render(digest, rules)
+    from chalicelib.metrics import chart  # matplotlib: only the digest pays for it
+
+    digest.chart_png = chart.render(digest, rules)
+    return digest
+
+
+def _scope(scope: str, name: str, monday: date, sunday: date) -> Scope:
+    days = read.days(scope, monday - timedelta(days=7), sunday)
+    week, before = Counter(), Counter()
+    for day, counts in days.items():
+        (week if day >= monday else before).update(counts)
+    week["days"] = before["days"] = 7
+    cohorts = read.cohorts(scope, monday - timedelta(days=7), sunday)
+    cohort, cohort_before = Counter(), Counter()
+    for day, counts in cohorts.items():
+        (cohort if day >= monday else cohort_before).update(counts)
+    daily = {d: c for d, c in days.items() if d >= monday}
+    return Scope(scope, name, week, before, cohort, cohort_before, read.totals(scope), daily)
+
+
+def shown(name: str, value: float | None) -> str:
+    suffix, factor = unit(name)
+    if value is None:
+        return "-"
+    return f"{value * factor:.1f}{suffix}" if suffix != "元" else f"{value * factor:.2f}元"
+
+
+def _change(name: str, now: float | None, before: float | None) -> str:
+    if now is None or before is None:
+        return "环比 -"
+    suffix, factor = unit(name)
+    delta = (now - before) * factor
+    word = "pt" if suffix == "%" else suffix
+    return f"环比 {delta:+.1f}{word}"
+
+
+def _to_target(name: str, value: float | None, rules: RuleSet) -> str:
+    target = rules.digest.targets.get(name)  # type: ignore[call-overload]
+    if target is None or value is None:
+        return ""
+    suffix, factor = unit(name)
+    gap = value * factor - float(target)
+    good = gap <= 0 if name in kpis.LOWER_IS_BETTER else gap >= 0
+    mark = "达标" if good else "未达标"
+    word = "pt" if suffix == "%" else suffix
+    return f"，目标 {float(target):g}{suffix}，{mark} {gap:+.1f}{word}"
+
+
+def _kpi_line(scope: Scope, name: str, rules: RuleSet) -> str:
+    value = scope.kpi(name)
+    before = scope.kpi(name, previous=True)
+    colour = (
+        "comment"
+        if value.value is None
+        else ("warning" if "未达标" in _to_target(name, value.value, rules) else "info")
+    )
+    return (
+        f'> {kpis.NAMES[name]} <font color="{colour}">{shown(name, value.value)}</font>'
+        f"（{_change(name, value.value, before.value)}{_to_target(name, value.value, rules)}）"
+    )
+
+
+def _activity(scope: Scope) -> str:
+    w = scope.week
+    issued, redeemed = w["coupons_issued"], w["coupons_redeemed"]
+    rate = f"{100 * redeemed / issued:.1f}%" if issued else "-"
+    return (
+        f"> 新增关注 {w['follows']} · 取关 {w['unfollows']} · 入群 {w['group_joins']} · 订单 {w['orders']} · "
+        f"GMV {yuan(w['gmv_fen'])}元\n> 券 发放 {issued} · 核销 {redeemed}（{rate}）· "
+        f"消息 {w['messages_sent']} 条 花费 {yuan(w['message_cost_fen'])}元"
+    )
+
+
+def render(digest: Digest, rules: RuleSet) -> str:
+    sunday = digest.monday + timedelta(days=6)
+    chain, stores = digest.scopes[0], digest.scopes[1:]
+    head = [
+        f"## 私域周报 {digest.week}（{digest.monday.month}月{digest.monday.day}日–{sunday.month}月{sunday.day}日）",
+        f"**{chain.name}**",
+        *(_kpi_line(chain, name, rules) for name in rules.digest.core),
+        _activity(chain),
+    ]
+    alerts = [f"**未解除预警 {len(digest.open_alerts)} 条**"] + [
+        f"> {a.scope} {kpis.NAMES.get(_metric_of(a, rules), a.check)} {LEVEL_NAMES.get(a.level, a.level)}"
+        f"（{a.value or '-'}，{a.opened_at:%m-%d} 起）"
+        for a in sorted(digest.open_alerts, key=lambda a: a.alert_id)
+    ]
+    recall = (
+        ["**召回效果（近30天，对照组比较）**"]
+        + [
+            f"> {row.stage}：发送 {row.treated} · 对照 {row.holdout} · 提升 {report.lift_text(row, digest.min_sample)}"
+            for row in digest.recall
+        ]
+        if digest.recall
+        else []
+    )
+    ranking = _ranking(stores, rules)
+    store_lines = [
+        f"**{s.scope} {s.name}**："
+        + "，".join(f"{kpis.NAMES[n]} {shown(n, s.kpi(n).value)}" for n in rules.digest.core)
+        for s in stores
+    ]
+    fixed = [line for section in (head, alerts, recall, ranking) if section for line in (*section, "")]
+    fixed.append("**各门店**")
+    text = "\n".join(fixed)
+    kept = []
+    for line in store_lines:
+        candidate = "\n".join([text, *kept, line, "…（其余门店见 siyu digest）"])
+        if len(candidate.encode("utf-8")) > ROBOT_MARKDOWN_BYTES:
+            kept.append("…（其余门店见 siyu digest）")
+            break
+        kept.append(line)
+    return "\n".join([text, *kept])
+
+
+def _metric_of(alert: Alert, rules: RuleSet) -> str:
+    return next((c.metric for c in rules.alerts.checks if c.name == alert.check), alert.check)
+
+
+def _ranking(stores: list[Scope], rules: RuleSet) -> list[str]:
+    name = rules.digest.rank_by
+    valued = [(s, s.kpi(name).value) for s in stores if s.kpi(name).value is not None]
+    if len(valued) < 2:
+        return []
+    valued.sort(key=lambda pair: pair[1], reverse=name not in kpis.LOWER_IS_BETTER)  # type: ignore[arg-type]
+    n = min(rules.digest.top_bottom, len(valued) // 2 or 1)
+    top = "、".join(f"{s.name} {shown(name, v)}" for s, v in valued[:n])
+    bottom = "、".join(f"{s.name} {shown(name, v)}" for s, v in valued[-n:])
+    return [f"**门店排名（{kpis.NAMES[name]}）**", f"> 前{n}：{top}", f"> 后{n}：{bottom}"]
+
+
+def store(digest: Digest) -> bool:
+    """Keep the digest under its week; False if it was stored already (another run sent it)."""
+    value = json.dumps(
+        {"markdown": digest.markdown, "chart": base64.b64encode(digest.chart_png).decode("ascii")}, ensure_ascii=False
+    )
+    try:
+        Shared("digest", digest.week, value=value).save(condition=Shared.sk.does_not_exist())
+    except PutError as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def stored(week: str) -> tuple[str, bytes] | None:
+    try:
+        item = Shared.get("digest", week, consistent_read=True)
+    except Shared.DoesNotExist:
+        return None
+    data = json.loads(item.value or "{}")
+    return data.get("markdown", ""), base64.b64decode(data.get("chart", ""))
+
+
+def due_week(rules: RuleSet, now: datetime) -> str | None:
+    """The week to send now: last week, once the rule's weekday and hour have come."""
+    local = now.astimezone(ZoneInfo(rules.stores.default_timezone))
+    monday = local.date() - timedelta(days=local.weekday())
+    send_day = monday + timedelta(days=WEEKDAYS.index(rules.digest.weekday))
+    hours, minutes = (int(x) for x in rules.digest.at.split(":"))
+    if (local.date(), local.hour, local.minute) < (send_day, hours, minutes):
+        return None
+    return iso_week(monday - timedelta(days=7))
+
+
+def run(ctx: Context) -> str | None:
+    """Timer (hourly): build, store and send last week's digest once its time has come."""
+    rules = ctx.rules()
+    now = ctx.clock.now()
+    week = due_week(rules, now) if rules.digest.active_at(now) else None
+    if week is None or stored(week) is not None:
+        return None
+    digest = build(rules, week_of(week), now)
+    if not store(digest):
+        return None
+    messages = [
+        QueueMessage(
+            f"digest#{week}#markdown",
+            rules.digest.robot,
+            "robot",
+            "alert",
+            digest.markdown,
+            "digest",
+            f"digest#{week}",
+            rules.version,
+            payload={"robot": "markdown"},
+        ),
+        QueueMessage(
+            f"digest#{week}#chart",
+            rules.digest.robot,
+            "robot",
+            "alert",
+            None,
+            "digest",
+            f"digest#{week}",
+            rules.version,
+            payload={"robot": "image", "image_base64": base64.b64encode(digest.chart_png).decode("ascii")},
+        ),
+    ]
+    for message in messages:
+        try:
+            pending_message(message, now).save(condition=OutboxMessage.message_key.does_not_exist())
+        except PutError as exc:
+            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+                raise
+    queue.enqueue(ctx.settings, [m.message_key for m in messages])
+    log("digest.sent", week=week, markdown_bytes=len(digest.markdown.encode("utf-8")), png_bytes=len(digest.chart_png))
+    return week
