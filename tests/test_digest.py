@@ -112,3 +112,20 @@ def test_handlers_other_than_the_digest_do_not_load_the_chart_library():
     code = "import sys, app; print('matplotlib' in sys.modules, 'mplfonts' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_without_the_chart_layer_the_digest_still_goes_out_without_its_chart(aws, clock, monkeypatch):
+    import builtins
+
+    synthetic_week()
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "chalicelib.metrics" and args and "chart" in (args[2] or ()):
+            raise ImportError("no module named matplotlib")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    clock.set(datetime(2026, 11, 25, 2, 5, tzinfo=UTC))
+    assert digest.run(runtime.context()) == "2026-W47"
+    assert [m.message_key for m in OutboxMessage.scan() if m.cause == "digest"] == ["digest#2026-W47#markdown"]

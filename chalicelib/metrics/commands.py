@@ -72,8 +72,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         chart = out.with_suffix(".png")
-        out.write_text(markdown + f"\n\n![每日趋势]({chart.name})\n", encoding="utf-8")
-        chart.write_bytes(png)
+        image = f"\n\n![每日趋势]({chart.name})\n" if png else "\n"
+        out.write_text(markdown + image, encoding="utf-8")
+        if png:
+            chart.write_bytes(png)
         print(f"wrote {out} and {chart} {note}")
     else:
         print(markdown)

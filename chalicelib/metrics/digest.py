@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -93,8 +94,11 @@ def build(rules: RuleSet, monday: date, now: datetime) -> Digest:
     ]
     digest = Digest(iso_week(monday), monday, scopes, open_alerts, recall_rows, rules.recall.min_sample)
     digest.markdown = render(digest, rules)
-    from chalicelib.metrics import chart  # matplotlib: only the digest pays for it
-
+    try:
+        from chalicelib.metrics import chart  # matplotlib: only the digest pays for it
+    except ImportError:  # the chart layer is not attached (requirements-digest.txt)
+        log("digest.chart_unavailable", logging.WARNING, week=digest.week)
+        return digest
     digest.chart_png = chart.render(digest, rules)
     return digest
 
@@ -292,6 +296,7 @@ def run(ctx: Context) -> str | None:
             payload={"robot": "image", "image_base64": base64.b64encode(digest.chart_png).decode("ascii")},
         ),
     ]
+    messages = messages if digest.chart_png else messages[:1]
     for message in messages:
         try:
             pending_message(message, now).save(condition=OutboxMessage.message_key.does_not_exist())
