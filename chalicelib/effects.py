@@ -22,6 +22,7 @@ from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.loyalty.ledger import Posting as PostPoints
 from chalicelib.recall import outcomes, record
+from chalicelib.state.conditions import cancellation_codes, is_condition_failure
 from chalicelib.state.items import coupon_item, pending_message
 from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage
 
@@ -204,10 +205,6 @@ class Applied:
     records: dict[str, str] = field(default_factory=dict)  # points / record keys → new | taken | refused
 
 
-def is_condition_failure(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
-
-
 def apply(plan: list[Effect], now: datetime) -> Applied:
     applied = Applied()
     for effect in plan:
@@ -336,7 +333,7 @@ def _count_invite(effect: CountInvite) -> str:
                 condition=unchanged,
             )
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        reasons = cancellation_codes(exc)
         if reasons and reasons[0] == "ConditionalCheckFailed":
             return "taken"  # counted (or voided) already
         raise Retryable("the inviter's count changed meanwhile; the next run counts it") from exc

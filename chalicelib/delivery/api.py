@@ -25,10 +25,10 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from urllib3.exceptions import NewConnectionError
 
 from chalicelib.clock import Clock
-from chalicelib.effects import is_condition_failure
 from chalicelib.errors import Retryable
 from chalicelib.logs import log
 from chalicelib.settings import Settings
+from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import Shared
 
 TOKEN_ERRORS = frozenset({40001, 42001, 40014})

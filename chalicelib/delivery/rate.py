@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.effects import is_condition_failure
+from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import Shared
 
 

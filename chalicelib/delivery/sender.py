@@ -35,6 +35,7 @@ from chalicelib.logs import log
 from chalicelib.metrics import counters
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
+from chalicelib.state.conditions import cancellation_codes
 from chalicelib.state.models import Member, OutboxMessage, Shared
 
 LEASE = timedelta(minutes=2)
@@ -331,7 +332,7 @@ def _reserve(
                     condition=Shared.count.does_not_exist() | (Shared.count <= limit - amount),
                 )
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        reasons = cancellation_codes(exc)
         if reasons and reasons[0] == "ConditionalCheckFailed":
             return None  # reserved by an earlier attempt of this same message
         failed = [counters[i - 1][0] for i, code in enumerate(reasons) if i and code == "ConditionalCheckFailed"]

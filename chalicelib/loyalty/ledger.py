@@ -33,6 +33,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Retryable
 from chalicelib.logs import log
+from chalicelib.state.conditions import cancellation_codes
 from chalicelib.state.models import PointsRecord
 
 BALANCE = "balance"
@@ -140,7 +141,7 @@ def post(posting: Posting) -> Outcome:
         try:
             _transact(posting, current, delta, unrecovered)
         except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+            reasons = cancellation_codes(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return _already(posting)
             if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":

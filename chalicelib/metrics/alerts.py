@@ -30,6 +30,7 @@ from chalicelib.metrics.counters import CHAIN
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import LEVELS, AlertsRule, Check
 from chalicelib.runtime import Context
+from chalicelib.state.conditions import cancellation_codes
 from chalicelib.state.items import pending_message
 from chalicelib.state.models import Alert, OutboxMessage
 
@@ -195,7 +196,7 @@ def _commit(kind: str, alert: Alert, condition, actions, message: QueueMessage, 
             else:
                 transaction.update(Alert(alert.alert_id), actions=actions, condition=condition)
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        reasons = cancellation_codes(exc)
         if "ConditionalCheckFailed" in reasons:
             return None  # another checker made this transition
         raise

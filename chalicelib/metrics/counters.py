@@ -22,6 +22,7 @@ from pynamodb.expressions.operand import Path
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.events import ACTIVITY, Event, Kind
+from chalicelib.state.conditions import cancellation_codes
 from chalicelib.state.models import EventRecord, Member, Metric, OutboxMessage
 
 CHAIN = "chain"
@@ -149,7 +150,7 @@ def _write(event_id: str, items: list[tuple[Metric, Counter[str]]], marker: Metr
                     transaction.update(item, actions=actions)
     except TransactWriteError as exc:
         # DynamoDB reports one reason per item in PynamoDB's order: puts (the marker), then updates.
-        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        reasons = cancellation_codes(exc)
         guard = 1 if marker is not None else 0
         if len(reasons) > guard and reasons[guard] == "ConditionalCheckFailed":
             return "already"
@@ -181,7 +182,7 @@ def count_message(message: OutboxMessage, zone: tzinfo, now: datetime) -> None:
             )
             add(scopes, now.astimezone(zone).date(), transaction)
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        reasons = cancellation_codes(exc)
         if not reasons or reasons[0] != "ConditionalCheckFailed":
             raise
 

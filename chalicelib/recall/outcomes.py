@@ -14,13 +14,10 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.logs import log
 from chalicelib.metrics import counters
+from chalicelib.state.conditions import cancellation_codes, is_condition_failure
 from chalicelib.state.models import Coupon, Member, Recall
 
 COUPON_CAUSES = frozenset({"recall", "challenge"})
-
-
-def _condition_failed(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 def mark_returned(member_id: str, key: str, at: datetime, day: str) -> None:
@@ -52,7 +49,7 @@ def _returned(record: Recall, at: datetime, day: str) -> None:
             )
             counters.add(counters.scopes_of(record.store_id, counts), date.fromisoformat(day), transaction)
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        reasons = cancellation_codes(exc)
         if not reasons or reasons[0] != "ConditionalCheckFailed":
             raise
         return  # counted by a concurrent or earlier attempt
@@ -70,7 +67,7 @@ def link_redemption(coupon: Coupon) -> None:
             condition=Recall.key.exists(),
         )
     except UpdateError as exc:
-        if not _condition_failed(exc):
+        if not is_condition_failure(exc):
             raise
         log("recall.redemption_unlinked", code=coupon.code)
 

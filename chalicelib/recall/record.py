@@ -15,6 +15,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.logs import log
 from chalicelib.metrics import counters
+from chalicelib.state.conditions import cancellation_codes
 from chalicelib.state.items import coupon_item, pending_message
 from chalicelib.state.models import Coupon, Member, OutboxMessage, Recall
 
@@ -58,7 +59,7 @@ def write(decision: Decision, day: str, now: datetime, rules_version: str) -> Wr
     except TransactWriteError as exc:
         # One reason per item in PynamoDB's order: the puts (record, coupon, message), then the
         # updates (member, counters).
-        reasons = [getattr(r, "code", None) if r else None for r in (exc.cancellation_reasons or [])]
+        reasons = cancellation_codes(exc)
         if reasons and reasons[0] == "ConditionalCheckFailed":
             return "done"
         member = 1 + (decision.coupon is not None) + (decision.message is not None)

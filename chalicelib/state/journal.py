@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from chalicelib.effects import is_condition_failure
 from chalicelib.events import Event
+from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import EventRecord
 
 LEASE = timedelta(seconds=15)

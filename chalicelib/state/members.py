@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, tzinfo
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.clock import SHANGHAI
-from chalicelib.effects import is_condition_failure
 from chalicelib.events import ACTIVITY, Event, Kind
+from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import Member
 
 SERVICE_WINDOW = timedelta(hours=48)
