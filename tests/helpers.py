@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chalicelib.local import callbacks
 from chalicelib.local.callbacks import Request
 
 
@@ -13,3 +14,10 @@ def send(client, request: Request):
 
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+def pos(client, settings, clock, kind: str, openid: str, **fields):
+    """Post one signed order-webhook body of type ``kind`` (order_paid, order_refunded, …),
+    stamped with the clock's time."""
+    payload = {"type": kind, "openid": openid, "at": clock.now().isoformat(), **fields}
+    return send(client, callbacks.order_post(settings, payload, clock.now()))

@@ -7,19 +7,13 @@ from chalicelib import jobs
 from chalicelib.duties.precision import period_of
 from chalicelib.local import callbacks
 from chalicelib.state.models import Coupon, Member, OutboxMessage
-from tests.helpers import send
+from tests.helpers import pos, send
 
 
 def pay(client, aws, clock, openid: str, order_id: str, category: str = "milk-tea", amount_fen: int = 1_800):
-    payload = {
-        "type": "order_paid",
-        "openid": openid,
-        "at": clock.now().isoformat(),
-        "order_id": order_id,
-        "amount_fen": amount_fen,
-        "items": [{"sku": "MT1", "category": category, "price_fen": amount_fen}],
-    }
-    assert send(client, callbacks.order_post(aws, payload, clock.now())).status_code == 200
+    items = [{"sku": "MT1", "category": category, "price_fen": amount_fen}]
+    answer = pos(client, aws, clock, "order_paid", openid, order_id=order_id, amount_fen=amount_fen, items=items)
+    assert answer.status_code == 200
 
 
 def profile(client, aws, clock, openid: str, birthday: str, update_id: str = "u1"):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from chalicelib import jobs
 from chalicelib.local import callbacks
 from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage
-from tests.helpers import send
+from tests.helpers import pos, send
 
 
 def unix(clock) -> int:
@@ -25,14 +25,7 @@ def unfollow(client, aws, clock, openid: str):
 
 
 def pay(client, aws, clock, openid: str, order_id: str, amount_fen: int):
-    payload = {
-        "type": "order_paid",
-        "openid": openid,
-        "at": clock.now().isoformat(),
-        "order_id": order_id,
-        "amount_fen": amount_fen,
-    }
-    assert send(client, callbacks.order_post(aws, payload, clock.now())).status_code == 200
+    assert pos(client, aws, clock, "order_paid", openid, order_id=order_id, amount_fen=amount_fen).status_code == 200
 
 
 def unlocked_inviter(client, aws, clock, openid: str = "oInviter") -> str:

@@ -4,32 +4,17 @@ notice; a refund never downgrades on the spot."""
 from datetime import UTC, datetime
 
 from chalicelib import jobs
-from chalicelib.local import callbacks
 from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage
-from tests.helpers import send
+from tests.helpers import pos
 
 
 def pay(client, aws, clock, openid: str, order_id: str, amount_fen: int):
-    payload = {
-        "type": "order_paid",
-        "openid": openid,
-        "at": clock.now().isoformat(),
-        "order_id": order_id,
-        "amount_fen": amount_fen,
-    }
-    assert send(client, callbacks.order_post(aws, payload, clock.now())).status_code == 200
+    assert pos(client, aws, clock, "order_paid", openid, order_id=order_id, amount_fen=amount_fen).status_code == 200
 
 
 def refund(client, aws, clock, openid: str, order_id: str, amount_fen: int):
-    payload = {
-        "type": "order_refunded",
-        "openid": openid,
-        "at": clock.now().isoformat(),
-        "order_id": order_id,
-        "refund_id": f"R-{order_id}",
-        "amount_fen": amount_fen,
-    }
-    assert send(client, callbacks.order_post(aws, payload, clock.now())).status_code == 200
+    fields = {"order_id": order_id, "refund_id": f"R-{order_id}", "amount_fen": amount_fen}
+    assert pos(client, aws, clock, "order_refunded", openid, **fields).status_code == 200
 
 
 def tier_messages(member_id: str) -> list[OutboxMessage]:

@@ -72,6 +72,7 @@ def measure(check: Check, scope: str, today: date, rules: AlertsRule) -> Reading
     _, factor = unit(check.metric)
     length = 7 if check.period == "week" else 1
     levels, latest = [], None
+    totals = read.totals(scope)
     for n in range(check.consecutive):
         until = today - timedelta(days=1 + n * length)
         since = until - timedelta(days=length - 1)
@@ -80,7 +81,7 @@ def measure(check: Check, scope: str, today: date, rules: AlertsRule) -> Reading
             counts = read.cohort_window(scope, since - lag, until - lag)
         else:
             counts = read.window(scope, since, until)
-        result = kpis.KPIS[check.metric](counts, read.totals(scope))
+        result = kpis.KPIS[check.metric](counts, totals)
         if result.value is None or result.sample < check.min_sample:
             return Reading(latest, None, judged=False)
         shown = result.value * factor
