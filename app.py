@@ -45,6 +45,16 @@ def admin_activate_rules(version):
     return web.admin_rules_activate(app.current_request, version)
 
 
+@app.route("/admin/tickets/{ticket_id}", methods=["GET"], authorizer=ADMIN)
+def admin_ticket(ticket_id):
+    return web.admin_ticket_get(app.current_request, ticket_id)
+
+
+@app.route("/admin/tickets/{ticket_id}", methods=["POST"], content_types=["application/json"], authorizer=ADMIN)
+def admin_record_ticket(ticket_id):
+    return web.admin_ticket_record(app.current_request, ticket_id)
+
+
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def redrive_stalled_events(event):
     jobs.redrive_stalled_events()
@@ -78,3 +88,8 @@ def check_thresholds(event):
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def send_weekly_digest(event):
     jobs.send_weekly_digest()
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def review_sla(event):
+    jobs.review_sla()

@@ -12,6 +12,7 @@
     siyu digest --week W      a weekly digest (--out FILE.md writes it with its chart)
     siyu points audit|show    the points ledger: every balance re-derived, a member's statement
     siyu checkin lottery      a week's check-in lottery, drawn or reproduced
+    siyu tickets              negative-review tickets; respond|resolve|follow-up ID --by NAME
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
 variable not already set, so it talks to the same embedded DynamoDB.
@@ -31,6 +32,7 @@ from chalicelib.local import send
 from chalicelib.loyalty import commands as loyalty_commands
 from chalicelib.metrics import commands as metrics_commands
 from chalicelib.recall import commands as recall_commands
+from chalicelib.reviews import commands as ticket_commands
 from chalicelib.rules import commands as rule_commands
 from chalicelib.state.binding import create_tables
 
@@ -119,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     recall_commands.add_parser(sub)
     metrics_commands.add_parser(sub)
     loyalty_commands.add_parser(sub)
+    ticket_commands.add_parser(sub)
     return top
 
 

@@ -179,6 +179,23 @@ class CountInvite:
         return f"invitee#{self.invitee}|-"
 
 
+@dataclass(frozen=True)
+class OpenTicket:
+    """Open a negative review's ticket with the store's first robot message, once
+    (``chalicelib.reviews.tickets``)."""
+
+    ticket_id: str
+    member_id: str
+    store_id: str | None
+    score: int
+    order_id: str | None
+    opened_at: datetime
+    next_at: datetime | None  # the first SLA step
+    event_id: str
+    rules_version: str
+    message: QueueMessage
+
+
 Effect = (
     IssueCoupon
     | Reply
@@ -192,6 +209,7 @@ Effect = (
     | CountInvite
     | MarkReturned
     | OpenChallenge
+    | OpenTicket
 )
 
 
@@ -225,6 +243,8 @@ def apply(plan: list[Effect], now: datetime) -> Applied:
                 applied.redeemed.append(cause)
         elif isinstance(effect, RecordDelivery):
             _record_delivery(effect)
+        elif isinstance(effect, OpenTicket):
+            _ticket(effect, now, applied)
         else:
             _record_consent(effect)
     return applied
@@ -237,6 +257,13 @@ def _recall(effect: OpenChallenge | MarkReturned, now: datetime, applied: Applie
     opened = record.write(effect.decision, effect.day, now, effect.rules_version)
     if opened == "new" and effect.decision.message:
         applied.messages.append(effect.decision.message.message_key)
+
+
+def _ticket(effect: OpenTicket, now: datetime, applied: Applied) -> None:
+    from chalicelib.reviews import tickets  # tickets builds QueueMessages: imported late
+
+    if tickets.open_ticket(effect, now) == "new":
+        applied.messages.append(effect.message.message_key)
 
 
 def _message(effect: Reply | QueueMessage, now: datetime, applied: Applied) -> None:

@@ -57,3 +57,9 @@ def send_weekly_digest() -> str | None:
     from chalicelib.metrics import digest
 
     return digest.run(runtime.context())
+
+
+def review_sla() -> int:
+    from chalicelib.reviews import tickets
+
+    return tickets.run(runtime.context())

@@ -25,6 +25,7 @@ from chalicelib.protocol import orders
 from chalicelib.protocol.inbound import Inbound
 from chalicelib.protocol.official_account import OfficialAccount
 from chalicelib.protocol.work import WeCom
+from chalicelib.reviews import api as tickets_api
 from chalicelib.rules import api as rules_api
 
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
@@ -147,4 +148,16 @@ def admin_rules_activate(request: Any, version: str) -> Response:
         lambda ctx, caller: rules_api.activate(
             ctx, caller, version, request.raw_body or b"", request.headers.get("if-match")
         ),
+    )
+
+
+def admin_ticket_get(request: Any, ticket_id: str) -> Response:
+    return _admin(request, "admin_ticket_get", lambda ctx, caller: tickets_api.show(ctx, ticket_id))
+
+
+def admin_ticket_record(request: Any, ticket_id: str) -> Response:
+    return _admin(
+        request,
+        "admin_ticket_record",
+        lambda ctx, caller: tickets_api.record(ctx, caller, ticket_id, request.raw_body or b""),
     )

@@ -95,6 +95,7 @@ def test_the_stack_runs_every_schedule_handler(live):
         "run_loyalty_day",
         "check_thresholds",
         "send_weekly_digest",
+        "review_sla",
     }
 
 

@@ -15,6 +15,7 @@ from chalicelib.duties import (
     precision,
     referral,
     returns,
+    reviews,
     tiers,
     welcome,
 )
@@ -32,4 +33,5 @@ REGISTRY = (
     precision,
     birthday,
     koc,
+    reviews,
 )

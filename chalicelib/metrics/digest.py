@@ -166,7 +166,9 @@ def _activity(scope: Scope) -> str:
     return (
         f"> 新增关注 {w['follows']} · 取关 {w['unfollows']} · 入群 {w['group_joins']} · 订单 {w['orders']} · "
         f"GMV {yuan(w['gmv_fen'])}元\n> 券 发放 {issued} · 核销 {redeemed}（{rate}）· "
-        f"消息 {w['messages_sent']} 条 花费 {yuan(w['message_cost_fen'])}元"
+        f"消息 {w['messages_sent']} 条 花费 {yuan(w['message_cost_fen'])}元\n"
+        f"> 评价 {w['reviews']} 条 · 差评 {w['reviews_negative']}（超时未响应 {w['tickets_late']} · "
+        f"升级 {w['tickets_escalated']}）"
     )
 
 

@@ -746,13 +746,35 @@ class Check(Strict):
     )
 
 
+class ReviewSla(Strict):
+    """The negative-review SLA (003 §7.1, "1小时响应-24小时处理-72小时追踪"): a review at or below
+    ``max_score`` opens a ticket and tells the store; no response within ``respond_minutes``
+    alerts the store; unresolved after ``resolve_hours`` escalates to ``escalate_robot``; at
+    ``follow_up_hours`` the store is reminded to follow up with the customer."""
+
+    enabled: StrictBool = True
+    max_score: Annotated[int, Field(ge=1, le=4)] = Field(default=2, description="Reviews of 1..max_score stars.")
+    respond_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+    resolve_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    follow_up_hours: Annotated[int, Field(ge=1, le=720)] = 72
+    escalate_robot: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=32)] = "ops"
+
+    @model_validator(mode="after")
+    def _in_order(self) -> ReviewSla:
+        if not self.respond_minutes < self.resolve_hours * 60 < self.follow_up_hours * 60:
+            raise ValueError("respond_minutes, resolve_hours and follow_up_hours must come in that order")
+        return self
+
+
 class AlertsRule(Scoped):
-    """alerts.json: warning thresholds on the KPIs, four levels by deviation from target."""
+    """alerts.json: warning thresholds on the KPIs, four levels by deviation from target; the
+    negative-review SLA."""
 
     levels: list[AlertLevel] = Field(default_factory=_default_levels, min_length=1, max_length=4)
     remind_hours: Annotated[int, Field(ge=1, le=720)] = Field(default=24, description="Remind while open.")
     suppress: list[Suppression] = Field(default_factory=list, description="No new alerts in these windows.")
     checks: list[Check] = Field(default_factory=list, max_length=50)
+    reviews: ReviewSla = Field(default_factory=ReviewSla, description="Tickets for negative reviews.")
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertsRule:

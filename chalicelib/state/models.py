@@ -352,6 +352,62 @@ class Alert(_Base):
     closed_at = UTCDateTimeAttribute(null=True)
 
 
+class TicketsDue(GlobalSecondaryIndex["Ticket"]):
+    """The SLA timer: tickets with a step still ahead, by when it falls due. Sparse: ``due`` is
+    removed with the last step. One partition ("due"): negative reviews are few."""
+
+    class Meta:
+        index_name = "by_due"
+        projection = AllProjection()
+
+    due = UnicodeAttribute(hash_key=True)
+    next_at = UTCDateTimeAttribute(range_key=True)
+
+
+class TicketsByStatus(GlobalSecondaryIndex["Ticket"]):
+    """``siyu tickets``: the tickets of one status, newest first."""
+
+    class Meta:
+        index_name = "by_status"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    opened_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Ticket(_Base):
+    """A negative review's ticket (差评工单): opened once per review (a conditional put, in one
+    transaction with the store's robot message), then responded, resolved and followed up by
+    staff; the SLA timer's steps (``late``, ``escalated``, ``follow_up``) are each recorded in
+    ``steps`` in one transaction with their message, so each is sent once. Access: get by review
+    id (staff record a response), query by_due (the timer), query by_status (``siyu tickets``)."""
+
+    class Meta(_Base.Meta):
+        table_name = "tickets"
+
+    ticket_id = UnicodeAttribute(hash_key=True)  # the review id
+    member_id = UnicodeAttribute()
+    store_id = UnicodeAttribute(null=True)
+    score = NumberAttribute()
+    order_id = UnicodeAttribute(null=True)
+    opened_at = UTCDateTimeAttribute()  # when the customer wrote the review: the SLA's start
+    status = UnicodeAttribute()  # open | responded | resolved | closed
+    steps = UnicodeSetAttribute(null=True)  # SLA steps taken: late | escalated | follow_up
+    due = UnicodeAttribute(null=True)  # "due" while a step is ahead (the by_due index)
+    next_at = UTCDateTimeAttribute(null=True)
+    responded_at = UTCDateTimeAttribute(null=True)
+    resolved_at = UTCDateTimeAttribute(null=True)
+    closed_at = UTCDateTimeAttribute(null=True)
+    handled_by = UnicodeAttribute(null=True)  # who recorded the last action (staff name or id)
+    note = UnicodeAttribute(null=True)  # staff's note on the last action
+    event_id = UnicodeAttribute()
+    rules_version = UnicodeAttribute()
+    expires = TTLAttribute(null=True)
+
+    by_due = TicketsDue()
+    by_status = TicketsByStatus()
+
+
 class RuleRecord(_Base):
     """Rule versions and the active pointer, one partition each (small, strongly consistent):
 
@@ -492,5 +548,6 @@ MODELS: tuple[type[_Base], ...] = (
     Recall,
     Metric,
     Alert,
+    Ticket,
 )
 BASE_NAMES = {model: model.Meta.table_name for model in MODELS}
