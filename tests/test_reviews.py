@@ -192,3 +192,32 @@ def test_sla_times_out_of_order_are_refused_naming_the_file_and_field():
 
     found = messages(edit(good(), "alerts.json", lambda d: d["reviews"].update(resolve_hours=100)))
     assert any(m.startswith("alerts.json:") and "/reviews" in m and "in that order" in m for m in found), found
+
+
+def test_duplicate_reviews_and_overlapping_timers_at_once_send_each_message_once(live):
+    """The same review delivered three times at once over HTTP, then three SLA timers at once, on
+    the embedded DynamoDB (which serializes per request as DynamoDB does per item)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    import requests
+
+    from chalicelib import settings
+    from chalicelib.local import callbacks
+
+    s, now = settings.current(), datetime.now(UTC)
+    body = {"type": "review", "openid": "oAngry", "review_id": "RPAR", "score": 1, "store_id": "S002"}
+    body["at"] = (now - timedelta(hours=2)).isoformat()  # written two hours ago: the 1 h alert is due
+    posts = [callbacks.order_post(s, body, now) for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(
+            pool.map(lambda r: requests.post(live.url + r.path, data=r.body, headers=r.headers, timeout=10), posts)
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    with ThreadPoolExecutor(3) as pool:
+        queued = list(pool.map(lambda _: jobs.review_sla(), range(3)))
+    assert sum(queued) == 1
+    assert sorted(m.message_key for m in OutboxMessage.scan() if m.cause == "reviews") == [
+        "ticket#RPAR#late",
+        "ticket#RPAR#opened",
+    ]
