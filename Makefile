@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/send_rate.py
 	$(BIN)/python bench/recall_sweep.py
 	$(BIN)/python bench/digest_reads.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) build .siyu .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@
     siyu points audit|show    the points ledger: every balance re-derived, a member's statement
     siyu checkin lottery      a week's check-in lottery, drawn or reproduced
     siyu tickets              negative-review tickets; respond|resolve|follow-up ID --by NAME
+    siyu simulate             a synthetic chain lived through the real endpoints (virtual clock)
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
 variable not already set, so it talks to the same embedded DynamoDB.
@@ -34,6 +35,7 @@ from chalicelib.metrics import commands as metrics_commands
 from chalicelib.recall import commands as recall_commands
 from chalicelib.reviews import commands as ticket_commands
 from chalicelib.rules import commands as rule_commands
+from chalicelib.simulate import commands as simulate_commands
 from chalicelib.state.binding import create_tables
 
 LOCAL_ENV = settings.PROJECT_DIR / ".siyu" / "local.env"
@@ -122,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     metrics_commands.add_parser(sub)
     loyalty_commands.add_parser(sub)
     ticket_commands.add_parser(sub)
+    simulate_commands.add_parser(sub)
     return top
 
 

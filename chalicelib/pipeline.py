@@ -21,6 +21,7 @@ from chalicelib.duties import REGISTRY
 from chalicelib.errors import BadRule, Retryable
 from chalicelib.events import Event
 from chalicelib.logs import log
+from chalicelib.loyalty import ledger
 from chalicelib.metrics import counters
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
@@ -95,17 +96,18 @@ def _run(ctx: Context, event: Event) -> str | None:
 def run_duties(ctx: Context, event: Event, member: Member | None, rules: RuleSet) -> effects.Applied:
     plan: list[effects.Effect] = []
     now = ctx.clock.now()
-    for duty in REGISTRY:
-        if event.kind not in duty.TRIGGERS:
-            continue
-        facts = duty.gather(event, member, ctx.settings)
-        if facts is None:
-            continue
-        try:
-            plan += duty.decide(facts, rules, now)  # type: ignore[arg-type]
-        except (BadRule, ValueError, KeyError, IndexError, TypeError) as exc:
-            # A rule the runtime cannot apply is skipped, ops are told once per version, the rest runs.
-            plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, type(exc).__name__))
+    with ledger.one_read(event.member_id):  # the gathers read the member's points once
+        for duty in REGISTRY:
+            if event.kind not in duty.TRIGGERS:
+                continue
+            facts = duty.gather(event, member, ctx.settings)
+            if facts is None:
+                continue
+            try:
+                plan += duty.decide(facts, rules, now)  # type: ignore[arg-type]
+            except (BadRule, ValueError, KeyError, IndexError, TypeError) as exc:
+                # A rule the runtime cannot apply is skipped, ops are told once per version, the rest runs.
+                plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, type(exc).__name__))
     applied = effects.apply(plan, now)
     queue.enqueue(ctx.settings, applied.messages)
     return applied

@@ -147,3 +147,28 @@ def test_siyu_alerts_lists_open_and_closed_alerts(aws, clock, conversion_check, 
     assert cli.main(["alerts"]) == 0
     out = capsys.readouterr().out
     assert "conversion#S001" in out and "open" in out and "红色预警" in out
+
+
+def test_later_runs_of_a_day_read_two_items_until_a_reminder_or_a_suppression_end_needs_more(
+    aws, clock, conversion_check
+):
+    """The checks judge complete days: the day's first run measures, the other hourly runs only
+    look for due reminders — unless a suppression window ended since the day was measured."""
+    from chalicelib.state.metering import Meter
+
+    ends = datetime(FIRST.year, FIRST.month, FIRST.day, 6, 0, tzinfo=UTC) + timedelta(days=1)  # 14:00 Shanghai
+    conversion_check(suppress=[{"starts_at": "2026-11-01T00:00:00+08:00", "ends_at": ends.isoformat(), "reason": "大促"}])
+    day_of("S001", FIRST, active=100, orders=12)  # 40 % below target
+    day_of("S002", FIRST, active=100, orders=22)
+    assert check_on(clock, FIRST) == 0  # 10:00, suppressed: nothing opens
+    clock.set(clock.now() + timedelta(hours=1))
+    with Meter() as meter:
+        assert alerts.evaluate(runtime.context()) == 0  # still suppressed, measured already
+    assert sum(meter.calls.values()) <= 3
+    clock.set(ends + timedelta(hours=1))  # 15:00: the window has ended
+    assert alerts.evaluate(runtime.context()) == 1
+    assert [m.text.splitlines()[0] for m in robot_messages()] == ["【红色预警】S001 静安寺店 · 转化率"]
+    clock.set(clock.now() + timedelta(hours=1))
+    with Meter() as meter:
+        assert alerts.evaluate(runtime.context()) == 0
+    assert sum(meter.calls.values()) <= 3  # the day's marker and the open alerts

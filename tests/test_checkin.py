@@ -145,3 +145,18 @@ def test_concurrent_check_ins_of_one_member_on_one_day_count_once(live):
     assert set(statuses) <= {200, 503}
     assert len(list(LoyaltyRecord.query("checkin#oRace"))) == 1
     assert [e.delta for e in ledger.entries("oRace", "checkin#")] == [1] and ledger.balance_of("oRace").points == 1
+
+
+def test_once_a_day_has_run_whole_its_later_runs_stop_at_the_days_marker(client, aws, clock):
+    from chalicelib.state.metering import Meter
+
+    clock.set(shanghai(2026, 11, 23, 0, 30))
+    jobs.run_loyalty_day()
+    clock.set(shanghai(2026, 11, 23, 9, 30))
+    with Meter() as meter:
+        assert jobs.run_loyalty_day() == {}
+    assert sum(meter.calls.values()) == 2  # the active rule version and the day's marker
+    clock.set(shanghai(2026, 11, 24, 0, 30))  # a new local day: the steps run again
+    with Meter() as meter:
+        assert set(jobs.run_loyalty_day()) >= {"tier_reviews", "invites_confirmed"}
+    assert sum(meter.calls.values()) > 1

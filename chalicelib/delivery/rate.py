@@ -2,7 +2,8 @@
 
 Each second is a counter item in the shared table; a sender takes a slot with a conditional
 ADD (``count < N``). A full second sends the sender to the next one. This runs on wall time, not
-the injected business clock: it paces real calls to WeChat.
+the injected business clock: it paces real calls to WeChat. ``siyu simulate``, which compresses
+weeks into minutes, swaps in its virtual time with ``use_pace`` so its runs repeat exactly.
 """
 
 from __future__ import annotations
@@ -17,19 +18,37 @@ from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import Shared
 
 
+class Pace:
+    """Where the limiters read the time and how they wait: the wall clock, unless replaced."""
+
+    def __init__(self, wall: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.wall, self.sleep = wall, sleep
+
+
+_pace = Pace()
+
+
+def use_pace(pace: Pace) -> Pace:
+    """Replace the pace of limiters built from now on; returns the previous one."""
+    global _pace
+    previous, _pace = _pace, pace
+    return previous
+
+
 class RateLimiter:
     """``per_second`` sends per ``window_s`` seconds (1 s for the global rate, 60 s for a robot)."""
 
     def __init__(
         self,
         per_second: int,
-        wall: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        wall: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
         max_wait_s: float = 5.0,
         window_s: int = 1,
         name: str = "rate",
     ) -> None:
-        self.per_second, self.wall, self.sleep, self.max_wait_s = per_second, wall, sleep, max_wait_s
+        self.wall, self.sleep = wall or _pace.wall, sleep or _pace.sleep
+        self.per_second, self.max_wait_s = per_second, max_wait_s
         self.window_s, self.name = window_s, name
 
     def acquire(self) -> bool:

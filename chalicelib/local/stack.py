@@ -51,7 +51,7 @@ LOCAL_DEFAULTS = {
 
 @dataclass
 class Stack:
-    dynamodb: LocalDynamoDB
+    dynamodb: LocalDynamoDB | None  # None: the caller's in-process moto (``siyu simulate``)
     server: object
     server_thread: threading.Thread
     timers: Timers
@@ -67,7 +67,8 @@ class Stack:
         self.timers.stop()
         self.server.shutdown()  # type: ignore[attr-defined]
         self.server.server.server_close()  # type: ignore[attr-defined]
-        self.dynamodb.stop()
+        if self.dynamodb is not None:
+            self.dynamodb.stop()
 
 
 def apply_local_defaults(environ: dict[str, str] = os.environ) -> bool:  # type: ignore[assignment]
@@ -83,19 +84,25 @@ def apply_local_defaults(environ: dict[str, str] = os.environ) -> bool:  # type:
 def start(
     host: str = "127.0.0.1",
     port: int = 8000,
-    dynamodb_port: int = 8001,
+    dynamodb_port: int | None = 8001,
     journal: Path | None = None,
     timer_tick: float = 1.0,
     wechat_port: int | None = 8002,
+    background: bool = True,
 ) -> Stack:
     """Start every piece; the caller owns the environment (set it before calling). With a
-    ``wechat_port`` the fake WeChat starts and the app's API base URLs point at it."""
+    ``wechat_port`` the fake WeChat starts and the app's API base URLs point at it. Without a
+    ``dynamodb_port`` no DynamoDB server starts: the caller has moto in-process. Without
+    ``background`` the timers and the outbox worker are built but not started: the caller runs
+    them (``siyu simulate`` does, on its virtual clock)."""
     from chalice.cli.factory import CLIFactory
     from chalice.local import LocalChalice, LocalDevServer
 
-    dynamodb = LocalDynamoDB(host, dynamodb_port, journal)
-    replayed = dynamodb.start()
-    os.environ["SIYU_DYNAMODB_ENDPOINT"] = dynamodb.endpoint
+    dynamodb, replayed = None, 0
+    if dynamodb_port is not None:  # else the caller has moto in this process (mock_aws)
+        dynamodb = LocalDynamoDB(host, dynamodb_port, journal)
+        replayed = dynamodb.start()
+        os.environ["SIYU_DYNAMODB_ENDPOINT"] = dynamodb.endpoint
     create_tables(settings.current())
     wechat = None
     if wechat_port is not None:
@@ -118,9 +125,10 @@ def start(
 
     app_module = sys.modules["app"]
     timers = Timers(jobs_of(app_module, app), SystemClock(), timer_tick)
-    timers.start()
     worker = LocalWorker(app_module.send_outbox_messages)
-    worker.start()
+    if background:
+        timers.start()
+        worker.start()
     return Stack(dynamodb, server, thread, timers, f"http://{bound_host}:{bound_port}", replayed, wechat, worker)
 
 
@@ -150,6 +158,9 @@ siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} 
   Rules                      {rules}
 
   Look at a member:          .venv/bin/siyu member show <openid>
+  Watch a whole chain live:  .venv/bin/siyu simulate --stores 3 --members 2000 --days 35 --seed 7
+                             (its own fresh stack on other ports, 35 virtual days; smaller and
+                             quicker: --members 300 --days 14)
   Stop with Ctrl-C; state is kept. Start afresh: rm -rf .siyu
 """
 

@@ -117,7 +117,8 @@ class Timers:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
 
     def run_due(self) -> list[str]:
         now = self.clock.now()

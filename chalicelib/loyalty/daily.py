@@ -1,5 +1,7 @@
 """The loyalty timer's work (``run_loyalty_day`` in app.py, hourly; every step is idempotent,
-so running it again, or in two containers at once, changes nothing).
+so running it again, or in two containers at once, changes nothing). Its work is keyed by local
+days, so once every step of a day has succeeded (under the active rule version) the day's later
+runs stop at one read; a failed step leaves the day open and the next hourly run retries.
 
 Each step gathers the facts it needs, decides with the duty's pure function, and hands the plan
 to ``effects.apply`` — the same path as the webhooks.
@@ -35,8 +37,9 @@ def run(ctx: Context) -> dict[str, int]:
     rules = ctx.rules()
     now = ctx.clock.now()
     done: dict[str, int] = {}
-    if not rules.loyalty.enabled:
-        return done
+    ran = f"day#{local_day(now, rules.stores.zone_of(None)).isoformat()}#{rules.version}"
+    if not rules.loyalty.enabled or finished(ran):
+        return done  # the day's work is keyed by local days: once it all succeeded, it is done
     steps: dict[str, Callable[[], int]] = {
         "lottery_winners": lambda: len(drawn.winners) if (drawn := lottery(ctx, rules, now)) else 0,
         "points_expiry": lambda: expire_points(ctx, rules, now),
@@ -55,6 +58,7 @@ def run(ctx: Context) -> dict[str, int]:
     log("loyalty.day", failed=",".join(failed) or None, **done)
     if failed:
         raise Retryable(f"loyalty steps failed: {', '.join(failed)} (retried on the next run)")
+    finish(ran, now)
     return done
 
 
@@ -161,10 +165,20 @@ AGENDA_DAYS = 14  # days of the agenda looked at on each run (a timer outage sho
 
 
 def agenda(today: date, kind: str) -> Iterator[tuple[date, list[LoyaltyRecord]]]:
-    """Agenda items of ``kind`` due on each unfinished day up to today, oldest day first."""
+    """Agenda items of ``kind`` due on each unfinished day up to today, oldest day first. The
+    finished days of the window are read in one query of the cursor partition."""
+    first = today - timedelta(days=AGENDA_DAYS)
+    done = {
+        item.sk
+        for item in LoyaltyRecord.query(
+            "cursor",
+            LoyaltyRecord.sk.between(f"due#{first.isoformat()}", f"due#{today.isoformat()}#~"),
+            consistent_read=True,
+        )
+    }
     for back in range(AGENDA_DAYS, -1, -1):
         day = today - timedelta(days=back)
-        if finished(f"due#{day.isoformat()}#{kind}"):
+        if f"due#{day.isoformat()}#{kind}" in done:
             continue
         yield day, list(LoyaltyRecord.query(f"due#{day.isoformat()}", LoyaltyRecord.sk.startswith(f"{kind}#")))
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -91,25 +93,61 @@ class Difference:
     entries: int
 
 
-def entry(member_id: str, key: str) -> PointsRecord | None:
-    found = list(PointsRecord.query(member_id, PointsRecord.sk == ENTRY + key, consistent_read=True))
+_one_read: ContextVar[dict | None] = ContextVar("ledger_one_read", default=None)
+
+
+@contextmanager
+def one_read(member_id: str | None) -> Iterator[None]:
+    """Within the block, reads of this member's ledger are answered from one query of their
+    partition, made on the first read: the duties gathering facts for one order ask the ledger
+    half a dozen questions. Only for reading: postings always read afresh."""
+    token = _one_read.set({"member": member_id, "items": None})
+    try:
+        yield
+    finally:
+        _one_read.reset(token)
+
+
+def _partition(member_id: str) -> list[PointsRecord]:
+    held = _one_read.get()
+    if held is None or held["member"] != member_id:
+        return list(PointsRecord.query(member_id, consistent_read=True))
+    if held["items"] is None:
+        held["items"] = list(PointsRecord.query(member_id, consistent_read=True))
+    return held["items"]
+
+
+def _held(member_id: str) -> bool:
+    held = _one_read.get()
+    return held is not None and held["member"] == member_id
+
+
+def _one(member_id: str, sk: str) -> PointsRecord | None:
+    if _held(member_id):
+        return next((item for item in _partition(member_id) if item.sk == sk), None)
+    found = list(PointsRecord.query(member_id, PointsRecord.sk == sk, consistent_read=True))
     return found[0] if found else None
+
+
+def entry(member_id: str, key: str) -> PointsRecord | None:
+    return _one(member_id, ENTRY + key)
 
 
 def order_item(member_id: str, order_id: str) -> PointsRecord | None:
-    found = list(PointsRecord.query(member_id, PointsRecord.sk == ORDER + order_id, consistent_read=True))
-    return found[0] if found else None
+    return _one(member_id, ORDER + order_id)
 
 
 def entries(member_id: str, prefix: str = "") -> list[PointsRecord]:
     """A member's entries in key order (``prefix``: e.g. ``earn#`` for the orders that earned)."""
+    if _held(member_id):
+        return [item for item in _partition(member_id) if item.sk.startswith(ENTRY + prefix)]
     return list(PointsRecord.query(member_id, PointsRecord.sk.startswith(ENTRY + prefix), consistent_read=True))
 
 
 def orders_since(member_id: str, since: datetime) -> list[tuple[datetime, int, frozenset[str]]]:
     """(paid at, net amount in fen, categories) of each order that earned since ``since``: the
     order's amount minus what was refunded of it (tiers and precision push read from here)."""
-    items = list(PointsRecord.query(member_id, consistent_read=True))
+    items = _partition(member_id)
     refunded = {i.sk.removeprefix(ORDER): int(i.refunded_fen or 0) for i in items if i.sk.startswith(ORDER)}
     return [
         (
@@ -159,10 +197,9 @@ def post(posting: Posting) -> Outcome:
 
 
 def balance_of(member_id: str) -> Balance:
-    found = list(PointsRecord.query(member_id, PointsRecord.sk == BALANCE, consistent_read=True))
-    if not found:
+    item = _one(member_id, BALANCE)
+    if item is None:
         return Balance(0, 0, 0)
-    item = found[0]
     return Balance(int(item.balance or 0), int(item.seq or 0), int(item.spend_fen or 0))
 
 

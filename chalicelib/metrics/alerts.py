@@ -11,6 +11,10 @@ Nothing is judged on fewer than ``min_sample`` (the KPI's denominator) — the s
 is — and no alert opens or escalates inside a suppression window (a promotion season). Each
 transition is a conditional update of the alert on the state the checker read, in one
 transaction with its robot message: two checkers running at once notify once.
+
+The checks judge complete periods (yesterday and before), so their readings change once a local
+day: the hourly timer measures on its first successful run of the day (and again when a
+suppression window ended since), and on its other runs only sends the reminders that fell due.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from chalicelib.rules.models import LEVELS, AlertsRule, Check
 from chalicelib.runtime import Context
 from chalicelib.state.conditions import cancellation_codes
 from chalicelib.state.items import pending_message
-from chalicelib.state.models import Alert, OutboxMessage
+from chalicelib.state.models import Alert, OutboxMessage, Shared
 
 LEVEL_NAMES = {"notice": "关注", "yellow": "黄色预警", "orange": "橙色预警", "red": "红色预警"}
 COLOURS = {"notice": "comment", "yellow": "warning", "orange": "warning", "red": "warning"}
@@ -106,18 +110,52 @@ def evaluate(ctx: Context) -> int:
         return 0
     today = now.astimezone(ZoneInfo(rules.stores.default_timezone)).date()
     suppressed = any(s.starts_at <= now < s.ends_at for s in rule.suppress)
-    queued = []
-    for check in rule.checks:
-        scopes = [CHAIN] if check.scope == "chain" else sorted(rules.stores.ids)
-        for scope in scopes:
-            reading = measure(check, scope, today, rule)
-            if not reading.judged:
-                continue
-            message = _transition(check, scope, reading, rules, suppressed, now)
-            if message:
-                queued.append(message)
+    measured = _measured(today, rules.version)
+    if measured == "clear" or (measured == "suppressed" and suppressed):
+        queued = _reminders(rules, today, now)
+    else:
+        queued = []
+        for check in rule.checks:
+            scopes = [CHAIN] if check.scope == "chain" else sorted(rules.stores.ids)
+            for scope in scopes:
+                reading = measure(check, scope, today, rule)
+                if not reading.judged:
+                    continue
+                message = _transition(check, scope, reading, rules, suppressed, now)
+                if message:
+                    queued.append(message)
+        Shared(
+            "alerts",
+            f"measured#{today.isoformat()}#{rules.version}",
+            value="suppressed" if suppressed else "clear",
+            expires=now + timedelta(days=40),
+        ).save()
     queue.enqueue(ctx.settings, queued)
     return len(queued)
+
+
+def _measured(today: date, version: str) -> str | None:
+    """Whether today's readings were taken (under this rule version), and under suppression."""
+    try:
+        return Shared.get("alerts", f"measured#{today.isoformat()}#{version}", consistent_read=True).value
+    except Shared.DoesNotExist:
+        return None
+
+
+def _reminders(rules: RuleSet, today: date, now: datetime) -> list[str]:
+    """Between daily measurements: remind the open alerts whose reminder fell due."""
+    checks = {check.name: check for check in rules.alerts.checks}
+    queued = []
+    for current in Alert.scan(Alert.status == "open"):
+        check = checks.get(current.check)
+        if check is None or now - current.notified_at < timedelta(hours=rules.alerts.remind_hours):
+            continue
+        reading = measure(check, current.scope, today, rules.alerts)
+        if reading.judged and reading.level is not None:
+            message = _remind(current, check, current.scope, reading, rules, now)
+            if message:
+                queued.append(message)
+    return queued
 
 
 def _transition(

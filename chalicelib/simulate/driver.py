@@ -1,0 +1,427 @@
+"""``siyu simulate``: a synthetic chain lived through siyu's real endpoints on a virtual clock.
+
+The simulation starts its own local stack (the same pieces as ``make run``: the Chalice app over
+HTTP on 127.0.0.1, the fake WeChat, an embedded DynamoDB — moto, in this process rather than
+behind its own port, which halves the cost of each request), with fresh tables, so a run never
+touches ``make run``'s data and the same seed gives the same result. It then lives the days:
+
+- every member's planned events go to ``/wechat/oa``, ``/wechat/work`` or ``/hooks/orders`` as
+  WeChat, WeCom and the POS send them (signed, safe-mode encrypted), stamped with the virtual
+  time; a 5xx is retried as WeChat would (three tries);
+- every 30 virtual minutes the app's own schedule handlers run when their rate says so (those
+  of a shorter rate once per 30 minutes), and the outbox is drained through the app's SQS
+  handler (synchronously, so runs repeat exactly);
+- members read what reached them: the welcome reply and the messages the fake WeChat received
+  carry coupon codes, which they show at the till; a lapsed member whom a recall message reached
+  comes back more often than one held out;
+- store staff answer negative reviews through ``POST /admin/tickets/{id}``, some stores slowly.
+
+Virtual time also paces the send-rate limiters (``rate.use_pace``), which otherwise run on the
+wall clock: nothing in a run depends on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+
+from chalicelib import runtime, settings
+from chalicelib.clock import FixedClock, to_unix
+from chalicelib.delivery import queue, rate
+from chalicelib.local import callbacks
+from chalicelib.protocol import xmlsafe
+from chalicelib.protocol.crypto import MessageCrypto
+from chalicelib.simulate import world
+from chalicelib.simulate.world import ZONE, Persona, Planned
+
+SLOT = timedelta(minutes=30)  # the timers' resolution: jobs of a shorter rate run once a slot
+CODE = re.compile(r"SY[A-Z2-7]{10}")
+ADMIN_TOKEN = "siyu-simulate-admin-token"
+
+
+@dataclass
+class Tally:
+    """What the simulation did, as the member side saw it."""
+
+    sent: Counter[str] = field(default_factory=Counter)  # planned events by kind
+    statuses: Counter[int] = field(default_factory=Counter)  # HTTP answers
+    retried: int = 0
+    unanswered: int = 0  # still 5xx after three tries
+    staff: Counter[str] = field(default_factory=Counter)  # ticket actions recorded
+    redeemed_tries: int = 0
+    returns: Counter[str] = field(default_factory=Counter)  # recalled / held out members who came back
+    timer_runs: Counter[str] = field(default_factory=Counter)
+    timer_seconds: Counter[str] = field(default_factory=Counter)  # wall time, for tuning
+    wechat_received: Counter[str] = field(default_factory=Counter)  # fake WeChat calls by API path
+
+
+class VirtualPace(rate.Pace):
+    """The limiters' clock: virtual time, plus what they have 'slept' (so a wait terminates)."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        self.clock, self.slept = clock, 0.0
+        super().__init__(self._wall, self._sleep)
+
+    def _wall(self) -> float:
+        return self.clock.now().timestamp() + self.slept
+
+    def _sleep(self, seconds: float) -> None:
+        self.slept += seconds
+
+
+class Simulation:
+    def __init__(
+        self,
+        stores: int,
+        members: int,
+        days: int,
+        seed: int,
+        start: date,
+        out: TextIO = sys.stderr,
+        progress: bool = True,
+    ) -> None:
+        self.seed, self.days, self.out, self.progress = seed, days, out, progress
+        self.start = datetime.combine(start, datetime.min.time(), ZONE)
+        self.chain = world.stores(stores, seed)
+        self.people = world.members(members, self.chain, self.start, days, seed)
+        self.by_id = {p.member_id: p for p in self.people}
+        self.pockets: dict[str, list[str]] = {p.member_id: [] for p in self.people}
+        self.used: set[str] = set()
+        self.tally = Tally()
+        self.agenda: list[tuple[datetime, int, Planned]] = []
+        self._seq = 0
+        self._seen_wechat = 0
+        self._seen_recalls: set[tuple[str, str]] = set()
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from chalicelib.simulate import summary
+
+        saved_env = dict(os.environ)
+        workdir = Path(tempfile.mkdtemp(prefix="siyu-simulate-"))
+        clock = FixedClock(self.start.astimezone(world.UTC))
+        previous_clock, previous_pace = runtime.use_clock(clock), rate.use_pace(VirtualPace(clock))
+        stack = None
+        mocked = _in_process_dynamodb()
+        try:
+            self._environment(workdir)
+            mocked.start()
+            stack = self._start_stack()
+            self.clock, self.stack = clock, stack
+            self.http = requests.Session()
+            self._publish_rules()
+            began = time.monotonic()
+            for n in range(self.days):
+                self._live_day(self.start.date() + timedelta(days=n), n, began)
+            self._finish_line(began)
+            return summary.collect(self)
+        finally:
+            if stack is not None:
+                stack.stop()
+            mocked.stop()
+            runtime.use_clock(previous_clock)
+            rate.use_pace(previous_pace)
+            os.environ.clear()
+            os.environ.update(saved_env)
+            settings_reset()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _environment(self, workdir: Path) -> None:
+        from chalicelib.local import stack as local_stack
+
+        rules_dir = workdir / "rules"
+        shutil.copytree(settings.PROJECT_DIR / "rules", rules_dir)
+        stores = json.loads((rules_dir / "stores.json").read_text(encoding="utf-8"))
+        stores["stores"] = [
+            {"id": s.id, "name": s.name, "timezone": "Asia/Shanghai", "groups": [s.group]} for s in self.chain
+        ]
+        (rules_dir / "stores.json").write_text(json.dumps(stores, ensure_ascii=False, indent=2), encoding="utf-8")
+        for name in list(os.environ):
+            if name.startswith("SIYU_"):
+                del os.environ[name]
+        os.environ.update(
+            {
+                "SIYU_TABLE_PREFIX": f"siyu-sim{self.seed}-",
+                "SIYU_RULES_DIR": str(rules_dir),
+                "SIYU_ADMIN_TOKEN": ADMIN_TOKEN,
+                "SIYU_LOG_LEVEL": "WARNING",
+                "SIYU_RULES_CACHE_SECONDS": "0",
+                "SIYU_DYNAMODB_ENDPOINT": "",
+            }
+        )
+        local_stack.apply_local_defaults()
+        settings_reset()
+
+    def _start_stack(self):
+        from chalicelib.local import stack as local_stack
+        from chalicelib.state import binding
+
+        binding._bound = None
+        warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
+        stack = local_stack.start(port=0, dynamodb_port=None, wechat_port=0, background=False)
+        from chalice.local import ChaliceRequestHandler
+
+        ChaliceRequestHandler.log_message = lambda *args: None  # no access log (this process only)
+        return stack
+
+    def _publish_rules(self) -> None:
+        from chalicelib.rules import loader, versions
+
+        files = loader.read_dir(settings.current().rules_dir)
+        versions.publish(files, note="siyu simulate", author="siyu simulate", now=self.clock.now())
+
+    def _live_day(self, day: date, n: int, began: float) -> None:
+        for person in self.people:
+            for planned in world.day_plan(person, day, self.seed):
+                self._schedule(planned)
+        slot_start = datetime.combine(day, datetime.min.time(), ZONE)
+        for _ in range(int(timedelta(days=1) / SLOT)):
+            slot_end = slot_start + SLOT
+            while self.agenda and self.agenda[0][0] < slot_end:
+                at, _, planned = heapq.heappop(self.agenda)
+                self.clock.set(max(at, slot_start))
+                self._act(planned)
+            self.clock.set(slot_end)
+            self._run_timers(slot_end)
+            self._drain()
+            self._read_recalls(slot_end)
+            slot_start = slot_end
+        self._progress(n + 1, began)
+
+    def _schedule(self, planned: Planned) -> None:
+        self._seq += 1
+        heapq.heappush(self.agenda, (planned.at, self._seq, planned))
+
+    def _run_timers(self, at: datetime) -> None:
+        from chalicelib.local.timers import scheduled_event
+
+        elapsed = int((at - self.start).total_seconds())
+        for job in self.stack.timers.jobs:
+            period = job.schedule.value * {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}[job.schedule.unit]
+            if period <= SLOT.total_seconds() or elapsed % period == 0:
+                began = time.perf_counter()
+                job.handler(scheduled_event(job.name, at), None)
+                self.tally.timer_runs[job.name] += 1
+                self.tally.timer_seconds[job.name] += time.perf_counter() - began
+
+    def _drain(self) -> None:
+        """Send what the outbox queued, through the app's SQS handler, until nothing is queued."""
+        handler = sys.modules["app"].send_outbox_messages
+        while True:
+            keys: list[str] = []
+            while True:
+                try:
+                    keys += queue.LOCAL.get_nowait()
+                except queue.stdlib_queue.Empty:
+                    break
+            if not keys:
+                break
+            for i in range(0, len(keys), 10):
+                handler(queue.sqs_event(keys[i : i + 10]), None)
+        self._read_wechat()
+
+    # -- members' side -----------------------------------------------------------------------
+    def _act(self, planned: Planned) -> None:
+        person, now = planned.member, self.clock.now()
+        kind = planned.kind
+        self.tally.sent[kind] += 1
+        if kind == "arrive":
+            self._arrive(person, now)
+        elif kind == "order":
+            self._order(person, now, planned.detail.get("returning", False))
+        elif kind == "checkin":
+            if person.channel == "oa":
+                self._oa(callbacks.oa_text(person.member_id, "签到", to_unix(now), self._msg_id(person, now)), person)
+            else:
+                self._pos(person, {"type": "checked_in", "checkin_id": now.astimezone(ZONE).date().isoformat()})
+        elif kind == "text":
+            rng = world.rng(self.seed, person.member_id, "text", now.isoformat())
+            self._oa(
+                callbacks.oa_text(person.member_id, rng.choice(world.TEXTS), to_unix(now), self._msg_id(person, now))
+            )
+        elif kind == "birthday":
+            self._pos(person, {"type": "profile_updated", "update_id": "profile-1", "birthday": person.birthday})
+        elif kind == "unfollow":
+            self._oa(callbacks.oa_event(person.member_id, "unsubscribe", to_unix(now)))
+        elif kind in ("review", "nps", "refund"):
+            self._after_order(kind, person, planned.detail, now)
+        elif kind.startswith("staff:"):
+            self._staff(kind.split(":", 1)[1], planned.detail["ticket"], planned.detail["by"])
+
+    def _arrive(self, person: Persona, now: datetime) -> None:
+        if person.channel == "oa":
+            scene = f"qrscene_st={person.store.id}&ch=poster"
+            reply = self._oa(callbacks.oa_event(person.member_id, "subscribe", to_unix(now), scene), person)
+            self._read_reply(person, reply)
+        else:
+            s = settings.current()
+            xml = callbacks.wecom_group_join(s.wecom_corp_id, person.store.group, [person.member_id], to_unix(now))
+            self._post(callbacks.wecom_post(s, xml, now))
+
+    def _order(self, person: Persona, now: datetime, returning: bool) -> None:
+        rng = world.rng(self.seed, person.member_id, "order", now.isoformat())
+        order_id = f"O{self.seed}-{person.member_id[-6:]}-{now:%m%d%H%M}"
+        amount = rng.randint(18, 45) * 100
+        payload: dict[str, Any] = {
+            "type": "order_paid",
+            "order_id": order_id,
+            "amount_fen": amount,
+            "items": [{"sku": f"{person.category}-1", "category": person.category, "price_fen": amount}],
+        }
+        unused = [code for code in self.pockets[person.member_id] if code not in self.used]
+        if unused and rng.random() < (0.9 if returning else 0.6):
+            payload["coupon_codes"] = [unused[-1]]
+            self.used.add(unused[-1])
+            self.tally.redeemed_tries += 1
+        self._pos(person, payload)
+        detail = {"order_id": order_id, "amount_fen": amount}
+        for planned in world.after_order(person, now, self.seed, detail):
+            self._schedule(planned)
+
+    def _after_order(self, kind: str, person: Persona, detail: dict, now: datetime) -> None:
+        order_id = detail["order_id"]
+        if kind == "refund":
+            self._pos(
+                person,
+                {"type": "order_refunded", "order_id": order_id, "refund_id": "r1", "amount_fen": detail["amount_fen"]},
+            )
+        elif kind == "nps":
+            score = world.rng(self.seed, "nps", order_id).choice([10, 10, 9, 9, 9, 8, 8, 7, 6, 5, 3])
+            self._pos(person, {"type": "nps", "answer_id": f"nps-{order_id}", "score": score})
+        else:
+            score = world.review_score(person, order_id, self.seed)
+            review_id = f"RV-{order_id}"
+            self._pos(person, {"type": "review", "review_id": review_id, "order_id": order_id, "score": score})
+            if score <= 2:
+                for planned in world.staff_work(person.store, review_id, now, self.seed):
+                    self._schedule(planned)
+
+    def _staff(self, action: str, ticket_id: str, by: str) -> None:
+        body = json.dumps({"action": action, "by": by}, ensure_ascii=False).encode()
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+        answer = self.http.post(f"{self.stack.url}/admin/tickets/{ticket_id}", data=body, headers=headers, timeout=30)
+        self.tally.statuses[answer.status_code] += 1
+        self.tally.staff[f"{action}:{answer.status_code}"] += 1
+
+    def _pos(self, person: Persona, fields: dict[str, Any]) -> requests.Response:
+        payload = {"openid": person.member_id, "store_id": person.store.id, "at": self.clock.now().isoformat()}
+        return self._post(callbacks.order_post(settings.current(), {**payload, **fields}, self.clock.now()))
+
+    def _oa(self, xml: str, person: Persona | None = None) -> requests.Response:
+        return self._post(callbacks.oa_post(settings.current(), xml, self.clock.now()))
+
+    def _post(self, request: callbacks.Request) -> requests.Response:
+        for _ in range(3):  # WeChat's three tries (the POS retries the same way)
+            answer = self.http.post(
+                self.stack.url + request.path, data=request.body, headers=request.headers, timeout=30
+            )
+            self.tally.statuses[answer.status_code] += 1
+            if answer.status_code < 500:
+                return answer
+            self.tally.retried += 1
+        self.tally.unanswered += 1
+        return answer
+
+    def _msg_id(self, person: Persona, now: datetime) -> int:
+        return int(now.timestamp()) * 100_000 + int(person.member_id[-5:])
+
+    def _read_reply(self, person: Persona, reply: requests.Response) -> None:
+        """The member reads the welcome on their phone: WeChat decrypts the passive reply."""
+        if reply.status_code != 200 or "<Encrypt>" not in reply.text:
+            return
+        s = settings.current()
+        fields = xmlsafe.parse(reply.content, s.max_body_bytes)
+        inner = MessageCrypto(s.wechat_token, s.wechat_aes_key, s.wechat_app_id).decrypt(fields["Encrypt"])
+        self.pockets[person.member_id] += CODE.findall(inner)
+
+    def _read_wechat(self) -> None:
+        """Members read what the fake WeChat delivered to them; codes go into their pockets."""
+        received = self.stack.wechat.sent()
+        for call in received[self._seen_wechat :]:
+            self.tally.wechat_received[call["path"]] += 1
+            text = json.dumps(call["body"], ensure_ascii=False)
+            for member_id in _recipients(call["body"]):
+                if member_id in self.pockets:
+                    self.pockets[member_id] += CODE.findall(text)
+                    self.by_id[member_id].recalled.add(call["path"]) if "recall" in text else None
+        self._seen_wechat = len(received)
+
+    def _read_recalls(self, at: datetime) -> None:
+        """After a sweep: each lapsed member it decided on decides whether to come back — with
+        the better odds if a message reached them (treated), the base odds if held out."""
+        from chalicelib.state.models import Recall
+
+        if at.astimezone(ZONE).minute != 0:
+            return
+        today = at.astimezone(ZONE).date()
+        for record in Recall.by_day.query(today.isoformat()):
+            key = (record.member_id, record.key)
+            if key in self._seen_recalls or record.arm == "skipped":
+                continue
+            self._seen_recalls.add(key)
+            person = self.by_id.get(record.member_id)
+            if person is None or not person.lapses_on or person.lapses_on > today or person.returns_on:
+                continue
+            reached = record.arm == "treated" and bool(self.pockets[person.member_id])
+            person.returns_on = world.maybe_return(person, today, reached, self.seed)
+            if person.returns_on:
+                self.tally.returns[record.arm] += 1
+
+    # -- output ------------------------------------------------------------------------------
+    def _progress(self, done: int, began: float) -> None:
+        if not self.progress:
+            return
+        width = 30
+        filled = int(width * done / self.days)
+        elapsed = time.monotonic() - began
+        eta = elapsed / done * (self.days - done)
+        events = sum(self.tally.sent.values())
+        sent = sum(self.tally.wechat_received.values())
+        self.out.write(
+            f"\r  day {done:>3}/{self.days} [{'#' * filled}{'.' * (width - filled)}] "
+            f"events {events:,} · WeChat calls {sent:,} · {elapsed:4.0f} s, ~{eta:3.0f} s left "
+        )
+        self.out.flush()
+
+    def _finish_line(self, began: float) -> None:
+        if self.progress:
+            self.out.write(f"\n  lived {self.days} days in {time.monotonic() - began:.0f} s\n")
+            self.out.flush()
+
+
+def _recipients(body: dict[str, Any]) -> list[str]:
+    found = [body.get("touser"), *(body.get("external_userid") or [])]
+    return [member for member in found if isinstance(member, str)]
+
+
+def _in_process_dynamodb():
+    """moto in this process: the app (served over HTTP from this process's threads) reaches it
+    without a network hop, and the simulation's one-request-at-a-time driving needs no lock."""
+    from moto import mock_aws
+
+    from chalicelib.local import moto_transactions
+
+    moto_transactions.install()
+    return mock_aws()
+
+
+def settings_reset() -> None:
+    from chalicelib.rules import loader
+    from chalicelib.state import binding
+
+    binding._bound = None
+    loader.clear_cache()

@@ -1,0 +1,185 @@
+"""The end of a simulation: what siyu did, read from its tables, and the invariants it must keep.
+
+Invariants (each ``{"ok": bool, "detail": str}``):
+
+- ``one_welcome_coupon``: every member who arrived holds exactly one welcome coupon;
+- ``points_audit``: every points balance equals the sum of its ledger entries;
+- ``caps``: no member received more promotional or service messages in a local day or ISO week
+  than messaging.json's caps allow;
+- ``nothing_lost``: every webhook was answered (no 5xx after WeChat's three tries) and every
+  event record is done;
+- ``one_ticket_per_negative_review``: each review at or below the threshold has one ticket.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.loyalty import ledger
+from chalicelib.metrics import digest
+from chalicelib.recall import report
+from chalicelib.state.models import Alert, Coupon, EventRecord, OutboxMessage, Ticket
+
+if TYPE_CHECKING:
+    from chalicelib.simulate.driver import Simulation
+
+
+def collect(sim: Simulation) -> dict[str, Any]:
+    from chalicelib import runtime
+
+    ctx = runtime.context()
+    rules, now = ctx.rules(), ctx.clock.now()
+    zone = rules.stores.zone_of(None)
+    arrived = [p for p in sim.people if p.arrives < now]
+    coupons = list(Coupon.scan())
+    messages = list(OutboxMessage.scan())
+    events = list(EventRecord.scan())
+    tickets = list(Ticket.scan())
+    alerts = list(Alert.scan())
+    checked, differences = ledger.audit()
+    today = now.astimezone(zone).date()
+    recall_rows = [
+        r.as_dict(rules.recall.min_sample)
+        for r in report.summarize(report.records(today - timedelta(days=sim.days), today), now)
+        if r.store == report.ALL
+    ]
+    last_monday = today - timedelta(days=today.weekday() + 7)
+    built = digest.build(rules, last_monday, now)
+    invariants = {
+        "one_welcome_coupon": _one_welcome(arrived, coupons),
+        "points_audit": {
+            "ok": not differences,
+            "detail": f"{checked} balances checked, {len(differences)} differ",
+        },
+        "caps": _caps(messages, rules, zone),
+        "nothing_lost": _nothing_lost(sim, events),
+        "one_ticket_per_negative_review": _tickets(events, tickets, rules.alerts.reviews.max_score),
+    }
+    return {
+        "seed": sim.seed,
+        "stores": len(sim.chain),
+        "days": sim.days,
+        "members": {
+            "arrived": len(arrived),
+            "followers": sum(p.channel == "oa" for p in arrived),
+            "group_members": sum(p.channel == "group" for p in arrived),
+        },
+        "events_sent": dict(sorted(sim.tally.sent.items())),
+        "http": {str(k): v for k, v in sorted(sim.tally.statuses.items())},
+        "retried_deliveries": sim.tally.retried,
+        "coupons_issued": dict(sorted(Counter(c.cause for c in coupons).items())),
+        "coupons_redeemed": dict(sorted(Counter(c.cause for c in coupons if c.status == "redeemed").items())),
+        "recall": recall_rows,
+        "members_back": dict(sim.tally.returns),
+        "alerts": {
+            "opened": len(alerts),
+            "open_now": sum(a.status == "open" for a in alerts),
+            "escalations": sum(int(a.escalations) for a in alerts),
+            "closed": sum(a.status == "closed" for a in alerts),
+        },
+        "tickets": {
+            "opened": len(tickets),
+            "late": sum("late" in (t.steps or ()) for t in tickets),
+            "escalated": sum("escalated" in (t.steps or ()) for t in tickets),
+            "closed": sum(t.status == "closed" for t in tickets),
+        },
+        "messages_by_state": dict(sorted(Counter(m.status for m in messages).items())),
+        "wechat_calls": dict(sorted(sim.tally.wechat_received.items())),
+        "points_audit": {"balances": checked, "differences": len(differences)},
+        "staff_actions": dict(sorted(sim.tally.staff.items())),
+        "digest_week": built.week,
+        "digest": built.markdown,
+        "invariants": invariants,
+    }
+
+
+def _one_welcome(arrived, coupons) -> dict[str, Any]:
+    welcomes = Counter(c.member_id for c in coupons if c.cause == "welcome")
+    wrong = [p.member_id for p in arrived if welcomes[p.member_id] != 1]
+    return {"ok": not wrong, "detail": f"{len(arrived) - len(wrong)} of {len(arrived)} members hold exactly one"}
+
+
+def _caps(messages, rules, zone) -> dict[str, Any]:
+    caps = rules.messaging.caps
+    per_day: Counter[tuple[str, str, str]] = Counter()
+    per_week: Counter[tuple[str, str, str]] = Counter()
+    for m in messages:
+        if m.status != "sent" or m.category not in ("promo", "service") or m.channel == "robot":
+            continue
+        local = m.sent_at.astimezone(zone)
+        per_day[(m.member_id, m.category, local.date().isoformat())] += 1
+        year, week, _ = local.isocalendar()
+        per_week[(m.member_id, m.category, f"{year}-W{week:02d}")] += 1
+    over = [k for k, n in per_day.items() if n > caps[k[1]].per_day]
+    over += [k for k, n in per_week.items() if n > caps[k[1]].per_week]
+    busiest = max(per_day.values(), default=0)
+    return {"ok": not over, "detail": f"{len(over)} member-days/weeks over a cap; busiest member-day {busiest}"}
+
+
+def _nothing_lost(sim: Simulation, events) -> dict[str, Any]:
+    states = Counter(e.status for e in events)
+    ok = sim.tally.unanswered == 0 and set(states) <= {"done"}
+    return {
+        "ok": ok,
+        "detail": f"{len(events)} events {dict(states)}; {sim.tally.unanswered} deliveries unanswered after 3 tries",
+    }
+
+
+def _tickets(events, tickets, max_score: int) -> dict[str, Any]:
+    import json
+
+    negative = {
+        json.loads(e.body)["data"]["review_id"]
+        for e in events
+        if e.kind == "reviewed" and int(json.loads(e.body)["data"]["score"]) <= max_score
+    }
+    found = {t.ticket_id for t in tickets}
+    return {"ok": negative == found, "detail": f"{len(negative)} negative reviews, {len(found)} tickets"}
+
+
+def render(result: dict[str, Any]) -> str:
+    """The summary as ops read it (the digest first, as the last thing siyu sent them)."""
+    lines = [f"## 最近一期周报（{result['digest_week']}）", "", result["digest"], "", "## Simulation summary", ""]
+    m = result["members"]
+    lines.append(
+        f"seed {result['seed']} · {result['stores']} stores · {result['days']} days · "
+        f"{m['arrived']} members ({m['followers']} followers, {m['group_members']} group members)"
+    )
+    lines.append("events sent:    " + _pairs(result["events_sent"]))
+    lines.append("HTTP answers:   " + _pairs(result["http"]) + f" (retried deliveries {result['retried_deliveries']})")
+    lines.append("coupons issued: " + _pairs(result["coupons_issued"]))
+    lines.append("coupons used:   " + _pairs(result["coupons_redeemed"]))
+    for row in result["recall"]:
+        lift = row["lift"]
+        shown = (
+            "-"
+            if lift is None
+            else f"{lift['value'] * 100:+.1f} pts [{lift['low'] * 100:.1f}, {lift['high'] * 100:.1f}]"
+        )
+        lines.append(
+            f"recall {row['stage']:<14} treated {row['treated']:>4} (back {row['returned_treated']:>3}) · "
+            f"held out {row['holdout']:>3} (back {row['returned_holdout']:>3}) · "
+            f"skipped {row['skipped']:>4} · lift {shown}"
+        )
+    a, t = result["alerts"], result["tickets"]
+    lines.append(
+        f"alerts:         opened {a['opened']}, open now {a['open_now']}, escalations {a['escalations']}, "
+        f"closed {a['closed']}"
+    )
+    lines.append(
+        f"review tickets: opened {t['opened']}, late {t['late']}, escalated {t['escalated']}, closed {t['closed']}"
+    )
+    lines.append("messages:       " + _pairs(result["messages_by_state"]))
+    lines.append("WeChat calls:   " + _pairs(result["wechat_calls"]))
+    p = result["points_audit"]
+    lines.append(f"points audit:   {p['balances']} balances, {p['differences']} differences")
+    lines.append("")
+    for name, check in result["invariants"].items():
+        lines.append(f"{'ok  ' if check['ok'] else 'FAIL'} {name}: {check['detail']}")
+    return "\n".join(lines)
+
+
+def _pairs(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
