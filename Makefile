@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/recall_sweep.py
 	$(BIN)/python bench/digest_reads.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/simulate.py
 
 clean:
 	rm -rf $(VENV) build .siyu .pytest_cache .ruff_cache
