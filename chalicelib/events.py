@@ -14,6 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.clock import from_unix, to_unix
+from chalicelib.errors import BadRequest
+
+# These ids become DynamoDB keys: a partition key holds 2048 bytes (room is left for the
+# prefixes duties add, e.g. ``refollow#``), a sort key 1024 (member ids are sort keys of two
+# indexes; member and group ids are parts of many keys). WeChat's openids are 28 characters,
+# WeCom's ids at most 64. Longer ids are malformed input, refused before anything is written.
+MAX_EVENT_ID_BYTES = 1536
+MAX_ID_BYTES = 128
 
 
 class Kind(enum.StrEnum):
@@ -63,6 +71,10 @@ ACTIVITY = frozenset(
 )
 
 
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 @dataclass(frozen=True)
 class Event:
     kind: Kind
@@ -75,6 +87,13 @@ class Event:
     inviter: str | None = None
     group_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if _size(self.event_id) > MAX_EVENT_ID_BYTES:
+            raise BadRequest(f"event id longer than {MAX_EVENT_ID_BYTES} bytes")
+        for name, value in (("member id", self.member_id), ("group id", self.group_id)):
+            if value and _size(value) > MAX_ID_BYTES:
+                raise BadRequest(f"{name} longer than {MAX_ID_BYTES} bytes")
 
     def to_json(self) -> str:
         raw = asdict(self)

@@ -39,6 +39,12 @@ def inbound(request: Any) -> Inbound:
     return Inbound(request.method, dict(request.query_params or {}), headers, body or b"")
 
 
+def _json(value: Any) -> str:
+    """JSON text that encodes as UTF-8 even when a reason quotes input holding a lone surrogate
+    (JSON's ``"\\ud800"``): it is written back as the same escape."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _answer(route: str, work: Callable[[], Response]) -> Response:
     try:
         return work()
@@ -47,7 +53,7 @@ def _answer(route: str, work: Callable[[], Response]) -> Response:
         body: dict[str, Any] = {"error": exc.code, "reason": exc.reason}
         if isinstance(exc, InvalidRules):
             body["problems"] = [problem.as_dict() for problem in exc.problems]
-        return Response(json.dumps(body, ensure_ascii=False), status_code=exc.status, headers=JSON)
+        return Response(_json(body), status_code=exc.status, headers=JSON)
     except Exception as exc:
         # The traceback's frames, not the exception's message: messages may quote member input.
         log(
@@ -124,7 +130,7 @@ def _admin(request: Any, route: str, work: Callable[[runtime.Context, str], Any]
     def run() -> Response:
         ctx = runtime.context()
         caller = admin.authorize(ctx.settings, request.headers.get("authorization"), _iam_caller(request))
-        return Response(json.dumps(work(ctx, caller), ensure_ascii=False), headers=JSON)
+        return Response(_json(work(ctx, caller)), headers=JSON)
 
     return _answer(route, run)
 

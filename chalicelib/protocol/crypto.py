@@ -30,7 +30,8 @@ def sha1_signature(*parts: str) -> str:
 
 
 def signature_matches(expected: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(expected, given.lower())
+    # compare_digest raises TypeError on non-ASCII text; such a signature is simply wrong.
+    return bool(given) and given.isascii() and hmac.compare_digest(expected, given.lower())
 
 
 def pkcs7_pad(data: bytes, block: int = BLOCK) -> bytes:

@@ -12,7 +12,7 @@ from chalicelib.errors import BadRequest, Forbidden
 from chalicelib.events import Event, Kind
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto, sha1_signature, signature_matches
-from chalicelib.protocol.inbound import Inbound, check_fresh, require_int, require_str
+from chalicelib.protocol.inbound import Inbound, check_fresh, require_str, require_time
 from chalicelib.protocol.scene import parse_scene
 from chalicelib.settings import Settings
 
@@ -87,7 +87,7 @@ class OfficialAccount:
 def to_event(fields: dict[str, Any]) -> Event:
     """Map one decrypted callback document to its domain event."""
     openid = require_str(fields, "FromUserName")
-    created = require_int(fields, "CreateTime")
+    created = require_time(fields, "CreateTime")
     msg_type = require_str(fields, "MsgType").lower()
     occurred = from_unix(created)
     if msg_type != "event":

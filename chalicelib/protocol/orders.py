@@ -12,19 +12,28 @@ import hashlib
 import hmac
 import json
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from chalicelib.errors import BadRequest, Forbidden, Unauthorized
 from chalicelib.events import Event, Kind
-from chalicelib.protocol.inbound import Inbound, check_fresh
+from chalicelib.protocol.inbound import EARLIEST, LATEST, Inbound, check_fresh
 
 SIGNATURE_HEADER = "x-siyu-signature"
 TIMESTAMP_HEADER = "x-siyu-timestamp"
 
+
+def _not_bool(value: Any) -> Any:
+    """JSON true / false are not numbers (pydantic would read them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not true or false")
+    return value
+
+
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
-Fen = Annotated[int, Field(ge=0, le=100_000_000)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Fen = Annotated[Int, Field(ge=0, le=100_000_000)]
 
 
 class _Body(BaseModel):
@@ -39,7 +48,7 @@ class Item(BaseModel):
     sku: Id
     category: Id | None = None
     series: Id | None = None
-    qty: Annotated[int, Field(ge=1, le=10_000)] = 1
+    qty: Annotated[Int, Field(ge=1, le=10_000)] = 1
     price_fen: Fen
 
 
@@ -70,7 +79,7 @@ class Review(_Body):
     type: Literal["review"]
     review_id: Id
     order_id: Id | None = None
-    score: Annotated[int, Field(ge=1, le=5)]
+    score: Annotated[Int, Field(ge=1, le=5)]
 
 
 class NpsAnswer(_Body):
@@ -78,7 +87,7 @@ class NpsAnswer(_Body):
 
     type: Literal["nps"]
     answer_id: Id
-    score: Annotated[int, Field(ge=0, le=10)]
+    score: Annotated[Int, Field(ge=0, le=10)]
 
 
 class PointsRedeemed(_Body):
@@ -86,7 +95,7 @@ class PointsRedeemed(_Body):
 
     type: Literal["points_redeemed"]
     redemption_id: Id
-    points: Annotated[int, Field(ge=1, le=10_000_000)]
+    points: Annotated[Int, Field(ge=1, le=10_000_000)]
     reason: Annotated[str, Field(max_length=40)] | None = None
 
 
@@ -132,6 +141,8 @@ def authenticate(inbound: Inbound, secret: str, now: datetime, tolerance_s: int)
     given = inbound.header(SIGNATURE_HEADER)
     if not timestamp or not given:
         raise Unauthorized(f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header")
+    if not (timestamp.isascii() and given.isascii()):  # sign() and compare_digest take ASCII only
+        raise Unauthorized("order signature does not match")
     if not hmac.compare_digest(sign(secret, timestamp, inbound.body), given.strip().lower()):
         raise Unauthorized("order signature does not match")
     try:
@@ -147,6 +158,8 @@ def parse(body: bytes, max_bytes: int) -> Event:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; arrays nested thousands deep
+        raise BadRequest(f"body is not usable JSON: {type(exc).__name__}") from exc
     try:
         payload = _ADAPTER.validate_python(raw)
     except ValidationError as exc:
@@ -156,7 +169,16 @@ def parse(body: bytes, max_bytes: int) -> Event:
 
 def describe(exc: ValidationError) -> str:
     parts = []
-    tags = {"order_paid", "order_refunded", "coupon_redeemed", "points_redeemed", "checked_in", "profile_updated"}
+    tags = {
+        "order_paid",
+        "order_refunded",
+        "coupon_redeemed",
+        "review",
+        "nps",
+        "points_redeemed",
+        "checked_in",
+        "profile_updated",
+    }
     for error in exc.errors()[:10]:
         loc = [str(p) for p in error["loc"]]
         if loc and loc[0] in tags:  # pydantic prefixes the union member; ops think in body fields
@@ -187,4 +209,6 @@ def to_event(payload: Body) -> Event:
     at = payload.at if payload.at.tzinfo else None
     if at is None:
         raise BadRequest("/at: needs a time zone offset, e.g. 2026-11-23T10:00:00+08:00")
+    if not EARLIEST <= at < LATEST:
+        raise BadRequest(f"/at: must be between {EARLIEST.year} and {LATEST.year}")
     return Event(kind, key, "orders", at, payload.openid, store_id=payload.store_id, data=data)

@@ -10,7 +10,7 @@ from chalicelib.errors import Forbidden
 from chalicelib.events import Event, Kind
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
-from chalicelib.protocol.inbound import Inbound, check_fresh, require_int, require_str
+from chalicelib.protocol.inbound import Inbound, check_fresh, require_str, require_time
 from chalicelib.protocol.scene import parse_scene
 from chalicelib.settings import Settings
 
@@ -39,7 +39,7 @@ class WeCom:
 
 
 def to_events(fields: dict[str, Any]) -> list[Event]:
-    created = require_int(fields, "CreateTime")
+    created = require_time(fields, "CreateTime")
     occurred = from_unix(created)
     name = str(fields.get("Event") or fields.get("MsgType") or "")
     change = str(fields.get("ChangeType") or "")

@@ -1,8 +1,8 @@
 """Hardened XML in, CDATA-safe XML out (wechat.md §5.1).
 
 Parsing rejects DOCTYPE and ENTITY declarations outright (before defusedxml even sees them),
-caps the size, and flattens WeChat's one-level ``<xml>`` documents into dicts; nested
-elements become nested dicts, repeated elements lists.
+caps the size and the nesting depth, and flattens WeChat's one-level ``<xml>`` documents into
+dicts; nested elements become nested dicts, repeated elements lists.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from defusedxml.ElementTree import fromstring
 from chalicelib.errors import BadRequest, EntityDeclared
 
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+MAX_DEPTH = 16  # WeChat's deepest documents (subscribe-message events) nest 3 levels below <xml>
 
 
 def parse(body: bytes, max_bytes: int) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def parse(body: bytes, max_bytes: int) -> dict[str, Any]:
         root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise EntityDeclared("DOCTYPE or ENTITY declarations are not accepted") from exc
-    except (ParseError, ValueError) as exc:
+    except (ParseError, ValueError, LookupError) as exc:  # LookupError: encoding="rot13" and other non-text codecs
         raise BadRequest(f"malformed XML: {exc}") from exc
     value = _to_value(root)
     if not isinstance(value, dict):
@@ -38,13 +39,15 @@ def parse(body: bytes, max_bytes: int) -> dict[str, Any]:
     return value
 
 
-def _to_value(element: Element) -> Any:
+def _to_value(element: Element, depth: int = 0) -> Any:
     children = list(element)
     if not children:
         return element.text or ""
+    if depth >= MAX_DEPTH:  # 64 KB of <a> nests ~9000 deep: past Python's recursion limit
+        raise BadRequest(f"XML nested deeper than {MAX_DEPTH} levels")
     out: dict[str, Any] = {}
     for child in children:
-        value = _to_value(child)
+        value = _to_value(child, depth + 1)
         if child.tag in out:
             existing = out[child.tag]
             out[child.tag] = [*existing, value] if isinstance(existing, list) else [existing, value]

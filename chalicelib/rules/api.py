@@ -21,13 +21,19 @@ from chalicelib.rules.loader import active
 from chalicelib.runtime import Context
 
 
+def _number(text: str) -> int | None:
+    """``v7`` or ``7`` → 7. ASCII digits only: ``str.isdigit`` also passes "²", which ``int`` refuses."""
+    value = text.strip().strip('"').lstrip("vV")
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 8 else None
+
+
 def _expected(if_match: str | None) -> int | None:
     if not if_match:
         return None
-    value = if_match.strip().strip('"').lstrip("vV")
-    if not value.isdigit():
+    number = _number(if_match)
+    if number is None:
         raise BadRequest("If-Match must name a version, e.g. v7")
-    return int(value)
+    return number
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
@@ -35,6 +41,8 @@ def _json_body(body: bytes) -> dict[str, Any]:
         data = json.loads(body or b"{}", parse_float=Decimal)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; arrays nested thousands deep
+        raise BadRequest(f"body is not usable JSON: {type(exc).__name__}") from exc
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     return data
@@ -93,12 +101,12 @@ def publish(ctx: Context, caller: str, body: bytes, if_match: str | None) -> dic
 
 
 def activate(ctx: Context, caller: str, version: str, body: bytes, if_match: str | None) -> dict[str, Any]:
-    number = version.lstrip("vV")
-    if not number.isdigit():
+    number = _number(version)
+    if number is None:
         raise BadRequest("version must look like v7 or 7")
     note = str(_json_body(body).get("note") or "rollback")
     result = versions.activate(
-        int(number), author=caller, now=ctx.clock.now(), note=note, expected_active=_expected(if_match)
+        number, author=caller, now=ctx.clock.now(), note=note, expected_active=_expected(if_match)
     )
     return {
         "active": f"v{result.version}",

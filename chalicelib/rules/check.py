@@ -98,6 +98,8 @@ def parse_json(name: str, text: str) -> tuple[Any, list[Problem]]:
     except _DuplicateKey as exc:
         line, column = _first_occurrence(text, exc.name)
         return None, [Problem(name, line, column, "", f'the key "{exc.name}" appears twice; keep one')]
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; arrays nested thousands deep
+        return None, [Problem(name, 1, 1, "", f"not usable JSON: {type(exc).__name__}")]
 
 
 def _first_occurrence(text: str, key: str) -> tuple[int, int]:
