@@ -101,6 +101,7 @@ class Simulation:
         self.by_id = {p.member_id: p for p in self.people}
         self.pockets: dict[str, list[str]] = {p.member_id: [] for p in self.people}
         self.used: set[str] = set()
+        self.reached: dict[str, datetime] = {}  # when a message last reached each member
         self.tally = Tally()
         self.agenda: list[tuple[datetime, int, Planned]] = []
         self._seq = 0
@@ -117,9 +118,9 @@ class Simulation:
         previous_clock, previous_pace = runtime.use_clock(clock), rate.use_pace(VirtualPace(clock))
         stack = None
         mocked = _in_process_dynamodb()
+        mocked.start()
         try:
             self._environment(workdir)
-            mocked.start()
             stack = self._start_stack()
             self.clock, self.stack = clock, stack
             self.http = requests.Session()
@@ -357,7 +358,7 @@ class Simulation:
             for member_id in _recipients(call["body"]):
                 if member_id in self.pockets:
                     self.pockets[member_id] += CODE.findall(text)
-                    self.by_id[member_id].recalled.add(call["path"]) if "recall" in text else None
+                    self.reached[member_id] = self.clock.now()
         self._seen_wechat = len(received)
 
     def _read_recalls(self, at: datetime) -> None:
@@ -376,7 +377,8 @@ class Simulation:
             person = self.by_id.get(record.member_id)
             if person is None or not person.lapses_on or person.lapses_on > today or person.returns_on:
                 continue
-            reached = record.arm == "treated" and bool(self.pockets[person.member_id])
+            last = self.reached.get(person.member_id)
+            reached = record.arm == "treated" and last is not None and last >= record.created_at
             person.returns_on = world.maybe_return(person, today, reached, self.seed)
             if person.returns_on:
                 self.tally.returns[record.arm] += 1

@@ -51,7 +51,6 @@ class Persona:
     lapses_on: date | None  # stops coming from this local day
     unfollows_on: date | None
     returns_on: date | None = None  # comes back (by themselves or after a recall)
-    recalled: set[str] = field(default_factory=set)  # recall messages that reached them
 
     def active_on(self, day: date) -> bool:
         if self.arrives.astimezone(ZONE).date() > day:
