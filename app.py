@@ -30,6 +30,11 @@ def admin_member(member_id):
     return web.admin_member(app.current_request, member_id)
 
 
+@app.route("/admin/members/{member_id}", methods=["DELETE"], authorizer=ADMIN)
+def admin_erase_member(member_id):
+    return web.admin_erase_member(app.current_request, member_id)
+
+
 @app.route("/admin/rules", methods=["GET"], authorizer=ADMIN)
 def admin_rules():
     return web.admin_rules_get(app.current_request)

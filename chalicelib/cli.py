@@ -1,6 +1,7 @@
 """The ``siyu`` command line: what ops and developers do from a terminal.
 
     siyu member show OPENID   one member as ops see it (same JSON as GET /admin/members/…)
+    siyu member erase OPENID  erase their personal data everywhere (same as DELETE /admin/members/…)
     siyu config               every environment variable, its default and meaning
     siyu outbox               recent messages and their states (--status, --member)
     siyu tables create        create missing tables (local stacks and tests only)
@@ -32,6 +33,7 @@ from chalicelib.errors import Conflict, InvalidRules, SiyuError
 from chalicelib.local import send
 from chalicelib.loyalty import commands as loyalty_commands
 from chalicelib.metrics import commands as metrics_commands
+from chalicelib.privacy import commands as privacy_commands
 from chalicelib.recall import commands as recall_commands
 from chalicelib.reviews import commands as ticket_commands
 from chalicelib.rules import commands as rule_commands
@@ -110,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     show = member.add_parser("show", help="show one member as ops see it")
     show.add_argument("openid")
     show.set_defaults(run=_member_show)
+    privacy_commands.add_parser(member)
     sub.add_parser("config", help="list the environment variables").set_defaults(run=_config)
     outbox = sub.add_parser("outbox", help="recent messages and their states")
     outbox.add_argument("--status", choices=OUTBOX_STATES)

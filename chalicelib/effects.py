@@ -394,11 +394,18 @@ def _update_loyalty(effect: UpdateLoyalty) -> str:
     except UpdateError as exc:
         if not is_condition_failure(exc):
             raise
-        member = Member.get(effect.member_id, consistent_read=True)
-        # Done by an earlier attempt of this same decision: still this event's change.
-        same = effect.tier is not None and member.tier == effect.tier and member.tier_since == effect.tier_since
-        return "new" if same else "taken"
+        return _loyalty_refused(effect)
     return "new"
+
+
+def _loyalty_refused(effect: UpdateLoyalty) -> str:
+    try:
+        member = Member.get(effect.member_id, consistent_read=True)
+    except Member.DoesNotExist:
+        return "taken"  # no such member (any more: an erased brand helper, say)
+    # Done by an earlier attempt of this same decision: still this event's change.
+    same = effect.tier is not None and member.tier == effect.tier and member.tier_since == effect.tier_since
+    return "new" if same else "taken"
 
 
 def _issue(effect: IssueCoupon, now: datetime) -> CouponOutcome:

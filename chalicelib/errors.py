@@ -7,6 +7,7 @@ SiyuError
 ├── Unauthorized          401  missing or wrong credential (admin, order HMAC)
 ├── NotFound              404  the thing asked for does not exist
 ├── AlreadyDone                an idempotent effect found its key taken: success, not failure
+│   └── Erased                 a late event of an erased member: dropped, which is success
 ├── BadRule                    a rule file the runtime cannot apply (skipped, ops alerted)
 └── Retryable             503  transient trouble (throttling, a peer still working): retry
 """
@@ -50,6 +51,10 @@ class NotFound(SiyuError):
 class AlreadyDone(SiyuError):
     status = 200
     code = "already_done"
+
+
+class Erased(AlreadyDone):
+    code = "erased"
 
 
 class BadRule(SiyuError):

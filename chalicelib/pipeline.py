@@ -2,7 +2,8 @@
 
 ``process`` is called once per normalized event, by the webhooks (synchronously, well inside
 WeChat's 5 s) and by the redrive timer. Every step is safe to repeat: an exception anywhere
-releases the event, and the next delivery (WeChat's retry) or the redrive timer redoes it.
+releases the event, and the next delivery (WeChat's retry) or the redrive timer redoes it. An
+event about an erased member is dropped right after the member update (``privacy.guard``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from chalicelib import effects
 from chalicelib.clock import SHANGHAI
 from chalicelib.delivery import queue
 from chalicelib.duties import REGISTRY
-from chalicelib.errors import BadRule, Retryable
+from chalicelib.errors import BadRule, Erased, Retryable
 from chalicelib.events import Event
 from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.metrics import counters
+from chalicelib.privacy import guard
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
 from chalicelib.state import journal, members
@@ -50,6 +52,10 @@ def process(ctx: Context, event: Event) -> Outcome:
     try:
         reply = _run(ctx, event)
         journal.complete(event.event_id, reply)  # inside: a failure to record "done" also releases
+    except Erased:
+        journal.forget(event.event_id)  # about an erased member: kept nowhere (privacy/guard.py)
+        log("event.dropped", kind=event.kind.value, reason="erased member")
+        return Outcome(None, duplicate=False)
     except Exception as exc:
         journal.release(event.event_id, type(exc).__name__, ctx.clock.now())
         log("event.failed", logging.ERROR, event_id=event.event_id, kind=event.kind.value, error=type(exc).__name__)
@@ -84,6 +90,7 @@ def _run(ctx: Context, event: Event) -> str | None:
         event = dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
     zone = ZoneInfo(rules.stores.default_timezone) if rules is not None else SHANGHAI
     member = members.touch(event, ctx.clock.now(), zone)
+    guard.admit(ctx.settings, event, member)
     applied = run_duties(ctx, event, member, rules) if rules is not None else effects.Applied()
     counts = counters.of_event(event, member, zone) + counters.of_effects(
         applied.issued, applied.redeemed, applied.records

@@ -31,6 +31,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SIYU_WECOM_CORP_ID": ("ww0000000000local", "WeCom CorpID (receive id of callbacks)."),
     "SIYU_ORDERS_HMAC_SECRET": ("", "Shared secret of the order webhook's HMAC-SHA256 header."),
     "SIYU_COUPON_SECRET": ("siyu-local-coupon-secret", "Secret from which coupon codes are derived."),
+    "SIYU_PRIVACY_SECRET": (
+        "siyu-local-privacy-secret",
+        "Key of the hash that replaces an erased member's id (siyu member erase); keep it stable.",
+    ),
     "SIYU_WECHAT_API_BASE": ("https://api.weixin.qq.com", "WeChat API base URL (make run points it at the fake)."),
     "SIYU_WECOM_API_BASE": ("https://qyapi.weixin.qq.com", "WeCom API base URL (make run points it at the fake)."),
     "SIYU_WECOM_SECRET": ("", "WeCom app secret for customer-contact sends."),
@@ -64,6 +68,7 @@ class Settings:
     wecom_corp_id: str
     orders_hmac_secret: str
     coupon_secret: str
+    privacy_secret: str
     wechat_api_base: str
     wecom_api_base: str
     wecom_secret: str
@@ -115,6 +120,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         wecom_corp_id=_get(env, "SIYU_WECOM_CORP_ID"),
         orders_hmac_secret=_get(env, "SIYU_ORDERS_HMAC_SECRET"),
         coupon_secret=_get(env, "SIYU_COUPON_SECRET"),
+        privacy_secret=_get(env, "SIYU_PRIVACY_SECRET"),
         wechat_api_base=_get(env, "SIYU_WECHAT_API_BASE").rstrip("/"),
         wecom_api_base=_get(env, "SIYU_WECOM_API_BASE").rstrip("/"),
         wecom_secret=_get(env, "SIYU_WECOM_SECRET"),
@@ -133,7 +139,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
 
 
 # Outside the local stage these must be set explicitly: their defaults are public.
-REQUIRED_OUTSIDE_LOCAL = ("SIYU_WECHAT_TOKEN", "SIYU_COUPON_SECRET", "SIYU_WECOM_TOKEN")
+REQUIRED_OUTSIDE_LOCAL = ("SIYU_WECHAT_TOKEN", "SIYU_COUPON_SECRET", "SIYU_WECOM_TOKEN", "SIYU_PRIVACY_SECRET")
 
 
 def current() -> Settings:

@@ -21,6 +21,7 @@ from chalicelib.errors import InvalidRules, SiyuError
 from chalicelib.events import Kind
 from chalicelib.logs import log
 from chalicelib.loyalty import ledger
+from chalicelib.privacy import erase
 from chalicelib.protocol import orders
 from chalicelib.protocol.inbound import Inbound
 from chalicelib.protocol.official_account import OfficialAccount
@@ -126,11 +127,25 @@ def admin_member(request: Any, member_id: str) -> Response:
     return _admin(request, "admin_member", lambda ctx, caller: admin.member_view(member_id, ctx.clock.now()))
 
 
+def admin_erase_member(request: Any, member_id: str) -> Response:
+    """200 with the rows changed per table; 202 when the time budget ran out first (call again)."""
+
+    def work(ctx: runtime.Context, caller: str) -> Response:
+        result = erase.erase(ctx, member_id, caller, budget_s=erase.API_BUDGET_S)
+        status = 200 if result.erased else 202
+        return Response(json.dumps(result.as_dict(), ensure_ascii=False), status_code=status, headers=JSON)
+
+    return _admin(request, "admin_erase_member", work)
+
+
 def _admin(request: Any, route: str, work: Callable[[runtime.Context, str], Any]) -> Response:
     def run() -> Response:
         ctx = runtime.context()
         caller = admin.authorize(ctx.settings, request.headers.get("authorization"), _iam_caller(request))
-        return Response(_json(work(ctx, caller)), headers=JSON)
+        answer = work(ctx, caller)
+        if isinstance(answer, Response):
+            return answer
+        return Response(_json(answer), headers=JSON)
 
     return _answer(route, run)
 

@@ -157,7 +157,8 @@ def test_later_runs_of_a_day_read_two_items_until_a_reminder_or_a_suppression_en
     from chalicelib.state.metering import Meter
 
     ends = datetime(FIRST.year, FIRST.month, FIRST.day, 6, 0, tzinfo=UTC) + timedelta(days=1)  # 14:00 Shanghai
-    conversion_check(suppress=[{"starts_at": "2026-11-01T00:00:00+08:00", "ends_at": ends.isoformat(), "reason": "大促"}])
+    window = {"starts_at": "2026-11-01T00:00:00+08:00", "ends_at": ends.isoformat(), "reason": "大促"}
+    conversion_check(suppress=[window])
     day_of("S001", FIRST, active=100, orders=12)  # 40 % below target
     day_of("S002", FIRST, active=100, orders=22)
     assert check_on(clock, FIRST) == 0  # 10:00, suppressed: nothing opens

@@ -369,6 +369,11 @@ def _refused(
     return _hold(message, "deferred", "frequency cap reached today", tomorrow, now)
 
 
+def release_reservation(message: OutboxMessage, now: datetime) -> None:
+    """Give back what an unsent message reserved: the privacy erase deletes such messages."""
+    _release(message, now)
+
+
 def _release(message: OutboxMessage, now: datetime) -> None:
     """Give back what this message reserved (it will not be sent after all)."""
     if not message.reserved:

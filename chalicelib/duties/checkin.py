@@ -206,6 +206,13 @@ def draw(week: str, entrants: list[str], winners: int, rules_version: str, seed:
     return Draw(week, seed, rules_version, tuple(pool), tuple(chosen))
 
 
+def redraw(recorded: Draw) -> Draw:
+    """A recorded draw drawn again from its seed and its pool as recorded (the pool was sorted
+    when drawn, and an erased entrant's pseudonym keeps the place of the id it replaced)."""
+    chosen = random.Random(recorded.seed).sample(list(recorded.entrants), k=len(recorded.winners))
+    return Draw(recorded.week, recorded.seed, recorded.rules_version, recorded.entrants, tuple(chosen))
+
+
 def lottery_plan(result: Draw, rules: RuleSet, now: datetime, secret: str) -> list[Effect]:
     """Record the draw once; each winner gets the prize coupon and the message, once."""
     section = rules.loyalty.checkin

@@ -80,7 +80,7 @@ def cmd_lottery(args: argparse.Namespace) -> int:
             print("the check-in lottery is off in the active rules: nothing drawn")
             return 1
         print(f"drew week {args.week}")
-    again = checkin.draw(recorded.week, list(recorded.entrants), len(recorded.winners), "", seed=recorded.seed)
+    again = checkin.redraw(recorded)
     entrants = len(recorded.entrants)
     print(f"week {recorded.week}: seed {recorded.seed} (rules {recorded.rules_version}), {entrants} entrants")
     for rank, winner in enumerate(recorded.winners, 1):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from pynamodb.models import Model
+
 from chalicelib.settings import Settings
 from chalicelib.state.models import BASE_NAMES, MODELS
 
@@ -32,11 +34,32 @@ def bind(settings: Settings) -> None:
 
 
 def create_tables(settings: Settings) -> list[str]:
-    """Create missing tables (local runs and tests only: real tables belong to infra/)."""
+    """Create missing tables, and the missing indexes of a table made before they were declared
+    (a local stack's journal replays its old tables). Local runs and tests only: real tables
+    belong to infra/."""
     bind(settings)
     created = []
     for model in MODELS:
         if not model.exists():
             model.create_table(wait=True)
             created.append(model.Meta.table_name)
+        else:
+            created += _add_missing_indexes(model)
     return created
+
+
+def _add_missing_indexes(model: type[Model]) -> list[str]:
+    schema = model._get_schema()
+    existing = {i["IndexName"] for i in model.describe_table().get("GlobalSecondaryIndexes", [])}
+    added = []
+    for index in schema.get("global_secondary_indexes", []):
+        if index["index_name"] in existing:
+            continue
+        create = {"IndexName": index["index_name"], "KeySchema": index["key_schema"], "Projection": index["projection"]}
+        model._get_connection().connection.client.update_table(
+            TableName=model.Meta.table_name,
+            AttributeDefinitions=schema["attribute_definitions"],
+            GlobalSecondaryIndexUpdates=[{"Create": create}],
+        )
+        added.append(f"{model.Meta.table_name}.{index['index_name']}")
+    return added

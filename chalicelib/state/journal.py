@@ -96,6 +96,11 @@ def complete(event_id: str, reply: str | None) -> None:
     EventRecord(event_id).update(actions=actions)
 
 
+def forget(event_id: str) -> None:
+    """Remove the record: the event was about an erased member (chalicelib/privacy/guard.py)."""
+    EventRecord(event_id).delete()
+
+
 def release(event_id: str, error: str, now: datetime) -> None:
     """Give the event back after a failure: the next delivery or the redrive timer redoes it."""
     EventRecord(event_id).update(

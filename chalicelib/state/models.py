@@ -37,10 +37,22 @@ class MembersByActiveDay(GlobalSecondaryIndex["Member"]):
     member_id = UnicodeAttribute(range_key=True)
 
 
+class MembersByInviter(GlobalSecondaryIndex["Member"]):
+    """Privacy: the members a member invited (first-touch ``inviter``), whose records quote the
+    inviter's id; an erase rewrites them (``chalicelib/privacy``). Sparse: only invited members."""
+
+    class Meta:
+        index_name = "by_inviter"
+        projection = KeysOnlyProjection()
+
+    inviter = UnicodeAttribute(hash_key=True)
+
+
 class Member(_Base):
     """One member of the private domain, keyed by OpenID (official account) or external user id
     (WeCom). Access: get by id (every event, admin view); conditional update per event; the
-    members whose last activity fell on a given day (recall sweep)."""
+    members whose last activity fell on a given day (recall sweep); the members one member
+    invited (privacy erase)."""
 
     class Meta(_Base.Meta):
         table_name = "members"
@@ -77,8 +89,10 @@ class Member(_Base):
     birthday = UnicodeAttribute(null=True)  # MM-DD, from the questionnaire or the member profile
     loyalty_tags = UnicodeSetAttribute(null=True)  # tier tags (early_access), badges, brand_helper
     invite_unlocked_at = UTCDateTimeAttribute(null=True)  # referral: spent enough to invite
+    erasing = UnicodeAttribute(null=True)  # "yes" while chalicelib/privacy erases the member
 
     by_active_day = MembersByActiveDay()
+    by_inviter = MembersByInviter()
 
 
 class ByDay(GlobalSecondaryIndex["EventRecord"]):
@@ -375,12 +389,24 @@ class TicketsByStatus(GlobalSecondaryIndex["Ticket"]):
     opened_at = UTCDateTimeAttribute(range_key=True)
 
 
+class TicketsByMember(GlobalSecondaryIndex["Ticket"]):
+    """A member's tickets (their erase; the admin view)."""
+
+    class Meta:
+        index_name = "by_member"
+        projection = KeysOnlyProjection()
+
+    member_id = UnicodeAttribute(hash_key=True)
+    opened_at = UTCDateTimeAttribute(range_key=True)
+
+
 class Ticket(_Base):
     """A negative review's ticket (差评工单): opened once per review (a conditional put, in one
     transaction with the store's robot message), then responded, resolved and followed up by
     staff; the SLA timer's steps (``late``, ``escalated``, ``follow_up``) are each recorded in
     ``steps`` in one transaction with their message, so each is sent once. Access: get by review
-    id (staff record a response), query by_due (the timer), query by_status (``siyu tickets``)."""
+    id (staff record a response), query by_due (the timer), query by_status (``siyu tickets``),
+    query by_member (a member's erase)."""
 
     class Meta(_Base.Meta):
         table_name = "tickets"
@@ -406,6 +432,7 @@ class Ticket(_Base):
 
     by_due = TicketsDue()
     by_status = TicketsByStatus()
+    by_member = TicketsByMember()
 
 
 class RuleRecord(_Base):
@@ -504,6 +531,18 @@ class PointsRecord(_Base):
     expiring = PointsExpiring()
 
 
+class LoyaltyByMember(GlobalSecondaryIndex["LoyaltyRecord"]):
+    """Privacy: every loyalty record that names a member in ``member_id`` (their check-ins, week
+    entries, agenda items, birthday and group rows, and the invites they made), for the erase.
+    Sparse: draws, helper lists and cursors name nobody there."""
+
+    class Meta:
+        index_name = "by_member"
+        projection = KeysOnlyProjection()
+
+    member_id = UnicodeAttribute(hash_key=True)
+
+
 class LoyaltyRecord(_Base):
     """Loyalty state other than points, one item per fact, each written once by key:
 
@@ -520,7 +559,7 @@ class LoyaltyRecord(_Base):
     - ``cursor`` / ``<step>``: a once-only sweep that finished (a month's expiry, a day's agenda).
 
     Access: get / conditional put by key, query one pk (a member's check-ins, a week's entrants,
-    a day's agenda)."""
+    a day's agenda), the records naming one member (privacy erase)."""
 
     class Meta(_Base.Meta):
         table_name = "loyalty"
@@ -534,6 +573,36 @@ class LoyaltyRecord(_Base):
     event_id = UnicodeAttribute(null=True)
     rules_version = UnicodeAttribute(null=True)
     at = UTCDateTimeAttribute(null=True)
+
+    by_member = LoyaltyByMember()
+
+
+class Erasure(_Base):
+    """One erase of a member's personal data (``chalicelib/privacy``): the audit record (no
+    personal data: a keyed hash of the member id, the pseudonym left in its place, times, and
+    the rows changed per table), the checkpoint that makes the erase resumable, and the
+    tombstone that keeps late events of the erased member from recreating a profile.
+
+    Keyed by ``subject`` (HMAC of the member id with ``SIYU_PRIVACY_SECRET``, never the id) and
+    the erase's number (a member who comes back and is erased again gets a second record, and a
+    second pseudonym). The counts are top-level numbers named ``<table>:<outcome>``
+    (``events:deleted``), each added in one transaction with the row it counts, on the condition
+    that the run still holds ``lease``. Access: query a subject's latest erase (the erase itself;
+    the pipeline, for a member id it has not seen before); scan (a list of erases, a small table)."""
+
+    class Meta(_Base.Meta):
+        table_name = "erasures"
+
+    subject = UnicodeAttribute(hash_key=True)
+    number = NumberAttribute(range_key=True)
+    pseudonym = UnicodeAttribute()
+    status = UnicodeAttribute()  # in_progress | completed
+    started_at = UTCDateTimeAttribute()
+    completed_at = UTCDateTimeAttribute(null=True)
+    requested_by = UnicodeAttribute(null=True)  # admin-token, an IAM ARN, cli
+    steps_done = UnicodeSetAttribute(null=True)
+    lease = UnicodeAttribute(null=True)  # the token of the run working on it
+    lease_until = UTCDateTimeAttribute(null=True)
 
 
 MODELS: tuple[type[_Base], ...] = (
@@ -549,5 +618,6 @@ MODELS: tuple[type[_Base], ...] = (
     Metric,
     Alert,
     Ticket,
+    Erasure,
 )
 BASE_NAMES = {model: model.Meta.table_name for model in MODELS}

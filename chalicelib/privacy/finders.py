@@ -1,0 +1,130 @@
+"""Where a member's rows are: one finder per way a table is keyed. Every finder queries or gets
+by key (an erase reads the member's rows, never a table), and yields whole items.
+
+The generic ones (``partition``, ``index``, ``row``) serve any table keyed by member; the others
+know a table's derived keys (a week's lottery draw, a day's "active" marker, a member's caps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.metrics import counters
+from chalicelib.privacy.actions import Erasing
+from chalicelib.privacy.pseudonyms import mentions
+from chalicelib.state.models import LoyaltyRecord, Metric, PointsRecord, Shared
+
+Finder = Callable[[Erasing], Iterable[Model]]
+
+
+def _whole(model: type[Model], keys: Iterable[tuple[Any, ...]]) -> Iterator[Model]:
+    """The items of ``keys`` (hash, range), read in batches."""
+    wanted = list(dict.fromkeys(keys))
+    for start in range(0, len(wanted), 100):
+        chunk = [k if model._range_keyname else k[0] for k in wanted[start : start + 100]]
+        yield from model.batch_get(chunk, consistent_read=True)
+
+
+def _key_of(item: Model) -> tuple[Any, ...]:
+    model = type(item)
+    hash_key = getattr(item, model._hash_keyname)
+    return (hash_key, getattr(item, model._range_keyname)) if model._range_keyname else (hash_key,)
+
+
+def partition(model: type[Model]) -> Finder:
+    """The member's partition: tables whose hash key is the member id."""
+    return lambda e: model.query(e.member_id, consistent_read=True)
+
+
+def row(model: type[Model]) -> Finder:
+    """The one row keyed by the member id."""
+    return lambda e: _whole(model, [(e.member_id,)])
+
+
+def index(model: type[Model], gsi: GlobalSecondaryIndex) -> Finder:
+    """The rows an index files under the member id (fetched whole if it projects keys only)."""
+
+    def find(e: Erasing) -> Iterable[Model]:
+        found = gsi.query(e.member_id)
+        if isinstance(gsi.Meta.projection, AllProjection):
+            return found
+        return _whole(model, [_key_of(item) for item in found])
+
+    return find
+
+
+# --- loyalty: records keyed by other things, found through the member index -------------------
+
+
+def _loyalty_keys(e: Erasing) -> list[tuple[str, str]]:
+    return [(item.pk, item.sk) for item in LoyaltyRecord.by_member.query(e.member_id)]
+
+
+def loyalty_records(e: Erasing) -> Iterator[Model]:
+    """Every record naming the member (check-ins, week entries, agenda items, birthday and group
+    rows, their invite count) and the record of the invite they came through; not the invites
+    they made (``invites_made``)."""
+    own = [key for key in _loyalty_keys(e) if not key[0].startswith("invitee#")]
+    return _whole(LoyaltyRecord, [*own, (f"invitee#{e.member_id}", "-")])
+
+
+def invites_made(e: Erasing) -> Iterator[Model]:
+    """The invite records of the members this member invited (they name the inviter)."""
+    mine = f"invitee#{e.member_id}"
+    return _whole(LoyaltyRecord, [k for k in _loyalty_keys(e) if k[0].startswith("invitee#") and k[0] != mine])
+
+
+def lottery_draws(e: Erasing) -> Iterator[Model]:
+    """The recorded draws of the weeks the member entered (entrants, perhaps winners)."""
+    weeks = [pk.removeprefix("checkins#") for pk, _ in _loyalty_keys(e) if pk.startswith("checkins#")]
+    return (d for d in _whole(LoyaltyRecord, [(f"lottery#{w}", "draw") for w in weeks]) if mentions(d.value, e.erased))
+
+
+def helper_lists(e: Erasing) -> Iterator[Model]:
+    """The monthly brand-helper lists of the groups the member joined that name them."""
+    groups = [pk.removeprefix("group#") for pk, _ in _loyalty_keys(e) if pk.startswith("group#")]
+    for group in groups:
+        yield from (r for r in LoyaltyRecord.query(f"koc#{group}") if mentions(r.value, e.erased))
+
+
+# --- points: the forfeit is posted on the pseudonym's partition ---------------------------------
+
+
+def pseudonym_balance(e: Erasing) -> Iterator[Model]:
+    """The balance the erase forfeits: the pseudonym's once the partition moved (the member's
+    before that, which is what a dry run sees)."""
+    for member in (e.pseudonym, e.erased):
+        found = list(PointsRecord.query(member, PointsRecord.sk == "balance", consistent_read=True))
+        if found:
+            yield found[0]
+            return
+
+
+# --- metrics and shared: per-member keys among the aggregates ----------------------------------
+
+
+def active_markers(e: Erasing) -> Iterator[Model]:
+    """``(active#<day>, member)`` for every day a marker can still exist (they expire after
+    ``counters.KEEP``): about 400 keys, read in batches of 100."""
+    today = e.now.date()
+    days = [today - timedelta(days=n) for n in range(-2, counters.KEEP.days + 3)]
+    return _whole(Metric, [(f"active#{day.isoformat()}", e.member_id) for day in days])
+
+
+# The sender's per-member counters under ("count", …): caps, pacing, quotas (delivery/sender.py).
+MEMBER_COUNTERS = ("cap#{m}#", "kind#{m}#", "sent#{m}#", "promo#{m}#", "quota#custom#{m}#", "slot#{m}#")
+
+
+def member_counters(e: Erasing) -> Iterator[Model]:
+    for prefix in MEMBER_COUNTERS:
+        yield from Shared.query("count", Shared.sk.startswith(prefix.format(m=e.member_id)))
+
+
+def sweep_cursors(e: Erasing) -> Iterator[Model]:
+    """Recall-sweep cursors that stopped at the member (their key quotes the member id)."""
+    return (item for item in Shared.query("sweep") if mentions(item.value, e.erased))
