@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.clock import SHANGHAI
 from chalicelib.local import callbacks
+from chalicelib.metrics import read
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.state.models import Coupon, EventRecord, Member, OutboxMessage
@@ -249,6 +251,20 @@ def test_a_redeemed_welcome_coupon_shows_as_redeemed(client, aws, clock):
     view = client.http.get("/admin/members/oNew1", headers=ADMIN).json_body
     assert view["coupons"][0]["status"] == "redeemed"
     assert view["last_active"] == clock.now().isoformat()
+
+
+def test_an_order_paid_with_a_coupon_redeems_it_once(client, aws, clock):
+    follow(client, aws, clock)
+    [coupon] = coupons_of("oNew1")
+    clock.advance(timedelta(days=1))
+    codes = [coupon.code, "SYNOSUCHCODE1"]  # an unknown code beside it is ignored
+    paid = {"type": "order_paid", "order_id": "O-10", "amount_fen": 2600, "coupon_codes": codes}
+    assert send(client, order(aws, clock, paid)).status_code == 200
+    assert send(client, order(aws, clock, paid)).json_body["duplicate"] is True
+    redeemed = Coupon.get(coupon.code)
+    assert (redeemed.status, redeemed.redeemed_order) == ("redeemed", "O-10")
+    day = clock.now().astimezone(SHANGHAI).date()
+    assert read.window("S001", day, day)["coupons_redeemed:welcome"] == 1
 
 
 def test_another_members_coupon_cannot_be_redeemed(client, aws, clock):

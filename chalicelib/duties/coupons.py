@@ -1,4 +1,6 @@
-"""Coupon redemption reported by the POS or mini program marks the coupon redeemed."""
+"""Coupon redemption reported by the POS or mini program marks the coupon redeemed: on its own
+(``coupon_redeemed``) or as the coupons an order paid with (``order_paid`` ``coupon_codes``).
+Each code is redeemed once, for its own member only (``effects._redeem``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from chalicelib.effects import Effect, RedeemCoupon
 from chalicelib.events import Kind
 from chalicelib.rules.loader import RuleSet
 
-TRIGGERS = frozenset({Kind.COUPON_REDEEMED})
+TRIGGERS = frozenset({Kind.COUPON_REDEEMED, Kind.ORDER_PAID})
 CAUSE = "redemption"
 
 
@@ -18,8 +20,12 @@ gather = gather_event
 
 def decide(facts: EventFacts, rules: RuleSet, now: datetime) -> list[Effect]:
     event = facts.event
-    code = str(event.data.get("coupon_code") or "")
-    if not code or event.member_id is None:
+    codes = event.data.get("coupon_codes") or [event.data.get("coupon_code")]
+    if event.member_id is None:
         return []
     order = event.data.get("order_id")
-    return [RedeemCoupon(code, event.member_id, str(order) if order else None, event.occurred_at)]
+    return [
+        RedeemCoupon(str(code), event.member_id, str(order) if order else None, event.occurred_at)
+        for code in dict.fromkeys(codes)
+        if code
+    ]

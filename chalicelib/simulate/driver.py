@@ -41,7 +41,7 @@ import requests
 
 from chalicelib import runtime, settings
 from chalicelib.clock import FixedClock, to_unix
-from chalicelib.delivery import queue, rate
+from chalicelib.delivery import api, queue, rate
 from chalicelib.local import callbacks
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
@@ -121,6 +121,7 @@ class Simulation:
         mocked.start()
         try:
             self._environment(workdir)
+            api.clear_memory()  # tokens of an earlier run in this process belong to another fake WeChat
             stack = self._start_stack()
             self.clock, self.stack = clock, stack
             self.http = requests.Session()
