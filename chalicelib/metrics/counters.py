@@ -79,7 +79,7 @@ def of_effects(issued: list[str], redeemed: list[str], records: dict[str, str]) 
     """Coupons issued / redeemed by cause; check-ins (a new ``checkin#<member>|<day>`` record,
     however the member checked in: keyword or mini program)."""
     counts: Counter[str] = Counter()
-    counts["checkins"] += sum(1 for key, outcome in records.items() if key.startswith("checkin#") and outcome == "new")
+    counts["checkins"] += sum(1 for key, outcome in records.items() if _is_checkin_day(key) and outcome == "new")
     for cause in issued:
         counts["coupons_issued"] += 1
         counts[f"coupons_issued:{cause}"] += 1
@@ -87,6 +87,11 @@ def of_effects(issued: list[str], redeemed: list[str], records: dict[str, str]) 
         counts["coupons_redeemed"] += 1
         counts[f"coupons_redeemed:{cause}"] += 1
     return counts
+
+
+def _is_checkin_day(key: str) -> bool:
+    """The day's record ``checkin#<member>|<day>``, not the points posted under ``checkin#<day>``."""
+    return key.startswith("checkin#") and "|" in key
 
 
 def is_new(event: Event, member: Member | None) -> bool:
