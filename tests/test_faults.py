@@ -1,95 +1,477 @@
-"""Kill the webhook pipeline between every write and the next, once each, and let WeChat retry:
-nothing is lost, nothing is doubled."""
+"""Kill the webhook pipeline between every write and the next, once each, and let WeChat, the POS
+and the redrive timer retry as they would: nothing is lost, nothing is doubled.
+
+Two ways to be killed, each at every DynamoDB write of a path in turn:
+
+- ``raise``: an exception before the write; the code's own handlers still run (the event is
+  released) and WeChat's next try takes it over;
+- ``die``: the process stops before the write: nothing reaches DynamoDB any more (no release),
+  WeChat's next tries find the lease still held, and the redrive timer finishes the event once
+  the lease has passed.
+
+After each kill the end state must equal the state of an uncrashed run (``Snapshot``: every item
+the event created or changed, counters as deltas, the member's id and coupon codes replaced by
+placeholders, processing timestamps left out).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 import botocore.client
 import pytest
 
+from chalicelib import jobs, pipeline, runtime
 from chalicelib.local import callbacks
-from chalicelib.state.models import Coupon, EventRecord, Member, OutboxMessage
+from chalicelib.loyalty import ledger
+from chalicelib.protocol import xmlsafe
+from chalicelib.protocol.crypto import MessageCrypto
+from chalicelib.recall import sweep
+from chalicelib.state import journal
+from chalicelib.state.models import MODELS, Coupon, Member
+from tests.conftest import START
 from tests.helpers import send
 
-WRITES = frozenset({"PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem"})
+WRITES = frozenset({"PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem", "BatchWriteItem"})
+WECHAT_TRIES = 3  # wechat.md §1.4: 5 s apart, 3 tries in total
+WECHAT_WAIT = timedelta(seconds=5)
+REDRIVE_AFTER = journal.LEASE + timedelta(minutes=1, seconds=1)  # the lease, then the timer's grace
 
 
 class Crash(Exception):
     pass
 
 
+class Faults:
+    """Sits on botocore's one call path: counts DynamoDB writes, and kills the n-th from now."""
+
+    def __init__(self) -> None:
+        self.countdown: int | None = None
+        self.mode = "raise"
+        self.dead = False
+        self.recorded: list[str] | None = None
+
+    def arm(self, n: int | None, mode: str = "raise") -> None:
+        self.countdown, self.mode, self.dead = n, mode, False
+
+    def record(self) -> None:
+        self.recorded = []
+
+    def stop_recording(self) -> list[str]:
+        recorded, self.recorded = self.recorded or [], None
+        return recorded
+
+    def check(self, operation: str, params: dict[str, Any]) -> None:
+        if self.dead:
+            raise Crash(f"dead: {operation} never sent")
+        if operation not in WRITES:
+            return
+        if self.recorded is not None:
+            self.recorded.append(describe(operation, params))
+        if self.countdown:
+            self.countdown -= 1
+            if self.countdown == 0:
+                self.countdown = None
+                self.dead = self.mode == "die"
+                raise Crash(f"injected before {operation}")
+
+
+def describe(operation: str, params: dict[str, Any]) -> str:
+    """``UpdateItem members`` / ``TransactWriteItems events+metrics``: which write, for messages."""
+    if operation == "TransactWriteItems":
+        tables = [next(iter(item.values()))["TableName"] for item in params["TransactItems"]]
+    else:
+        tables = [params.get("TableName", "")]
+    return f"{operation} {'+'.join(dict.fromkeys(t.removeprefix('siyu-test-') for t in tables))}"
+
+
 @pytest.fixture
-def crash_at(monkeypatch):
-    """``crash_at(n)``: the n-th DynamoDB write from now on fails once (before it is applied)."""
+def faults(monkeypatch) -> Faults:
+    injected = Faults()
     original = botocore.client.BaseClient._make_api_call
-    state = {"countdown": None}
 
     def call(client, operation, params):
-        if client.meta.service_model.service_name == "dynamodb" and operation in WRITES and state["countdown"]:
-            state["countdown"] -= 1
-            if state["countdown"] == 0:
-                state["countdown"] = None
-                raise Crash(f"injected before {operation}")
+        if client.meta.service_model.service_name == "dynamodb":
+            injected.check(operation, params)
         return original(client, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", call)
-
-    def arm(n: int | None) -> None:
-        state["countdown"] = n  # None disarms
-
-    return arm
+    monkeypatch.setattr(pipeline, "BUSY_WAIT_SECONDS", 0.0)  # a retry finding the lease held answers 503 at once
+    return injected
 
 
-def writes_of_a_first_follow(client, aws, clock) -> int:
-    counted = {"n": 0}
-    original = botocore.client.BaseClient._make_api_call
+# --- the tables as data ---------------------------------------------------------------------------
 
-    def count(client_, operation, params):
-        if client_.meta.service_model.service_name == "dynamodb" and operation in WRITES:
-            counted["n"] += 1
-        return original(client_, operation, params)
+# What legitimately differs between a retried and an uncrashed run: when (and how often) it was
+# processed, and the expiry times (TTL) counted from then. Times taken from the event are compared.
+VARYING = frozenset(
+    {"received_at", "attempts", "error", "lease_until", "updated_at", "created_at", "issued_at", "sent_at"}
+    | {"not_before", "expires"}
+)
+VARYING_IN = {'"group#': {"at"}}  # the group roster (koc.decide) stamps when it was written
 
-    botocore.client.BaseClient._make_api_call = count
-    try:
-        xml = callbacks.oa_event("oCount", "subscribe", int(clock.now().timestamp()), "")
-        send(client, callbacks.oa_post(aws, xml, clock.now()))
-    finally:
-        botocore.client.BaseClient._make_api_call = original
-    return counted["n"]
+Items = dict[tuple[str, str], dict[str, Any]]
 
 
-def test_the_welcome_path_survives_a_crash_before_any_of_its_writes(client, aws, clock, crash_at):
-    total = writes_of_a_first_follow(client, aws, clock)
-    assert total >= 5  # claim, member, coupon, message record, done
-    for n in range(1, total + 1):
-        openid = f"oCrash{n}"
-        xml = callbacks.oa_event(openid, "subscribe", int(clock.now().timestamp()), "qrscene_st=S001")
-        crash_at(n)
-        first = send(client, callbacks.oa_post(aws, xml, clock.now()))
-        crash_at(None)
-        retry = send(client, callbacks.oa_post(aws, xml, clock.now()))  # WeChat's next try
-        if first.status_code == 200:  # the crash hit releasing a finished event: nothing to redo
-            assert retry.status_code == 200
-        else:
-            assert first.status_code == 503, (n, first.body)
-            assert retry.status_code == 200, (n, retry.body)
-        assert b"<Encrypt>" in retry.body, f"crash before write {n}: the retry must still carry the welcome"
-        assert len(list(Coupon.by_member.query(openid))) == 1, n
-        assert [m.message_key for m in OutboxMessage.by_member.query(openid)] == [f"welcome#{openid}"], n
-        assert Member.get(openid).store_id == "S001"
-        [record] = [r for r in EventRecord.scan() if r.member_id == openid]
-        assert record.status == "done", n
+def _client():
+    return Member._get_connection().connection.client
 
 
-def test_the_group_join_path_survives_a_crash_before_any_of_its_writes(client, aws, clock, crash_at):
-    for n in range(1, 6):  # claim, member, coupon, message record, done
-        member = f"wmCrash{n}"
-        xml = callbacks.wecom_group_join(
-            aws.wecom_corp_id, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", [member], int(clock.now().timestamp())
-        )
-        crash_at(n)
-        send(client, callbacks.wecom_post(aws, xml, clock.now()))
-        crash_at(None)
-        retry = send(client, callbacks.wecom_post(aws, xml, clock.now()))
-        assert retry.status_code == 200 and retry.body == b"success", (n, retry.body)
-        assert len(list(Coupon.by_member.query(member))) == 1, n
-        [message] = list(OutboxMessage.by_member.query(member))
-        assert message.status == "pending" and message.message_key == f"welcome#{member}", n
-        assert Member.get(member).groups == {"wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"}
+def _keys() -> dict[str, list[str]]:
+    """Each table's key attributes, by table name."""
+    keys = {}
+    for model in MODELS:
+        names = [model._hash_key_attribute().attr_name]
+        if model._range_key_attribute() is not None:
+            names.append(model._range_key_attribute().attr_name)
+        keys[model.Meta.table_name] = names
+    return keys
+
+
+def _key(table: str, item: dict[str, Any], keys: dict[str, list[str]]) -> tuple[str, str]:
+    return table, json.dumps([item[name] for name in keys[table]], sort_keys=True, ensure_ascii=False)
+
+
+def dump() -> Items:
+    """Every item of every table, raw (DynamoDB JSON), by (table, key)."""
+    keys = _keys()
+    return {
+        _key(table, item, keys): item
+        for table in keys
+        for page in _client().get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        for item in page["Items"]
+    }
+
+
+def _batch(requests: list[tuple[str, dict[str, Any]]]) -> None:
+    for start in range(0, len(requests), 25):
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for table, request in requests[start : start + 25]:
+            grouped.setdefault(table, []).append(request)
+        _client().batch_write_item(RequestItems=grouped)
+
+
+def wipe(items: Items) -> None:
+    keys = _keys()
+    _batch(
+        [(table, {"DeleteRequest": {"Key": {n: item[n] for n in keys[table]}}}) for (table, _), item in items.items()]
+    )
+
+
+def _substitute(value: Any, names: dict[str, str]) -> Any:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    for raw in sorted(names, key=len, reverse=True):
+        text = text.replace(raw, names[raw])
+    return json.loads(text)
+
+
+def restore(items: Items, names: dict[str, str]) -> Items:
+    """Write ``items`` into empty tables with ``names`` replaced (a seeded member, cloned under a
+    new id); returns what the tables now hold."""
+    keys = _keys()
+    cloned = [(table, _substitute(item, names)) for (table, _), item in items.items()]
+    _batch([(table, {"PutRequest": {"Item": item}}) for table, item in cloned])
+    return {_key(table, item, keys): item for table, item in cloned}
+
+
+def changes(before: Items, after: Items, member: str) -> dict[str, Any]:
+    """What happened between two dumps, normalized: new items whole, changed attributes (numbers as
+    deltas), removed ones as None; the member id and coupon codes as placeholders."""
+    found: dict[str, Any] = {}
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if new is None:
+            found[f"{key} removed"] = True
+            continue
+        change = {}
+        for name in sorted(set(old or {}) | set(new)):
+            was, now = (old or {}).get(name), new.get(name)
+            if name in VARYING or was == now or any(p in key[1] and name in v for p, v in VARYING_IN.items()):
+                continue
+            if was and now and "N" in was and "N" in now:
+                change[name] = {"+": str(Decimal(now["N"]) - Decimal(was["N"]))}
+            else:
+                change[name] = now
+        if change:
+            found[" ".join(key) + (" new" if old is None else "")] = change
+    return _substitute(found, placeholders(after, member))
+
+
+def placeholders(items: Items, member: str) -> dict[str, str]:
+    names = {member: "<member>"}
+    for (table, _), item in items.items():
+        if table.endswith("coupons") and member in json.dumps(item, ensure_ascii=False):
+            names[item["code"]["S"]] = f"<coupon {item['cause_key']['S'].replace(member, '<member>')}>"
+    return names
+
+
+# --- the paths ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Path:
+    """One webhook delivery of a path: ``seed`` builds what the member had before (once, then
+    cloned per run), ``request`` is the delivery WeChat (or the POS) makes and retries."""
+
+    name: str
+    request: Callable[[Any, Any, str], callbacks.Request]
+    seed: Callable[[Any, Any, Any, str], None] | None = None
+    expect: tuple[str, ...] = ()  # tables the uncrashed run must change (the path is not trivial)
+    counts: dict[str, int] = field(default_factory=dict)  # some of what it adds to the chain's day
+    reply: bool = False
+
+
+def _now(clock) -> int:
+    return int(clock.now().timestamp())
+
+
+def _order(member: str, order_id: str, amount_fen: int, at, **extra) -> dict:
+    return {
+        "type": "order_paid",
+        "openid": member,
+        "store_id": "S001",
+        "at": at.isoformat(),
+        "order_id": order_id,
+        "amount_fen": amount_fen,
+        "items": [{"sku": "MT1", "category": "milk-tea", "price_fen": amount_fen}],
+        **extra,
+    }
+
+
+def _followed(client, settings, clock, member: str, days_ago: int) -> None:
+    clock.set(START - timedelta(days=days_ago))
+    xml = callbacks.oa_event(member, "subscribe", _now(clock), "qrscene_st=S001")
+    send(client, callbacks.oa_post(settings, xml, clock.now()))
+
+
+def seed_lapsed_and_recalled(client, settings, clock, member: str) -> None:
+    """A follower who last ordered 7 days ago, recalled by this morning's sweep."""
+    _followed(client, settings, clock, member, 20)
+    clock.set(START - timedelta(days=7))
+    send(client, callbacks.order_post(settings, _order(member, f"{member}-old", 3_000, clock.now()), clock.now()))
+    clock.set(START - timedelta(minutes=10))  # 09:50 in Shanghai: after the sweep's run_at
+    sweep.run(runtime.context())
+
+
+def seed_three_orders(client, settings, clock, member: str) -> None:
+    """Three milk-tea orders (150 yuan) this month, the member then recalled: the next order
+    crosses 银卡 (500 yuan, 3 orders), unlocks the invite link (200 yuan), is the fourth milk tea of
+    the month (precision push) and counts as the recall's return."""
+    _followed(client, settings, clock, member, 20)
+    for hours, order in ((3, "a"), (2, "b"), (1, "c")):
+        clock.set(START - timedelta(days=7, hours=hours))
+        payload = _order(member, f"{member}-{order}", 5_000, clock.now())
+        send(client, callbacks.order_post(settings, payload, clock.now()))
+    clock.set(START - timedelta(minutes=10))  # 09:50 in Shanghai: after the sweep's run_at
+    sweep.run(runtime.context())
+
+
+def seed_one_order(client, settings, clock, member: str) -> None:
+    clock.set(START - timedelta(hours=1))
+    send(client, callbacks.order_post(settings, _order(member, f"{member}-r", 8_800, clock.now()), clock.now()))
+    clock.set(START)
+
+
+OCCURRED = START - timedelta(seconds=3)  # the event happened a moment before its delivery
+GROUP = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"
+
+
+def _pos(settings, clock, payload: dict) -> callbacks.Request:
+    return callbacks.order_post(settings, {"at": OCCURRED.isoformat(), **payload}, clock.now())
+
+
+def _recall_coupon(member: str) -> str:
+    [coupon] = [c for c in Coupon.by_member.query(member) if c.cause == "recall"]
+    return coupon.code
+
+
+PATHS = [
+    Path(
+        "follow",
+        lambda s, clock, m: callbacks.oa_post(
+            s, callbacks.oa_event(m, "subscribe", int(OCCURRED.timestamp()), "qrscene_st=S001&ch=poster"), clock.now()
+        ),
+        counts={"follows": 1, "new_members": 1, "coupons_issued:welcome": 1},
+        expect=("members", "coupons", "outbox", "metrics", "events"),
+        reply=True,
+    ),
+    Path(
+        "text",  # the check-in keyword: points, the day's record, the reply
+        lambda s, clock, m: callbacks.oa_post(
+            s, callbacks.oa_text(m, "签到", int(OCCURRED.timestamp()), 7_001), clock.now()
+        ),
+        counts={"messages_in": 1, "checkins": 1, "active_members": 1},
+        expect=("members", "points", "loyalty", "outbox", "metrics", "events"),
+        reply=True,
+    ),
+    Path(
+        "group_join",
+        lambda s, clock, m: callbacks.wecom_post(
+            s, callbacks.wecom_group_join(s.wecom_corp_id, GROUP, [m], int(OCCURRED.timestamp())), clock.now()
+        ),
+        counts={"group_joins": 1, "new_members": 1, "coupons_issued:welcome": 1},
+        expect=("members", "coupons", "outbox", "loyalty", "metrics", "events"),
+    ),
+    Path(
+        "order_paid",
+        lambda s, clock, m: _pos(s, clock, _order(m, f"{m}-new", 40_000, OCCURRED)),
+        seed=seed_three_orders,
+        counts={"orders": 1, "gmv_fen": 40_000, "coupons_issued": 2, "recall_returned": 1},
+        expect=("members", "points", "coupons", "outbox", "loyalty", "recalls", "metrics", "events"),
+    ),
+    Path(
+        "order_refunded",
+        lambda s, clock, m: _pos(
+            s,
+            clock,
+            {"type": "order_refunded", "openid": m, "order_id": f"{m}-r", "refund_id": "R1", "amount_fen": 3_300},
+        ),
+        seed=seed_one_order,
+        counts={"refunds": 1, "refund_fen": 3_300},
+        expect=("points", "metrics", "events"),
+    ),
+    Path(
+        "review",
+        lambda s, clock, m: _pos(s, clock, {"type": "review", "openid": m, "review_id": f"{m}-v", "score": 2}),
+        seed=seed_lapsed_and_recalled,
+        counts={"reviews": 1, "reviews_negative": 1, "recall_returned": 1},
+        expect=("members", "recalls", "metrics", "events"),
+    ),
+    Path(
+        "coupon_redeemed",  # the recall's coupon: redeemed, linked to the recall, the member returned
+        lambda s, clock, m: _pos(
+            s, clock, {"type": "coupon_redeemed", "openid": m, "coupon_code": _recall_coupon(m), "order_id": f"{m}-x"}
+        ),
+        seed=seed_lapsed_and_recalled,
+        counts={"coupons_redeemed:recall": 1, "recall_returned": 1, "active_members": 1},
+        expect=("members", "coupons", "recalls", "metrics", "events"),
+    ),
+]
+
+
+# --- running a path ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    statuses: list[int] = field(default_factory=list)
+    reply: str | None = None
+    redriven: int = 0
+
+
+def reply_of(settings, response) -> str | None:
+    if b"<Encrypt>" not in response.body:
+        return None
+    envelope = xmlsafe.parse(response.body, 65536)
+    crypto = MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_app_id)
+    return xmlsafe.parse(crypto.decrypt(envelope["Encrypt"]).encode(), 65536)["Content"]
+
+
+def deliver_like_wechat(client, settings, clock, request, faults: Faults, n: int | None, mode: str) -> Run:
+    """The first try meets the fault; WeChat tries again 5 s later, 3 tries in all, until one is
+    answered 200; then, once the lease and the timer's grace have passed, the redrive timer."""
+    run = Run()
+    faults.arm(n, mode)
+    for attempt in range(WECHAT_TRIES):
+        if attempt:
+            clock.advance(WECHAT_WAIT)
+        response = send(client, request)
+        faults.arm(None)  # whatever died, the next try runs on a fresh instance
+        run.statuses.append(response.status_code)
+        if response.status_code == 200:
+            run.reply = reply_of(settings, response)
+            break
+    clock.advance(REDRIVE_AFTER)
+    run.redriven = jobs.redrive_stalled_events()
+    return run
+
+
+@dataclass
+class Scenario:
+    seeded: Items
+    template: str
+    baseline: dict[str, Any]
+    reply: str | None
+    writes: list[str]
+
+
+def prepare(path: Path, client, settings, clock, faults: Faults) -> Scenario:
+    template = f"oSeed{path.name.replace('_', '')}"
+    if path.seed is not None:
+        path.seed(client, settings, clock, template)
+    everything = dump()
+    wipe(everything)
+    seeded = {key: item for key, item in everything.items() if template in json.dumps(item, ensure_ascii=False)}
+    member = "oBase"
+    before = restore(seeded, seed_names(seeded, template, member))
+    clock.set(START)
+    faults.record()
+    run = deliver_like_wechat(client, settings, clock, path.request(settings, clock, member), faults, None, "raise")
+    writes = faults.stop_recording()
+    assert run.statuses == [200] and run.redriven == 0, run
+    after = dump()
+    wipe(after)
+    baseline, reply = changes(before, after, member), _substitute(run.reply, placeholders(after, member))
+    touched = {key.split(" ")[0].removeprefix("siyu-test-") for key in baseline}
+    assert set(path.expect) <= touched, (path.name, sorted(touched))
+    [day] = [item for key, item in baseline.items() if key.startswith('siyu-test-metrics [{"S": "chain"}, {"S": "2026')]
+    assert {name: int(day[name]["N"]) for name in path.counts if name in day} == path.counts, (path.name, day)
+    return Scenario(seeded, template, baseline, reply, writes)
+
+
+def seed_names(seeded: Items, template: str, member: str) -> dict[str, str]:
+    """The template member's id → the clone's; its coupon codes → codes of the clone's own."""
+    names = {template: member}
+    for (table, _), item in seeded.items():
+        if table.endswith("coupons"):
+            code = item["code"]["S"]
+            names[code] = f"{code[:6]}{member}"
+    return names
+
+
+def replay(path: Path, scenario: Scenario, client, settings, clock, faults: Faults, n: int, mode: str):
+    member = f"oK{mode[0]}{n}"
+    before = restore(scenario.seeded, seed_names(scenario.seeded, scenario.template, member))
+    clock.set(START)
+    run = deliver_like_wechat(client, settings, clock, path.request(settings, clock, member), faults, n, mode)
+    assert ledger.audit([member]) == (1, [])  # the balance is the sum of the entries
+    after = dump()
+    wipe(after)
+    run.reply = _substitute(run.reply, placeholders(after, member))
+    return run, changes(before, after, member)
+
+
+def handed_to_outbox(baseline: dict[str, Any]) -> dict[str, Any]:
+    """The uncrashed state of an event the redrive timer finished: nobody was left to receive its
+    passive reply, so the outbox delivers it (a customer-service message, pending) instead."""
+    expected = json.loads(json.dumps(baseline))
+    for key, item in expected.items():
+        if key.startswith("siyu-test-outbox") and item.get("channel") == {"S": "passive_reply"}:
+            item.update(channel={"S": "custom"}, status={"S": "pending"}, due={"S": "1"})
+        if key.startswith("siyu-test-events"):
+            item.pop("reply", None)
+    return expected
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_a_webhook_path_killed_before_any_of_its_writes_ends_as_if_never_killed(path, client, aws, clock, faults):
+    scenario = prepare(path, client, aws, clock, faults)
+    assert (scenario.reply is not None) == path.reply
+    for mode in ("raise", "die"):
+        for n, write in enumerate(scenario.writes, start=1):
+            where = f"{path.name}: {mode} before write {n} ({write})"
+            run, state = replay(path, scenario, client, aws, clock, faults, n, mode)
+            assert set(run.statuses) <= {200, 503}, (where, run)  # never 500
+            if 200 in run.statuses:  # WeChat got its answer: the reply, not a second one
+                assert run.reply == scenario.reply and run.redriven == 0, where
+                assert state == scenario.baseline, where
+            else:  # every try met the lease of the dead worker: the timer finished the event
+                assert mode == "die" and run.redriven == 1, where
+                assert state == handed_to_outbox(scenario.baseline), where
