@@ -26,14 +26,16 @@ from typing import Any
 import botocore.client
 import pytest
 
-from chalicelib import jobs, pipeline, runtime
+from chalicelib import effects, jobs, pipeline, runtime
+from chalicelib.delivery import api, queue, sender
 from chalicelib.local import callbacks
+from chalicelib.local.fake_wechat import FakeWeChat
 from chalicelib.loyalty import ledger
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.recall import sweep
 from chalicelib.state import journal
-from chalicelib.state.models import MODELS, Coupon, Member
+from chalicelib.state.models import MODELS, Coupon, Member, OutboxMessage
 from tests.conftest import START
 from tests.helpers import send
 
@@ -55,9 +57,14 @@ class Faults:
         self.mode = "raise"
         self.dead = False
         self.recorded: list[str] | None = None
+        self.touched: set[str] = set()  # tables written to (by anyone), for ``dump``
 
     def arm(self, n: int | None, mode: str = "raise") -> None:
         self.countdown, self.mode, self.dead = n, mode, False
+
+    def revive(self) -> None:
+        """A fresh instance takes over (the countdown, if it has not fired, goes on)."""
+        self.dead = False
 
     def record(self) -> None:
         self.recorded = []
@@ -71,6 +78,7 @@ class Faults:
             raise Crash(f"dead: {operation} never sent")
         if operation not in WRITES:
             return
+        self.touched.update(_tables(operation, params))
         if self.recorded is not None:
             self.recorded.append(describe(operation, params))
         if self.countdown:
@@ -81,13 +89,17 @@ class Faults:
                 raise Crash(f"injected before {operation}")
 
 
+def _tables(operation: str, params: dict[str, Any]) -> list[str]:
+    if operation == "TransactWriteItems":
+        return list(dict.fromkeys(next(iter(item.values()))["TableName"] for item in params["TransactItems"]))
+    if operation == "BatchWriteItem":
+        return list(params["RequestItems"])
+    return [params["TableName"]]
+
+
 def describe(operation: str, params: dict[str, Any]) -> str:
     """``UpdateItem members`` / ``TransactWriteItems events+metrics``: which write, for messages."""
-    if operation == "TransactWriteItems":
-        tables = [next(iter(item.values()))["TableName"] for item in params["TransactItems"]]
-    else:
-        tables = [params.get("TableName", "")]
-    return f"{operation} {'+'.join(dict.fromkeys(t.removeprefix('siyu-test-') for t in tables))}"
+    return f"{operation} {'+'.join(t.removeprefix('siyu-test-') for t in _tables(operation, params))}"
 
 
 @pytest.fixture
@@ -137,12 +149,13 @@ def _key(table: str, item: dict[str, Any], keys: dict[str, list[str]]) -> tuple[
     return table, json.dumps([item[name] for name in keys[table]], sort_keys=True, ensure_ascii=False)
 
 
-def dump() -> Items:
-    """Every item of every table, raw (DynamoDB JSON), by (table, key)."""
+def dump(tables: set[str] | None = None) -> Items:
+    """Every item of every table (or of ``tables``), raw (DynamoDB JSON), by (table, key)."""
     keys = _keys()
     return {
         _key(table, item, keys): item
         for table in keys
+        if tables is None or table in tables
         for page in _client().get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
         for item in page["Items"]
     }
@@ -411,12 +424,13 @@ def prepare(path: Path, client, settings, clock, faults: Faults) -> Scenario:
     seeded = {key: item for key, item in everything.items() if template in json.dumps(item, ensure_ascii=False)}
     member = "oBase"
     before = restore(seeded, seed_names(seeded, template, member))
+    faults.touched = {table for table, _ in before}
     clock.set(START)
     faults.record()
     run = deliver_like_wechat(client, settings, clock, path.request(settings, clock, member), faults, None, "raise")
     writes = faults.stop_recording()
     assert run.statuses == [200] and run.redriven == 0, run
-    after = dump()
+    after = dump(faults.touched)
     wipe(after)
     baseline, reply = changes(before, after, member), _substitute(run.reply, placeholders(after, member))
     touched = {key.split(" ")[0].removeprefix("siyu-test-") for key in baseline}
@@ -439,10 +453,11 @@ def seed_names(seeded: Items, template: str, member: str) -> dict[str, str]:
 def replay(path: Path, scenario: Scenario, client, settings, clock, faults: Faults, n: int, mode: str):
     member = f"oK{mode[0]}{n}"
     before = restore(scenario.seeded, seed_names(scenario.seeded, scenario.template, member))
+    faults.touched = {table for table, _ in before}
     clock.set(START)
     run = deliver_like_wechat(client, settings, clock, path.request(settings, clock, member), faults, n, mode)
     assert ledger.audit([member]) == (1, [])  # the balance is the sum of the entries
-    after = dump()
+    after = dump(faults.touched)  # every table anyone wrote to
     wipe(after)
     run.reply = _substitute(run.reply, placeholders(after, member))
     return run, changes(before, after, member)
@@ -475,3 +490,245 @@ def test_a_webhook_path_killed_before_any_of_its_writes_ends_as_if_never_killed(
             else:  # every try met the lease of the dead worker: the timer finished the event
                 assert mode == "die" and run.redriven == 1, where
                 assert state == handed_to_outbox(scenario.baseline), where
+
+
+# --- the outbox ------------------------------------------------------------------------------------
+#
+# Every write of the sender (claim, group slot, reservation, rate slots, the "call started" marker,
+# the token, the outcome, the counters, holds and releases) killed in turn; the queue redelivers the
+# same body, the release timer re-queues what is due, each after the leases have passed.
+
+SHANGHAI_EVENING = START + timedelta(hours=11, minutes=30)  # 21:30 in Shanghai: promotions allowed
+SEND_PATHS = {
+    "template": "/cgi-bin/message/template/send",
+    "custom": "/cgi-bin/message/custom/send",
+    "wecom_group": "/cgi-bin/externalcontact/add_msg_template",
+}
+# Shared items that are not about one message: tokens, wall-clock rate slots, locks.
+NOT_RESERVATIONS = ("token", "rate#", "robot#", "lock")
+
+
+@pytest.fixture
+def wechat(env, monkeypatch):
+    """The fake WeChat on 127.0.0.1, the outbox handing keys to the in-process queue."""
+    fake = FakeWeChat().start()
+    monkeypatch.setenv("SIYU_WECHAT_API_BASE", fake.url)
+    monkeypatch.setenv("SIYU_WECOM_API_BASE", fake.url)
+    monkeypatch.setenv("SIYU_OUTBOX_QUEUE", "local")
+    api.clear_memory()
+    _drain()
+    yield fake
+    fake.stop()
+    api.clear_memory()
+    _drain()
+
+
+def _drain() -> list[str]:
+    keys = []
+    while not queue.LOCAL.empty():
+        keys += queue.LOCAL.get_nowait()
+    return keys
+
+
+def _body(key: str) -> str:
+    return json.dumps({"key": key})
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message the sender delivers: ``setup`` records it (and its member) at the clock's time."""
+
+    name: str
+    channel: str
+    setup: Callable[[str, str, Any], None]
+    at: Any = START
+    errcodes: tuple[int, ...] = ()  # the fake WeChat's first answers on the message's send path
+    path: str = ""
+
+
+COUPON_WORDS = {"title": "新人礼券", "value": "9.9", "code": "SYFAULTS", "expires": "2026年12月23日"}
+
+
+def _message(key: str, member: str, channel: str, category: str, clock, payload=COUPON_WORDS, **fields) -> None:
+    message = effects.QueueMessage(
+        key,
+        member,
+        channel,
+        category,
+        "您的新人礼券快到期了",
+        "faults",
+        "evt-faults",
+        "v-faults",
+        payload=payload,
+        store_id="S001",
+        **fields,
+    )
+    effects.apply([message], clock.now())
+
+
+def _follower(member: str, clock, window: bool = False) -> None:
+    window_until = clock.now() + timedelta(hours=40) if window else None
+    Member(member, subscribed="yes", store_id="S001", service_window_until=window_until).save()
+
+
+OUTBOUND = [
+    Outbound(
+        "template",  # a service template: caps, budget and the template quota reserved; the token fetched
+        "template",
+        lambda key, m, clock: (
+            _follower(m, clock),
+            _message(key, m, "custom", "service", clock, template="welcome_gift"),
+        ),
+    ),
+    Outbound(
+        "custom_promo",  # a promotion in the service window: promo caps, the window's quota, the promo counter
+        "custom",
+        lambda key, m, clock: (_follower(m, clock, window=True), _message(key, m, "custom", "promo", clock)),
+        at=SHANGHAI_EVENING,
+    ),
+    Outbound(
+        "wecom_group",  # a group push: the evening slot taken by a conditional put
+        "wecom_group",
+        lambda key, m, clock: _message(key, m, "wecom_group", "promo", clock, payload={"sender": "zhangsan"}),
+        at=SHANGHAI_EVENING,
+    ),
+    Outbound(
+        "custom_45015",  # WeChat says the window closed: the same message falls back to its template
+        "custom",
+        lambda key, m, clock: (
+            _follower(m, clock, window=True),
+            _message(key, m, "custom", "service", clock, template="welcome_gift"),
+        ),
+        errcodes=(45015,) * 3,  # WeChat keeps saying so
+    ),
+    Outbound(
+        "refused_43004",  # the member unfollowed: dropped, the member marked, the reservations given back
+        "template",
+        lambda key, m, clock: (
+            _follower(m, clock),
+            _message(key, m, "template", "service", clock, template="welcome_gift"),
+        ),
+        errcodes=(43004,) * 3,
+    ),
+    Outbound(
+        "busy_then_sent",  # -1: held for a retry with backoff, released by the timer, then sent
+        "template",
+        lambda key, m, clock: (
+            _follower(m, clock),
+            _message(key, m, "template", "service", clock, template="welcome_gift"),
+        ),
+        errcodes=(-1,),
+    ),
+]
+
+
+@dataclass
+class Sent:
+    status: str
+    delivered: int  # requests for this message the fake WeChat accepted
+    refused: int  # … and answered with an error code
+    state: dict[str, Any]
+    reservations_held: bool  # the caps / budget / quota counters hold exactly what the message reserved
+    writes: list[str]  # the sender's and timers' writes (recorded in the uncrashed run)
+
+
+def send_like_the_queue(key: str, clock, faults: Faults, n: int | None, mode: str) -> str:
+    """The queue delivers the message's key, and after a failed batch redelivers the same body once
+    the leases have passed; the release timer re-queues what is due (held messages). The n-th
+    write from the first delivery on is killed; the instance it kills is replaced."""
+    faults.arm(n, mode)
+    for _ in range(8):
+        try:
+            jobs.send_messages([_body(key)])
+        except Crash:
+            faults.revive()
+        message = OutboxMessage.get(key, consistent_read=True)
+        if message.status in sender.TERMINAL:
+            break
+        clock.advance(max(sender.LEASE, (message.not_before or clock.now()) - clock.now()) + timedelta(seconds=1))
+        try:
+            jobs.release_due_messages()
+        except Crash:
+            faults.revive()
+        _drain()  # what the timer re-queued is the same key: the next delivery above
+    faults.arm(None)
+    return OutboxMessage.get(key, consistent_read=True).status
+
+
+def run_outbound(
+    case: Outbound, fake: FakeWeChat, clock, faults: Faults, n: int | None, mode: str, member: str
+) -> Sent:
+    api.clear_memory()  # every run fetches (and stores) its token: the same writes in the same order
+    clock.set(case.at)
+    key = f"faults#{member}"
+    faults.touched = set()
+    case.setup(key, member, clock)
+    _drain()
+    received = len(fake.sent())
+    fake.inject(SEND_PATHS[case.channel], *case.errcodes)
+    before = dump(faults.touched)
+    if n is None:
+        faults.record()
+    status = send_like_the_queue(key, clock, faults, n, mode)
+    writes = faults.stop_recording()
+    after = dump(faults.touched)
+    wipe(after)
+    refused = len(case.errcodes) - len(fake.injected[SEND_PATHS[case.channel]])
+    fake.injected.clear()
+    sends = sum(1 for r in fake.sent()[received:] if r["path"] in SEND_PATHS.values())
+    state = _substitute(outbox_changes(before, after), {key: "<key>", member: "<member>"})
+    return Sent(status, sends - refused, refused, state, reservations_held(after, key), writes)
+
+
+# What the fake WeChat hands out (message ids, its answers) differs from run to run.
+OUTBOX_VARYING = frozenset({"wechat_msgid", "response", "reason"})
+
+
+def outbox_changes(before: Items, after: Items) -> dict[str, Any]:
+    keep = {
+        k: v
+        for k, v in after.items()
+        if not (k[0].endswith("shared") and (v["pk"]["S"] != "count" or v["sk"]["S"].startswith(NOT_RESERVATIONS)))
+    }
+    found = changes({k: v for k, v in before.items() if k in keep}, keep, "\u0000")
+    for item in found.values():
+        for name in OUTBOX_VARYING:
+            item.pop(name, None)
+        if item.get("status", {"S": "sent"}) != {"S": "sent"}:
+            item.pop("sent_channel", None)  # which channel was tried last, for a message not sent
+    return found
+
+
+def reservations_held(items: Items, key: str) -> bool:
+    """Every cap, budget and quota counter equals what the message holds reserved (0 when none)."""
+    [message] = [v for (t, _), v in items.items() if t.endswith("outbox") and v["message_key"]["S"] == key]
+    reserved = dict(
+        (name, int(amount))
+        for name, _, amount in (p.partition("=") for p in message.get("reserved", {}).get("S", "").split("|") if p)
+    )
+    counts = {
+        v["sk"]["S"]: int(v.get("count", {}).get("N", 0))
+        for (t, _), v in items.items()
+        if t.endswith("shared") and v["pk"]["S"] == "count" and v["sk"]["S"].startswith(("cap#", "budget#", "quota#"))
+    }
+    return all(counts.get(name, 0) == amount for name, amount in reserved.items()) and all(
+        count == reserved.get(name, 0) for name, count in counts.items()
+    )
+
+
+@pytest.mark.parametrize("case", OUTBOUND, ids=[c.name for c in OUTBOUND])
+def test_an_outbox_message_killed_before_any_write_reaches_the_member_once(case, aws, clock, wechat, faults):
+    base = run_outbound(case, wechat, clock, faults, None, "raise", "oBase")
+    writes = base.writes
+    assert base.status in ("sent", "dropped") and base.reservations_held, base
+    for mode in ("raise", "die"):
+        for n, write in enumerate(writes, start=1):
+            where = f"{case.name}: {mode} before write {n} ({write})"
+            run = run_outbound(case, wechat, clock, faults, n, mode, f"oK{mode[0]}{n}")
+            assert run.delivered <= 1 and run.reservations_held, (where, run)  # never twice, nothing leaked
+            if run.status == "unknown":  # the request left and its answer was not recorded: never resent
+                assert run.delivered + run.refused >= 1, where
+                assert mode == "die" or run.delivered == base.delivered, where  # a live sender knows what WeChat said
+            else:
+                assert (run.status, run.delivered) == (base.status, base.delivered), where
+                assert run.state == base.state, where
