@@ -215,19 +215,6 @@ def test_transient_errors_back_off_then_dead_letter_with_one_ops_alert(outbox):
     assert deliver("alert#dead#busy").status == "sent" and live.wechat.sent(ROBOT_PATH)
 
 
-@pytest.mark.parametrize(("code", "field", "value"), [(43004, "subscribed", "no"), (43019, "blocked", "yes")])
-def test_refusals_drop_the_message_and_mark_the_member(outbox, code, field, value):
-    live, _ = outbox
-    member("oGone")
-    live.wechat.inject(TEMPLATE_PATH, code)
-    record("gone", "oGone")
-    outcome = deliver("gone")
-    assert outcome.status == "dropped" and str(code) in outcome.reason
-    assert getattr(Member.get("oGone"), field) == value
-    record("gone-2", "oGone")
-    assert deliver("gone-2").status == "dropped" and len(live.wechat.sent(TEMPLATE_PATH)) == 1
-
-
 def test_customer_service_messages_only_inside_the_window_else_the_template(outbox):
     live, clock = outbox
     member("oIn", service_window_until=clock.now() + timedelta(hours=1))

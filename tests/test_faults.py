@@ -1,17 +1,22 @@
-"""Kill the webhook pipeline between every write and the next, once each, and let WeChat, the POS
-and the redrive timer retry as they would: nothing is lost, nothing is doubled.
+"""Faults: kill the webhook and outbox pipelines between every write and the next, once each, and
+let WeChat, the POS, the queue and the timers retry as they would: nothing lost, nothing doubled.
 
-Two ways to be killed, each at every DynamoDB write of a path in turn:
+What happens at the n-th DynamoDB write (``Faults``, on botocore's one call path):
 
 - ``raise``: an exception before the write; the code's own handlers still run (the event is
-  released) and WeChat's next try takes it over;
+  released, the message given back) and the next try takes it over. Every path, every write;
 - ``die``: the process stops before the write: nothing reaches DynamoDB any more (no release),
-  WeChat's next tries find the lease still held, and the redrive timer finishes the event once
-  the lease has passed.
+  WeChat's next tries find the lease still held, the redrive timer (or the queue, after the
+  sender's lease) finishes the work. The paths whose recovery differs (passive replies, queued
+  messages, the ledger, every message kind);
+- ``throttle``: from that write on DynamoDB answers "throttled" (through botocore's own retries)
+  until the attempt is over; and ``once``: every write is throttled once, botocore's retry passes;
+- ``before``: a concurrent writer goes first, the write finds its condition failed.
 
-After each kill the end state must equal the state of an uncrashed run (``Snapshot``: every item
-the event created or changed, counters as deltas, the member's id and coupon codes replaced by
-placeholders, processing timestamps left out).
+After each kill the end state must equal the state of an uncrashed run (every item the event
+created or changed, counters as deltas, the member's id and coupon codes as placeholders,
+processing timestamps left out); a message may instead end "unknown" only if its request left.
+Then WeChat's side: every error code of wechat.md §3.2, and requests that get no answer.
 """
 
 from __future__ import annotations
@@ -22,20 +27,28 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, urlparse
 
 import botocore.client
 import pytest
+import requests
+from botocore.retries.standard import ExponentialBackoff
+from moto.core.botocore_stubber import BotocoreStubber
+from urllib3.exceptions import ProtocolError
 
 from chalicelib import effects, jobs, pipeline, runtime
-from chalicelib.delivery import api, queue, sender
+from chalicelib.delivery import api, channels, queue, sender
 from chalicelib.local import callbacks
 from chalicelib.local.fake_wechat import FakeWeChat
 from chalicelib.loyalty import ledger
+from chalicelib.metrics import read
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
+from chalicelib.protocol.inbound import Inbound
+from chalicelib.protocol.official_account import OfficialAccount
 from chalicelib.recall import sweep
 from chalicelib.state import journal
-from chalicelib.state.models import MODELS, Coupon, Member, OutboxMessage
+from chalicelib.state.models import MODELS, Coupon, EventRecord, Member, OutboxMessage, Shared
 from tests.conftest import START
 from tests.helpers import send
 
@@ -50,21 +63,37 @@ class Crash(Exception):
 
 
 class Faults:
-    """Sits on botocore's one call path: counts DynamoDB writes, and kills the n-th from now."""
+    """Between the app and DynamoDB: counts the writes, and does something to the n-th from now.
+
+    ``raise``: it raises once; ``die``: it raises, and so does every later request until the
+    instance is replaced (``revive``); ``throttle``: from it on DynamoDB answers every write
+    "throttled", through botocore's own retries, until disarmed; ``once``: every write is throttled
+    once, and botocore's retry goes through; ``before``: a concurrent writer's ``action`` runs
+    first, then the write proceeds (and may find its condition failed)."""
 
     def __init__(self) -> None:
         self.countdown: int | None = None
         self.mode = "raise"
+        self.action: Callable[[], Any] | None = None
+        self.only = ""
         self.dead = False
+        self.throttling = False
         self.recorded: list[str] | None = None
         self.touched: set[str] = set()  # tables written to (by anyone), for ``dump``
+        self._throttled_once: set[bytes] = set()
 
-    def arm(self, n: int | None, mode: str = "raise") -> None:
-        self.countdown, self.mode, self.dead = n, mode, False
+    def arm(self, n: int | None, mode: str = "raise", action: Callable[[], Any] | None = None, only: str = "") -> None:
+        """``only``: count just the writes whose description (``describe``) starts with it."""
+        self.countdown, self.mode, self.action, self.only = n, mode, action, only
+        self.dead = self.throttling = False
 
     def revive(self) -> None:
         """A fresh instance takes over (the countdown, if it has not fired, goes on)."""
         self.dead = False
+
+    def settle(self) -> None:
+        """After a failed delivery: a fresh instance, and the throttling has passed."""
+        self.dead = self.throttling = False
 
     def record(self) -> None:
         self.recorded = []
@@ -81,12 +110,38 @@ class Faults:
         self.touched.update(_tables(operation, params))
         if self.recorded is not None:
             self.recorded.append(describe(operation, params))
-        if self.countdown:
+        if self.countdown and describe(operation, params).startswith(self.only):
             self.countdown -= 1
             if self.countdown == 0:
                 self.countdown = None
-                self.dead = self.mode == "die"
-                raise Crash(f"injected before {operation}")
+                if self.mode == "throttle":
+                    self.throttling = True
+                elif self.mode == "before" and self.action is not None:
+                    action, self.action = self.action, None
+                    action()  # the concurrent writer (its own writes are not counted: the countdown is spent)
+                else:
+                    self.dead = self.mode == "die"
+                    raise Crash(f"injected before {operation}")
+
+    def throttled(self, operation: str, body: bytes) -> bool:
+        """Whether DynamoDB answers this HTTP request (one of botocore's attempts) "throttled"."""
+        if operation not in WRITES:
+            return False
+        if self.mode == "once":
+            if body in self._throttled_once:
+                self._throttled_once.discard(body)
+                return False
+            self._throttled_once.add(body)
+            return True
+        return self.throttling
+
+
+THROTTLED = json.dumps(
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "message": "The level of configured provisioned throughput for the table was exceeded.",
+    }
+).encode()
 
 
 def _tables(operation: str, params: dict[str, Any]) -> list[str]:
@@ -112,7 +167,17 @@ def faults(monkeypatch) -> Faults:
             injected.check(operation, params)
         return original(client, operation, params)
 
+    def answer(stubber, request):  # DynamoDB's side (moto): a throttled request changes nothing
+        target = request.headers.get("X-Amz-Target", b"")
+        operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
+        if injected.throttled(operation, request.body or b""):
+            return 400, {"Content-Type": "application/x-amz-json-1.0"}, THROTTLED
+        return process_request(stubber, request)
+
+    process_request = BotocoreStubber.process_request
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", call)
+    monkeypatch.setattr(BotocoreStubber, "process_request", answer)
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # botocore retries at once
     monkeypatch.setattr(pipeline, "BUSY_WAIT_SECONDS", 0.0)  # a retry finding the lease held answers 503 at once
     return injected
 
@@ -239,6 +304,7 @@ class Path:
     expect: tuple[str, ...] = ()  # tables the uncrashed run must change (the path is not trivial)
     counts: dict[str, int] = field(default_factory=dict)  # some of what it adds to the chain's day
     reply: bool = False
+    modes: tuple[str, ...] = ("raise",)  # also "die" / "throttle" where recovery differs (replies, the ledger)
 
 
 def _now(clock) -> int:
@@ -312,6 +378,7 @@ PATHS = [
             s, callbacks.oa_event(m, "subscribe", int(OCCURRED.timestamp()), "qrscene_st=S001&ch=poster"), clock.now()
         ),
         counts={"follows": 1, "new_members": 1, "coupons_issued:welcome": 1},
+        modes=("raise", "die", "throttle"),  # throttled from that write on: real DynamoDB errors
         expect=("members", "coupons", "outbox", "metrics", "events"),
         reply=True,
     ),
@@ -321,6 +388,7 @@ PATHS = [
             s, callbacks.oa_text(m, "签到", int(OCCURRED.timestamp()), 7_001), clock.now()
         ),
         counts={"messages_in": 1, "checkins": 1, "active_members": 1},
+        modes=("raise", "die", "throttle"),  # throttled from that write on: real DynamoDB errors
         expect=("members", "points", "loyalty", "outbox", "metrics", "events"),
         reply=True,
     ),
@@ -330,6 +398,7 @@ PATHS = [
             s, callbacks.wecom_group_join(s.wecom_corp_id, GROUP, [m], int(OCCURRED.timestamp())), clock.now()
         ),
         counts={"group_joins": 1, "new_members": 1, "coupons_issued:welcome": 1},
+        modes=("raise", "die"),
         expect=("members", "coupons", "outbox", "loyalty", "metrics", "events"),
     ),
     Path(
@@ -348,6 +417,7 @@ PATHS = [
         ),
         seed=seed_one_order,
         counts={"refunds": 1, "refund_fen": 3_300},
+        modes=("raise", "die", "throttle"),  # throttled from that write on: real DynamoDB errors
         expect=("points", "metrics", "events"),
     ),
     Path(
@@ -450,7 +520,7 @@ def seed_names(seeded: Items, template: str, member: str) -> dict[str, str]:
     return names
 
 
-def replay(path: Path, scenario: Scenario, client, settings, clock, faults: Faults, n: int, mode: str):
+def replay(path: Path, scenario: Scenario, client, settings, clock, faults: Faults, n: int | None, mode: str):
     member = f"oK{mode[0]}{n}"
     before = restore(scenario.seeded, seed_names(scenario.seeded, scenario.template, member))
     faults.touched = {table for table, _ in before}
@@ -479,7 +549,9 @@ def handed_to_outbox(baseline: dict[str, Any]) -> dict[str, Any]:
 def test_a_webhook_path_killed_before_any_of_its_writes_ends_as_if_never_killed(path, client, aws, clock, faults):
     scenario = prepare(path, client, aws, clock, faults)
     assert (scenario.reply is not None) == path.reply
-    for mode in ("raise", "die"):
+    run, state = replay(path, scenario, client, aws, clock, faults, None, "once")  # each write throttled once
+    assert run.statuses == [200] and state == scenario.baseline and run.reply == scenario.reply, run
+    for mode in path.modes:
         for n, write in enumerate(scenario.writes, start=1):
             where = f"{path.name}: {mode} before write {n} ({write})"
             run, state = replay(path, scenario, client, aws, clock, faults, n, mode)
@@ -487,8 +559,8 @@ def test_a_webhook_path_killed_before_any_of_its_writes_ends_as_if_never_killed(
             if 200 in run.statuses:  # WeChat got its answer: the reply, not a second one
                 assert run.reply == scenario.reply and run.redriven == 0, where
                 assert state == scenario.baseline, where
-            else:  # every try met the lease of the dead worker: the timer finished the event
-                assert mode == "die" and run.redriven == 1, where
+            else:  # every try met the lease of a worker that could not release it: the timer finished the event
+                assert mode in ("die", "throttle") and run.redriven == 1, where
                 assert state == handed_to_outbox(scenario.baseline), where
 
 
@@ -498,7 +570,7 @@ def test_a_webhook_path_killed_before_any_of_its_writes_ends_as_if_never_killed(
 # the token, the outcome, the counters, holds and releases) killed in turn; the queue redelivers the
 # same body, the release timer re-queues what is due, each after the leases have passed.
 
-SHANGHAI_EVENING = START + timedelta(hours=11, minutes=30)  # 21:30 in Shanghai: promotions allowed
+SHANGHAI_EVENING = START + timedelta(hours=11, minutes=30)  # 21:30 in Shanghai: promotions and group pushes
 SEND_PATHS = {
     "template": "/cgi-bin/message/template/send",
     "custom": "/cgi-bin/message/custom/send",
@@ -543,7 +615,7 @@ class Outbound:
     setup: Callable[[str, str, Any], None]
     at: Any = START
     errcodes: tuple[int, ...] = ()  # the fake WeChat's first answers on the message's send path
-    path: str = ""
+    modes: tuple[str, ...] = ("raise", "die")
 
 
 COUPON_WORDS = {"title": "新人礼券", "value": "9.9", "code": "SYFAULTS", "expires": "2026年12月23日"}
@@ -579,12 +651,7 @@ OUTBOUND = [
             _follower(m, clock),
             _message(key, m, "custom", "service", clock, template="welcome_gift"),
         ),
-    ),
-    Outbound(
-        "custom_promo",  # a promotion in the service window: promo caps, the window's quota, the promo counter
-        "custom",
-        lambda key, m, clock: (_follower(m, clock, window=True), _message(key, m, "custom", "promo", clock)),
-        at=SHANGHAI_EVENING,
+        modes=("raise", "die", "throttle"),
     ),
     Outbound(
         "wecom_group",  # a group push: the evening slot taken by a conditional put
@@ -609,6 +676,7 @@ OUTBOUND = [
             _message(key, m, "template", "service", clock, template="welcome_gift"),
         ),
         errcodes=(43004,) * 3,
+        modes=("raise", "die", "throttle"),
     ),
     Outbound(
         "busy_then_sent",  # -1: held for a retry with backoff, released by the timer, then sent
@@ -618,6 +686,7 @@ OUTBOUND = [
             _message(key, m, "template", "service", clock, template="welcome_gift"),
         ),
         errcodes=(-1,),
+        modes=("raise",),
     ),
 ]
 
@@ -640,16 +709,16 @@ def send_like_the_queue(key: str, clock, faults: Faults, n: int | None, mode: st
     for _ in range(8):
         try:
             jobs.send_messages([_body(key)])
-        except Crash:
-            faults.revive()
+        except Exception:  # the batch failed: SQS delivers it again
+            faults.settle()
         message = OutboxMessage.get(key, consistent_read=True)
         if message.status in sender.TERMINAL:
             break
         clock.advance(max(sender.LEASE, (message.not_before or clock.now()) - clock.now()) + timedelta(seconds=1))
         try:
             jobs.release_due_messages()
-        except Crash:
-            faults.revive()
+        except Exception:
+            faults.settle()
         _drain()  # what the timer re-queued is the same key: the next delivery above
     faults.arm(None)
     return OutboxMessage.get(key, consistent_read=True).status
@@ -721,14 +790,233 @@ def test_an_outbox_message_killed_before_any_write_reaches_the_member_once(case,
     base = run_outbound(case, wechat, clock, faults, None, "raise", "oBase")
     writes = base.writes
     assert base.status in ("sent", "dropped") and base.reservations_held, base
-    for mode in ("raise", "die"):
+    once = run_outbound(case, wechat, clock, faults, None, "once", "oKonce")  # each write throttled once
+    assert (once.status, once.delivered, once.state) == (base.status, base.delivered, base.state), once
+    for mode in case.modes:
         for n, write in enumerate(writes, start=1):
             where = f"{case.name}: {mode} before write {n} ({write})"
             run = run_outbound(case, wechat, clock, faults, n, mode, f"oK{mode[0]}{n}")
             assert run.delivered <= 1 and run.reservations_held, (where, run)  # never twice, nothing leaked
             if run.status == "unknown":  # the request left and its answer was not recorded: never resent
                 assert run.delivered + run.refused >= 1, where
-                assert mode == "die" or run.delivered == base.delivered, where  # a live sender knows what WeChat said
+                # A sender that could still write knows what WeChat said; one dead (or throttled) cannot.
+                assert mode in ("die", "throttle") or run.delivered == base.delivered, where
             else:
                 assert (run.status, run.delivered) == (base.status, base.delivered), where
                 assert run.state == base.state, where
+
+
+# --- a concurrent writer wins the condition: the loser backs off cleanly --------------------------
+
+
+def _follow_request(settings, clock, member: str) -> callbacks.Request:
+    return PATHS[0].request(settings, clock, member)
+
+
+def test_a_duplicate_delivery_that_loses_the_claim_answers_with_the_winners_reply(client, aws, clock, faults):
+    request = _follow_request(aws, clock, "oRace1")
+    winner = {}
+    faults.arm(1, "before", action=lambda: winner.update(response=send(client, request)))
+    loser = send(client, request)  # WeChat's retry, arriving while the first delivery works
+    assert winner["response"].status_code == loser.status_code == 200
+    assert reply_of(aws, loser) == reply_of(aws, winner["response"]) and "9.9元" in reply_of(aws, loser)
+    assert len(list(Coupon.by_member.query("oRace1"))) == 1
+    assert [m.message_key for m in OutboxMessage.by_member.query("oRace1")] == ["welcome#oRace1"]
+    day = read.days("chain", START.date(), START.date())[START.date()]
+    assert day["follows"] == 1 and day["coupons_issued"] == 1
+
+
+def test_a_delivery_finding_the_claim_held_answers_503_and_the_next_try_completes_once(client, aws, clock, faults):
+    request = _follow_request(aws, clock, "oRace2")
+    query = dict(parse_qsl(request.path.partition("?")[2]))
+    event = OfficialAccount(aws).receive(Inbound("POST", query, {}, request.body), clock.now()).event
+    faults.arm(1, "before", action=lambda: journal.claim(event, clock.now(), timedelta(days=1)))  # a peer's lease
+    assert send(client, request).status_code == 503  # never 500; it wrote nothing but its refused claim
+    assert list(Coupon.by_member.query("oRace2")) == [] and list(OutboxMessage.by_member.query("oRace2")) == []
+    clock.advance(journal.LEASE)  # the peer died; WeChat's last try takes the event over
+    retry = send(client, request)
+    assert retry.status_code == 200 and "9.9元" in reply_of(aws, retry)
+    assert len(list(Coupon.by_member.query("oRace2"))) == 1
+    assert EventRecord.get(event.event_id).status == "done"
+
+
+def test_a_posting_that_loses_the_balance_to_a_concurrent_one_rereads_and_posts(client, aws, clock, faults):
+    first = _pos(aws, clock, _order("oRace3", "oRace3-1", 12_000, OCCURRED))
+    second = _pos(aws, clock, _order("oRace3", "oRace3-2", 3_000, OCCURRED))
+    faults.arm(1, "before", action=lambda: send(client, second), only="TransactWriteItems points")
+    assert send(client, first).status_code == 200
+    assert ledger.balance_of("oRace3").points == 150 and len(ledger.entries("oRace3", "earn#")) == 2
+    assert ledger.audit(["oRace3"]) == (1, [])
+
+
+def test_a_member_active_twice_at_once_counts_one_active_member(client, aws, clock, faults):
+    first = callbacks.oa_post(aws, callbacks.oa_text("oRace4", "你好", int(OCCURRED.timestamp()), 8_001), clock.now())
+    second = callbacks.oa_post(aws, callbacks.oa_text("oRace4", "在吗", int(OCCURRED.timestamp()), 8_002), clock.now())
+    faults.arm(1, "before", action=lambda: send(client, second), only="TransactWriteItems metrics")
+    assert send(client, first).status_code == 200
+    day = read.days("chain", START.date(), START.date())[START.date()]
+    assert day["messages_in"] == 2 and day["active_members"] == 1
+
+
+def test_a_sender_that_loses_the_claim_to_another_sends_nothing(aws, clock, wechat, faults):
+    clock.set(SHANGHAI_EVENING)
+    _follower("oRace5", clock)
+    _message("race", "oRace5", "template", "service", clock, template="welcome_gift")
+    ctx = runtime.context()
+    won = {}
+    faults.arm(1, "before", action=lambda: won.update(outcome=sender.deliver(ctx, "race")), only="UpdateItem outbox")
+    [lost] = sender.handle_batch(ctx, ["race"])  # its claim finds the message taken
+    assert (won["outcome"].status, lost.status) == ("sent", "busy")
+    assert OutboxMessage.get("race").status == "sent" and len(wechat.sent(SEND_PATHS["template"])) == 1
+    assert Shared.get("count", "cap#oRace5#service#2026-11-23").count == 1  # reserved once
+
+
+def test_a_welcome_finished_by_the_redrive_timer_reaches_the_follower_through_the_outbox(
+    client, aws, clock, wechat, faults
+):
+    run = deliver_like_wechat(client, aws, clock, _follow_request(aws, clock, "oLate"), faults, 3, "die")
+    assert run.statuses == [503, 503, 503] and run.redriven == 1  # nobody received the passive reply
+    assert _drain() == ["welcome#oLate"]  # the timer handed it to the outbox
+    jobs.send_messages([_body("welcome#oLate")])
+    [sent] = wechat.sent(SEND_PATHS["template"])  # past the follow's 1-minute window: its template
+    [coupon] = Coupon.by_member.query("oLate")
+    assert sent["body"]["touser"] == "oLate" and sent["body"]["data"]["character_string3"]["value"] == coupon.code
+    assert OutboxMessage.get("welcome#oLate").status == "sent"
+
+
+# --- WeChat's answers: every error code of wechat.md §3.2, and no answer at all --------------------
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: str
+    sends: int  # requests on the send paths
+    member: dict[str, Any] = field(default_factory=dict)  # member fields afterwards
+    alert: bool = False  # one ops alert queued
+    then: str = ""  # "sent": a later delivery sends it; "refused": the member's next message goes unsent
+
+
+CODES = [  # (errcode, message, what a member / ops notice)  — wechat.md §3.2's action in the comment
+    (-1, "template", Expect("retrying", 1, then="sent")),  # system busy: retry with backoff
+    (40001, "template", Expect("sent", 2)),  # token not latest: fetch again once, resend
+    (40014, "template", Expect("sent", 2)),  # invalid token: same
+    (42001, "template", Expect("sent", 2)),  # token expired: same
+    (40003, "template", Expect("dropped", 1)),  # invalid openid: drop, no retry
+    (43004, "template", Expect("dropped", 1, {"subscribed": "no"}, then="refused")),  # unfollowed: drop, mark
+    (43019, "template", Expect("dropped", 1, {"blocked": "yes"}, then="refused")),  # blocked us: drop
+    (43101, "template", Expect("dropped", 1, {"refused_templates": {"TPL-WELCOME-GIFT"}}, then="refused")),
+    (45009, "template", Expect("retrying", 1, then="sent")),  # quota: back off, no hot loop
+    (45015, "custom", Expect("sent", 2)),  # outside the window: its template instead
+    (45015, "custom_bare", Expect("dropped", 1)),  # … and without one, dropped
+    (45047, "custom", Expect("sent", 2)),  # too many without interaction: its template instead
+    (45047, "custom_bare", Expect("deferred", 1)),  # … or held until the next day (and the next interaction)
+    (47003, "template", Expect("failed", 1, alert=True)),  # argument invalid: fix the payload
+    (40037, "template", Expect("failed", 1, alert=True)),  # invalid template_id: configuration error
+    (48001, "template", Expect("failed", 1, alert=True)),  # API unauthorised: configuration error
+]
+
+
+def _outbound(key: str, member: str, kind: str, clock) -> None:
+    if kind == "template":
+        _follower(member, clock)
+        _message(key, member, "template", "service", clock, template="welcome_gift")
+    else:  # a customer-service message in the window, with or without a template to fall back to
+        _follower(member, clock, window=True)
+        _message(key, member, "custom", "service", clock, template="welcome_gift" if kind == "custom" else None)
+
+
+@pytest.mark.parametrize(("code", "kind", "expect"), CODES, ids=[f"{c}-{k}" for c, k, _ in CODES])
+def test_each_wechat_error_code_gets_its_action(code, kind, expect, aws, clock, wechat):
+    clock.set(SHANGHAI_EVENING - timedelta(hours=3))  # 18:30: not quiet
+    path = SEND_PATHS["template" if kind == "template" else "custom"]
+    _outbound("m1", "oCode", kind, clock)
+    wechat.inject(path, code)
+    outcome = sender.deliver(runtime.context(), "m1")
+    sends = [r for r in wechat.sent() if r["path"] in SEND_PATHS.values()]
+    assert (outcome.status, len(sends)) == (expect.status, expect.sends), outcome
+    member = Member.get("oCode")
+    assert {name: getattr(member, name) for name in expect.member} == expect.member
+    alerts = [m.message_key for m in OutboxMessage.scan() if m.category == "alert"]
+    assert alerts == (["alert#failed#m1"] if expect.alert else [])
+    held = Shared.get("count", "cap#oCode#service#2026-11-23").count
+    assert held == (1 if outcome.status in ("sent", "retrying", "deferred") else 0)  # given back when dropped
+    if code in (40001, 40014, 42001):  # fetched once more in normal mode; WeChat handed back the refused
+        assert wechat.token_calls == {"normal": 2, "force": 1}  # token, so one forced refresh (api.py)
+    message = OutboxMessage.get("m1")
+    if expect.status in ("retrying", "deferred"):
+        assert message.not_before > clock.now()  # no hot loop
+    if expect.then == "sent":
+        clock.set(message.not_before)
+        assert sender.deliver(runtime.context(), "m1").status == "sent"
+    if expect.then == "refused":
+        _message("m2", "oCode", "template", "service", clock, template="welcome_gift")
+        assert sender.deliver(runtime.context(), "m2").status == "dropped"
+    assert len([r for r in wechat.sent() if r["path"] in SEND_PATHS.values()]) == expect.sends + (expect.then == "sent")
+
+
+class FlakyTransport(requests.adapters.HTTPAdapter):
+    """The road to the (fake) WeChat, failing the first request to ``path``: it reaches WeChat
+    and the answer is lost (``read_timeout``, ``reset``), or it never connects."""
+
+    def __init__(self, path: str, fault: str) -> None:
+        super().__init__()
+        self.path, self.fault = path, fault
+
+    def send(self, request, **kwargs):
+        if self.fault and urlparse(request.url).path == self.path:
+            fault, self.fault = self.fault, ""
+            if fault == "connect_timeout":
+                raise requests.ConnectTimeout(request=request)
+            super().send(request, **kwargs)  # WeChat gets it (and acts on it) …
+            if fault == "read_timeout":
+                raise requests.ReadTimeout(request=request)
+            reset = ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
+            raise requests.ConnectionError(reset, request=request)  # … the answer never comes back
+        return super().send(request, **kwargs)
+
+
+def _to(channel: str, key: str, clock) -> None:
+    """Record one message on ``channel``."""
+    if channel in ("template", "subscribe", "miniprogram_subscribe", "custom"):
+        _follower("oSlow", clock, window=channel == "custom")
+        _message(key, "oSlow", channel, "service", clock, template=None if channel == "custom" else "welcome_gift")
+        return
+    recipient = {"wecom_customer": "wmSlow", "wecom_group": GROUP, "robot": "ops"}[channel]
+    category = {"wecom_group": "promo", "robot": "alert"}.get(channel, "service")
+    _message(
+        key, recipient, channel, category, clock, payload={"sender": "zhangsan"} if channel == "wecom_group" else {}
+    )
+
+
+CHANNEL_PATHS = channels.PATHS
+TIMEOUTS = [
+    *[(channel, fault) for channel in CHANNEL_PATHS for fault in ("read_timeout", "reset")],
+    ("template", "connect_timeout"),
+    ("custom", "connect_timeout"),
+    ("template", "token_timeout"),
+    ("wecom_customer", "token_timeout"),
+]
+
+
+@pytest.mark.parametrize(("channel", "fault"), TIMEOUTS, ids=[f"{c}-{f}" for c, f in TIMEOUTS])
+def test_no_answer_from_wechat_is_never_a_second_send(channel, fault, aws, clock, wechat):
+    clock.set(START - timedelta(minutes=90))  # 08:30 in Shanghai: the groups' morning slot, not quiet
+    _to(channel, "slow", clock)
+    token_path = "/cgi-bin/gettoken" if channel.startswith("wecom") else "/cgi-bin/stable_token"
+    path = token_path if fault == "token_timeout" else CHANNEL_PATHS[channel]
+    http = requests.Session()
+    http.mount("http://", FlakyTransport(path, "read_timeout" if fault == "token_timeout" else fault))
+    ctx = runtime.context()
+    first = sender.deliver(ctx, "slow", api.WeChatAPI(ctx.settings, ctx.clock, http))
+    clock.advance(timedelta(minutes=30))  # past every lease and backoff; the queue and the timer come again
+    again = sender.deliver(ctx, "slow")
+    requests_sent = wechat.sent(CHANNEL_PATHS[channel])
+    if fault in ("read_timeout", "reset") and channel != "template":
+        # It may have been delivered: "unknown" until WeChat's delivery event says so, never resent.
+        assert (first.status, again.status, len(requests_sent)) == ("unknown", "unknown", 1)
+    elif fault in ("read_timeout", "reset"):
+        # A template is resent under the same client_msg_id: WeChat drops the copy.
+        assert (first.status, again.status, len(requests_sent)) == ("retrying", "sent", 2)
+        assert len({r["body"]["client_msg_id"] for r in requests_sent}) == 1
+    else:  # it never left (no connection, no token): sent once later
+        assert (first.status, again.status, len(requests_sent)) == ("retrying", "sent", 1)
