@@ -66,7 +66,7 @@ class Faults:
     """Between the app and DynamoDB: counts the writes, and does something to the n-th from now.
 
     ``raise``: it raises once; ``die``: it raises, and so does every later request until the
-    instance is replaced (``revive``); ``throttle``: from it on DynamoDB answers every write
+    instance is replaced (``settle``); ``throttle``: from it on DynamoDB answers every write
     "throttled", through botocore's own retries, until disarmed; ``once``: every write is throttled
     once, and botocore's retry goes through; ``before``: a concurrent writer's ``action`` runs
     first, then the write proceeds (and may find its condition failed)."""
@@ -87,12 +87,9 @@ class Faults:
         self.countdown, self.mode, self.action, self.only = n, mode, action, only
         self.dead = self.throttling = False
 
-    def revive(self) -> None:
-        """A fresh instance takes over (the countdown, if it has not fired, goes on)."""
-        self.dead = False
-
     def settle(self) -> None:
-        """After a failed delivery: a fresh instance, and the throttling has passed."""
+        """After a failed attempt: a fresh instance takes over, the throttling has passed (a
+        countdown that has not fired goes on)."""
         self.dead = self.throttling = False
 
     def record(self) -> None:
