@@ -10,6 +10,7 @@ earn a second welcome.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -46,7 +47,8 @@ class IssueCoupon:
 
 @dataclass(frozen=True)
 class Reply:
-    """A passive reply on the official account (the answer to this very callback)."""
+    """A passive reply on the official account (the answer to this very callback). When nobody is
+    left to answer (``later``), the outbox delivers it: ``template`` and ``payload`` are for then."""
 
     message_key: str
     member_id: str
@@ -56,6 +58,8 @@ class Reply:
     rules_version: str
     when_coupon: tuple[str, CouponOutcome] | None = None
     when_record: tuple[str, str] | None = None  # (record / points key, outcome) of this plan
+    template: str | None = None
+    payload: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,25 @@ def _recall(effect: OpenChallenge | MarkReturned, now: datetime, applied: Applie
         applied.messages.append(effect.decision.message.message_key)
 
 
+def later(reply: Reply) -> QueueMessage:
+    """A reply whose callback is no longer waiting (the redrive timer finished the event): a
+    customer-service message instead, through the reply's template outside the 48-hour window."""
+    return QueueMessage(
+        reply.message_key,
+        reply.member_id,
+        "custom",
+        "service",
+        reply.text,
+        reply.cause,
+        reply.event_id,
+        reply.rules_version,
+        payload=dict(reply.payload),
+        when_coupon=reply.when_coupon,
+        template=reply.template,
+        when_record=reply.when_record,
+    )
+
+
 def _ticket(effect: OpenTicket, now: datetime, applied: Applied) -> None:
     from chalicelib.reviews import tickets  # tickets builds QueueMessages: imported late
 
@@ -284,6 +307,8 @@ def _message(effect: Reply | QueueMessage, now: datetime, applied: Applied) -> N
                 status="replied",
                 created_at=now,
                 sent_at=now,
+                template=effect.template,
+                payload=json.dumps(effect.payload, ensure_ascii=False) if effect.payload else None,
             )
         )
         applied.reply = effect.text
@@ -500,9 +525,11 @@ def _record_consent(effect: RecordConsent) -> None:
 
 
 def _record(message: OutboxMessage) -> None:
-    """Record a message once: the same key again is a no-op."""
+    """Record a message once: the same key again is a no-op, except that a reply recorded by an
+    earlier attempt of the same event, which never reached the member, is replaced (``later``)."""
+    unsent_reply = (OutboxMessage.status == "replied") & (OutboxMessage.event_id == message.event_id)
     try:
-        message.save(condition=OutboxMessage.message_key.does_not_exist())
+        message.save(condition=OutboxMessage.message_key.does_not_exist() | unsent_reply)
     except PutError as exc:
         if not is_condition_failure(exc):
             raise

@@ -40,7 +40,9 @@ class Outcome:
     duplicate: bool
 
 
-def process(ctx: Context, event: Event) -> Outcome:
+def process(ctx: Context, event: Event, answered: bool = True) -> Outcome:
+    """``answered``: a caller waits for the reply (a webhook); the redrive timer's events have
+    none, so their replies go out through the outbox instead."""
     now = ctx.clock.now()
     claimed = journal.claim(event, now, timedelta(days=ctx.settings.event_ttl_days))
     if claimed.claim is journal.Claim.BUSY:
@@ -50,7 +52,7 @@ def process(ctx: Context, event: Event) -> Outcome:
         return Outcome(claimed.reply, duplicate=True)
     started = time.perf_counter()
     try:
-        reply = _run(ctx, event)
+        reply = _run(ctx, event, answered)
         journal.complete(event.event_id, reply)  # inside: a failure to record "done" also releases
     except Erased:
         journal.forget(event.event_id)  # about an erased member: kept nowhere (privacy/guard.py)
@@ -80,7 +82,7 @@ def _wait_for_peer(ctx: Context, event: Event) -> journal.ClaimResult:
     raise Retryable("another worker is still processing this event")
 
 
-def _run(ctx: Context, event: Event) -> str | None:
+def _run(ctx: Context, event: Event, answered: bool) -> str | None:
     try:
         rules: RuleSet | None = ctx.rules()
     except BadRule as exc:
@@ -91,7 +93,7 @@ def _run(ctx: Context, event: Event) -> str | None:
     zone = ZoneInfo(rules.stores.default_timezone) if rules is not None else SHANGHAI
     member = members.touch(event, ctx.clock.now(), zone)
     guard.admit(ctx.settings, event, member)
-    applied = run_duties(ctx, event, member, rules) if rules is not None else effects.Applied()
+    applied = run_duties(ctx, event, member, rules, answered) if rules is not None else effects.Applied()
     counts = counters.of_event(event, member, zone) + counters.of_effects(
         applied.issued, applied.redeemed, applied.records
     )
@@ -100,7 +102,9 @@ def _run(ctx: Context, event: Event) -> str | None:
     return applied.reply
 
 
-def run_duties(ctx: Context, event: Event, member: Member | None, rules: RuleSet) -> effects.Applied:
+def run_duties(
+    ctx: Context, event: Event, member: Member | None, rules: RuleSet, answered: bool = True
+) -> effects.Applied:
     plan: list[effects.Effect] = []
     now = ctx.clock.now()
     with ledger.one_read(event.member_id):  # the gathers read the member's points once
@@ -115,6 +119,8 @@ def run_duties(ctx: Context, event: Event, member: Member | None, rules: RuleSet
             except (BadRule, ValueError, KeyError, IndexError, TypeError) as exc:
                 # A rule the runtime cannot apply is skipped, ops are told once per version, the rest runs.
                 plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, type(exc).__name__))
+    if not answered:
+        plan = [effects.later(effect) if isinstance(effect, effects.Reply) else effect for effect in plan]
     applied = effects.apply(plan, now)
     queue.enqueue(ctx.settings, applied.messages)
     return applied
@@ -138,14 +144,15 @@ def rule_alert(duty: str, version: str, event_id: str, error: str) -> effects.Qu
 
 
 def redrive(ctx: Context, grace: timedelta = timedelta(minutes=1), limit: int = 100) -> int:
-    """Finish events whose worker died and whose retries never came (timer)."""
+    """Finish events whose worker died and whose retries never came (timer). WeChat stopped
+    waiting long ago: a reply such an event makes is delivered by the outbox."""
     done = 0
     for event_id in journal.stalled(ctx.clock.now() - grace, limit):
         record = journal.peek(event_id)
         if record.status == "done":
             continue
         try:
-            process(ctx, Event.from_json(record.body))
+            process(ctx, Event.from_json(record.body), answered=False)
             done += 1
         except Exception as exc:  # one bad event must not stop the sweep
             log("redrive.failed", logging.ERROR, event_id=event_id, error=type(exc).__name__)

@@ -332,55 +332,6 @@ def test_points_expire_at_the_month_end_once_with_a_reminder_before(client, aws,
     assert ledger.audit(["oE1"]) == (1, [])
 
 
-# --- crashes between writes -----------------------------------------------------------------
-
-from tests.test_faults import crash_at  # noqa: E402,F401  (the fixture)
-
-
-def test_an_order_survives_a_crash_before_any_of_its_writes(client, aws, clock, crash_at):  # noqa: F811
-    import botocore.client
-
-    from chalicelib.state.models import Member, OutboxMessage
-
-    writes = {"n": 0}
-    original = botocore.client.BaseClient._make_api_call
-
-    def count(client_, operation, params):
-        if client_.meta.service_model.service_name == "dynamodb" and operation in {
-            "PutItem",
-            "UpdateItem",
-            "TransactWriteItems",
-        }:
-            writes["n"] += 1
-        return original(client_, operation, params)
-
-    def two_orders(member: str) -> None:
-        for i in (1, 2):
-            post(client, aws, clock, paid(member, f"{member}-pre{i}", 20_000, clock))
-
-    two_orders("oCount")
-    botocore.client.BaseClient._make_api_call = count
-    try:  # the third order earns and upgrades to 银卡: ledger, tier, review, coupon, message
-        post(client, aws, clock, paid("oCount", "C-0", 20_000, clock))
-    finally:
-        botocore.client.BaseClient._make_api_call = original
-    assert writes["n"] >= 6
-    for n in range(1, writes["n"] + 1):
-        member = f"oCrash{n}"
-        two_orders(member)
-        payload = paid(member, f"C-{n}", 20_000, clock)
-        crash_at(n)
-        first = post(client, aws, clock, payload)
-        crash_at(None)
-        second = post(client, aws, clock, payload)  # the POS retries
-        assert second.status_code == 200, (n, first.status_code)
-        assert ledger.balance_of(member).points == 600 and len(ledger.entries(member, "earn#")) == 3
-        assert ledger.audit([member]) == (1, [])
-        assert Member.get(member).tier == "银卡"
-        messages = [m for m in OutboxMessage.by_member.query(member) if m.cause == "tier"]
-        assert len(messages) == 1, n
-
-
 def test_the_admin_view_shows_points_and_tier(client, aws, clock):
     from tests.helpers import ADMIN
 

@@ -189,6 +189,11 @@ class WeChatAPI:
             "wecom": Tokens(settings, clock, self.http, "wecom"),
         }
 
+    def authorize(self, auth: Literal["oa", "wecom", "robot"]) -> None:
+        """Have the access token ready (fetched and stored if need be) before a call is made."""
+        if auth != "robot":
+            self.tokens[auth].get()
+
     def call(
         self, path: str, body: dict[str, Any], auth: Literal["oa", "wecom", "robot"], robot: str = "ops"
     ) -> dict[str, Any]:

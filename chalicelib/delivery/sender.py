@@ -146,7 +146,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
             channel, message.member_id, message.text, payload, template, channels.client_msg_id(message.message_key)
         )
     except channels.PayloadInvalid as exc:
-        return _finish(message, "dropped", f"payload: {exc}", now, release=True)
+        return _finish(message, "dropped", f"payload: {exc}", now)
     paced = _group_slot(message, rules, zone, now) if channel == "wecom_group" else _pacing(message, rules, zone, now)
     if paced is not None:
         return paced
@@ -166,12 +166,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
         return _hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
     if not RateLimiter(messaging.send_rate_per_second).acquire():
         return _hold(message, "retrying", "send rate: no free slot", now + timedelta(seconds=1), now)
-    outcome = _call(ctx, message, member, rules, api, channel, request, cost)
-    if outcome.status == "sent":
-        counters.count_message(message, ZoneInfo(rules.stores.default_timezone), now)
-        if message.category != "alert":
-            _count_sent(message, zone, now)
-    return outcome
+    return _call(ctx, message, member, rules, api, channel, request, cost)
 
 
 def _group_slot(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) -> Outcome | None:
@@ -238,20 +233,17 @@ def _pacing(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) ->
     return None
 
 
-def _count_sent(message: OutboxMessage, zone: Any, now: datetime) -> None:
+def _pacing_counts(message: OutboxMessage, zone: Any, now: datetime) -> list[tuple[Shared, list]]:
+    """What a sent message adds to the counters ``_pacing`` reads (updates for the "sent" transaction)."""
+    if message.category == "alert":
+        return []
     _, week = discipline.cap_periods(now, zone)
     local_day = now.astimezone(zone).date().isoformat()
-    expires = now + COUNTER_TTL
-    Shared("count", f"kind#{message.member_id}#{message.cause}#{local_day}").update(
-        actions=[Shared.count.add(1), Shared.expires.set(expires)]
-    )
-    Shared("count", f"sent#{message.member_id}#{week}").update(
-        actions=[Shared.count.add(1), Shared.expires.set(expires)]
-    )
+    keys = [f"kind#{message.member_id}#{message.cause}#{local_day}", f"sent#{message.member_id}#{week}"]
     if message.category == "promo":
-        Shared("count", f"promo#{message.member_id}#{week}").update(
-            actions=[Shared.count.add(1), Shared.expires.set(expires)]
-        )
+        keys.append(f"promo#{message.member_id}#{week}")
+    add = [Shared.count.add(1), Shared.expires.set(now + COUNTER_TTL)]
+    return [(Shared("count", key), add) for key in keys]
 
 
 def _channel(message: OutboxMessage, member: Member | None, now: datetime) -> str | None:
@@ -375,13 +367,24 @@ def release_reservation(message: OutboxMessage, now: datetime) -> None:
 
 
 def _release(message: OutboxMessage, now: datetime) -> None:
-    """Give back what this message reserved (it will not be sent after all)."""
+    """Give back what this message reserved (it will not be sent after all): in one transaction
+    with the removal of its ``reserved`` flag, so a re-run never gives back twice."""
     if not message.reserved:
         return
-    for item in message.reserved.split("|"):
-        key, _, amount = item.partition("=")
-        Shared("count", key).update(actions=[Shared.count.add(-int(amount or 1))])
-    message.update(actions=[OutboxMessage.reserved.remove()])
+    try:
+        with TransactWrite(connection=OutboxMessage._get_connection().connection) as transaction:
+            transaction.update(
+                message,
+                actions=[OutboxMessage.reserved.remove()],
+                condition=OutboxMessage.reserved == message.reserved,
+            )
+            for item in message.reserved.split("|"):
+                key, _, amount = item.partition("=")
+                transaction.update(Shared("count", key), actions=[Shared.count.add(-int(amount or 1))])
+    except TransactWriteError as exc:
+        reasons = cancellation_codes(exc)
+        if not reasons or reasons[0] != "ConditionalCheckFailed":
+            raise  # else: given back by an earlier attempt
     message.reserved = None
 
 
@@ -396,14 +399,17 @@ def _call(
     cost_fen: int,
 ) -> Outcome:
     now = ctx.clock.now()
-    # From here on the request may reach WeChat: record that first, so a sender that dies after
-    # the call is never followed by a second send (the message becomes "unknown" instead).
-    message.update(actions=[OutboxMessage.sent_channel.set(channel)])
     try:
+        api.authorize(request.auth)  # the token first: fetching (and storing) it sends nothing of this message
+        # From here on the request may reach WeChat: record that first, so a sender that dies after
+        # the call is never followed by a second send (the message becomes "unknown" instead).
+        message.update(actions=[OutboxMessage.sent_channel.set(channel)])
         answer = api.call(request.path, request.body, request.auth, request.robot)
     except OutcomeUnknown as exc:
         if channel == "template":  # WeChat drops a re-sent template with the same client_msg_id
             return _retry(ctx, message, rules, f"no answer ({exc}); safe to resend with client_msg_id", now)
+        if not message.sent_channel:  # the token's fetch timed out: nothing of the message left
+            return _retry(ctx, message, rules, f"no token ({exc})", now)
         return _finish(
             message,
             "unknown",
@@ -411,18 +417,22 @@ def _call(
             now,
             extra=[OutboxMessage.sent_channel.set(channel)],
         )
-    except (NotDelivered, Retryable) as exc:  # Retryable: e.g. the token's force-refresh is busy
+    except (NotDelivered, Retryable, ApiError) as exc:  # Retryable: e.g. the token's force-refresh is busy
+        # WeChat answered (or was never reached): nothing of this message is in flight, so a failure
+        # from here on gives the message back (``deliver``) instead of leaving it "unknown".
+        message.sent_channel = None
+        if isinstance(exc, ApiError):
+            return _api_error(ctx, message, member, rules, api, channel, exc, now)
         return _retry(ctx, message, rules, f"not delivered: {exc}", now)
-    except ApiError as exc:
-        return _api_error(ctx, message, member, rules, api, channel, exc, now)
     log("outbox.sent", key=message.message_key, channel=channel, category=message.category, cost_fen=cost_fen)
     msgid = answer.get("msgid")
-    return _finish(
+    return _sent(
         message,
-        "sent",
-        "",
+        member,
+        rules,
+        cost_fen,
         now,
-        extra=[
+        [
             OutboxMessage.sent_channel.set(channel),
             OutboxMessage.sent_at.set(now),
             OutboxMessage.cost_fen.set(cost_fen),
@@ -430,6 +440,28 @@ def _call(
             *([OutboxMessage.wechat_msgid.set(str(msgid))] if msgid else []),
         ],
     )
+
+
+def _sent(
+    message: OutboxMessage, member: Member | None, rules: RuleSet, cost_fen: int, now: datetime, extra: list
+) -> Outcome:
+    """WeChat accepted the message: "sent" and every counter it feeds in one transaction, guarded by
+    the message's ``counted`` flag, so a sender that dies now never leaves it sent but uncounted."""
+    zone = rules.stores.zone_of(message.store_id or (member.store_id if member else None))
+    message.cost_fen = cost_fen
+    outcome = [
+        OutboxMessage.status.set("sent"),
+        OutboxMessage.reason.remove(),
+        OutboxMessage.due.remove(),
+        OutboxMessage.lease_until.remove(),
+        OutboxMessage.updated_at.set(now),
+        *extra,
+    ]
+    counted = counters.count_message(
+        message, ZoneInfo(rules.stores.default_timezone), now, outcome, _pacing_counts(message, zone, now)
+    )
+    log("outbox.finished", key=message.message_key, status="sent", reason="", counted=counted)
+    return Outcome("sent")
 
 
 def _api_error(
@@ -451,7 +483,6 @@ def _api_error(
             "dropped",
             f"{code}: {DROP_CODES[code]}",
             now,
-            release=True,
             extra=[OutboxMessage.response.set(json.dumps(exc.response))],
         )
     if code in (45015, 45047) and channel == "custom" and message.template:
@@ -469,7 +500,7 @@ def _api_error(
         tomorrow = discipline.next_local_day(now, rules.stores.zone_of(message.store_id), rules.messaging.quiet_hours)
         return _hold(message, "deferred", "45047: too many customer-service messages", tomorrow, now)
     if code == 45015:
-        return _finish(message, "dropped", "45015: outside the customer-service window, no template", now, release=True)
+        return _finish(message, "dropped", "45015: outside the customer-service window, no template", now)
     if code in RETRY_CODES:
         return _retry(ctx, message, rules, f"{code}: {exc.errmsg}", now)
     _alert_once(
@@ -484,7 +515,6 @@ def _api_error(
         "failed",
         f"{code}: {exc.errmsg}",
         now,
-        release=True,
         extra=[OutboxMessage.response.set(json.dumps(exc.response))],
     )
 
@@ -500,7 +530,7 @@ def _retry(ctx: Context, message: OutboxMessage, rules: RuleSet, reason: str, no
             now,
             rules.version,
         )
-        return _finish(message, "failed", f"gave up after {attempts} attempts: {reason}", now, release=True)
+        return _finish(message, "failed", f"gave up after {attempts} attempts: {reason}", now)
     delay = discipline.backoff(attempts, policy.base_seconds, policy.max_seconds, random.random())
     return _hold(message, "retrying", reason, now + delay, now)
 
@@ -523,10 +553,8 @@ def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now
     return Outcome(status, reason)
 
 
-def _finish(
-    message: OutboxMessage, status: str, reason: str, now: datetime, release: bool = False, extra: list | None = None
-) -> Outcome:
-    if release:
+def _finish(message: OutboxMessage, status: str, reason: str, now: datetime, extra: list | None = None) -> Outcome:
+    if status in ("dropped", "failed"):  # whatever an earlier attempt of it reserved is given back
         _release(message, now)
     message.update(
         actions=[

@@ -52,11 +52,18 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
         return None
     if event.kind is Kind.MESSAGED and not str(event.data.get("content") or "").strip():
         return None
+    records = list(LoyaltyRecord.query(f"checkin#{event.member_id}", scan_index_forward=False, limit=2))
+    # A record of this very event was written by an earlier attempt that died: the facts are those
+    # from before the event (its check-in is not a previous one, its points not yet in the balance),
+    # so the retry plans the same check-in, reply included.
     recent = tuple(
-        Previous(date.fromisoformat(r.sk), int(r.number or 0))
-        for r in LoyaltyRecord.query(f"checkin#{event.member_id}", scan_index_forward=False, limit=2)
+        Previous(date.fromisoformat(r.sk), int(r.number or 0)) for r in records if r.event_id != event.event_id
     )
     balance = ledger.balance_of(event.member_id).points
+    for own in (r for r in records if r.event_id == event.event_id):
+        posted = ledger.entry(event.member_id, f"checkin#{own.sk}")
+        if posted is not None and posted.event_id == event.event_id:
+            balance -= int(posted.delta or 0)
     return Facts(event, event.member_id, member.store_id or event.store_id, recent, balance)
 
 

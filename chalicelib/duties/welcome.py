@@ -76,6 +76,8 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
                 event.event_id,
                 rules.version,
                 when_coupon=(facts.code, "new"),
+                template=rule.template,
+                payload=given.words,
             )
         )
         if rule.refollow_text:

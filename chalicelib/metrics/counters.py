@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.operand import Path
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.events import ACTIVITY, Event, Kind
@@ -79,7 +80,7 @@ def of_effects(issued: list[str], redeemed: list[str], records: dict[str, str]) 
     """Coupons issued / redeemed by cause; check-ins (a new ``checkin#<member>|<day>`` record,
     however the member checked in: keyword or mini program)."""
     counts: Counter[str] = Counter()
-    counts["checkins"] += sum(1 for key, outcome in records.items() if key.startswith("checkin#") and outcome == "new")
+    counts["checkins"] += sum(1 for key, outcome in records.items() if _is_checkin_day(key) and outcome == "new")
     for cause in issued:
         counts["coupons_issued"] += 1
         counts[f"coupons_issued:{cause}"] += 1
@@ -87,6 +88,11 @@ def of_effects(issued: list[str], redeemed: list[str], records: dict[str, str]) 
         counts["coupons_redeemed"] += 1
         counts[f"coupons_redeemed:{cause}"] += 1
     return counts
+
+
+def _is_checkin_day(key: str) -> bool:
+    """The day's record ``checkin#<member>|<day>``, not the points posted under ``checkin#<day>``."""
+    return key.startswith("checkin#") and "|" in key
 
 
 def is_new(event: Event, member: Member | None) -> bool:
@@ -168,8 +174,16 @@ def add(scope_counts: dict[str, Counter[str]], day: date, transaction: TransactW
             transaction.update(Metric(scope, day.isoformat()), actions=actions)
 
 
-def count_message(message: OutboxMessage, zone: tzinfo, now: datetime) -> None:
-    """A message WeChat accepted: once, guarded by the message's own ``counted`` flag."""
+def count_message(
+    message: OutboxMessage,
+    zone: tzinfo,
+    now: datetime,
+    outcome: list | None = None,
+    also: list[tuple[Model, list]] | None = None,
+) -> bool:
+    """A message WeChat accepted: once, guarded by the message's own ``counted`` flag. The sender
+    writes the message's ``outcome`` and its other counters (``also``: item, actions) in the same
+    transaction. False when an earlier attempt counted it already."""
     counts = Counter({"messages_sent": 1, f"messages_sent:{message.category}": 1})
     counts["message_cost_fen"] += int(message.cost_fen or 0)
     scopes = {CHAIN: counts, **({message.store_id: counts} if message.store_id else {})}
@@ -177,14 +191,18 @@ def count_message(message: OutboxMessage, zone: tzinfo, now: datetime) -> None:
         with TransactWrite(connection=Metric._get_connection().connection) as transaction:
             transaction.update(
                 message,
-                actions=[OutboxMessage.counted.set("yes")],
+                actions=[OutboxMessage.counted.set("yes"), *(outcome or [])],
                 condition=OutboxMessage.counted.does_not_exist(),
             )
             add(scopes, now.astimezone(zone).date(), transaction)
+            for item, actions in also or []:
+                transaction.update(item, actions=actions)
     except TransactWriteError as exc:
         reasons = cancellation_codes(exc)
         if not reasons or reasons[0] != "ConditionalCheckFailed":
             raise
+        return False
+    return True
 
 
 def scopes_of(store_id: str | None, counts: Counter[str]) -> dict[str, Counter[str]]:
