@@ -38,7 +38,7 @@ from chalicelib.state.models import (
     Recall,
 )
 from tests.helpers import ADMIN, pos, send
-from tests.test_faults import WRITES, Crash, crash_at  # noqa: F401  (the fixture)
+from tests.test_faults import WRITES, Crash, faults  # noqa: F401  (the fixture)
 
 ALICE = "oErAsEaLiCe_7f3a9c2e1b4d5a61"  # the member who asks to be forgotten
 BOB = "oBoB_invited_by_alice_000002"  # followed through Alice's invite link
@@ -339,7 +339,7 @@ def test_an_erase_killed_before_any_of_its_writes_ends_like_one_that_never_crash
     client,
     aws,
     clock,
-    crash_at,  # noqa: F811
+    faults,  # noqa: F811
 ):
     clock.set(shanghai(10, 5))
     small_life(client, aws, clock, "oTwin0000", "twin")
@@ -349,14 +349,14 @@ def test_an_erase_killed_before_any_of_its_writes_ends_like_one_that_never_crash
     assert writes > 40
     killed = 0
     for n in range(1, writes + 1):  # killed at its 1st write, the re-run at its 2nd, the next at its 3rd …
-        crash_at(n)
+        faults.arm(n)
         try:
             finished = erase.erase(runtime.context(), "oKilled00", requested_by="test")
         except Crash:
             killed += 1
             continue
         finally:
-            crash_at(None)
+            faults.arm(None)
         break
     assert killed > 5 and finished.status == "completed" and finished.tables == clean[0].tables
     assert quoting(rows(), "oKilled00", PHONE, SENTENCE, BIRTHDAY) == {}
