@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.pipeline import write_section  # noqa: E402
 
 WECHAT_DEADLINE_S = 5.0
+WECHAT_TRIES = 3
 
 
 def deliveries(settings, now: datetime, events: int, duplicates: float, seed: int) -> tuple[list, dict[str, str]]:
@@ -92,10 +93,18 @@ def run(events: int, duplicates: float, concurrency: int, seed: int = 7) -> dict
         adapter = requests.adapters.HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency)
         session.mount("http://", adapter)
 
-        def deliver(request) -> tuple[int, float]:
+        def deliver(request) -> tuple[int, float, int]:
+            """(first answer, its latency, answer after WeChat's tries): a 5xx is retried, 3 tries."""
             began = time.perf_counter()
-            answer = session.post(stack.url + request.path, data=request.body, headers=request.headers, timeout=60)
-            return answer.status_code, time.perf_counter() - began
+            first = session.post(stack.url + request.path, data=request.body, headers=request.headers, timeout=60)
+            latency, final = time.perf_counter() - began, first.status_code
+            for _ in range(WECHAT_TRIES - 1):
+                if final < 500:
+                    break
+                final = session.post(
+                    stack.url + request.path, data=request.body, headers=request.headers, timeout=60
+                ).status_code
+            return first.status_code, latency, final
 
         began = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
@@ -136,8 +145,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     out = run(args.events, args.duplicates, args.concurrency)
-    statuses = Counter(status for status, _ in out["results"])
-    latencies = [seconds for _, seconds in out["results"]]
+    statuses = Counter(status for status, _, _ in out["results"])
+    finals = Counter(final for _, _, final in out["results"])
+    latencies = [seconds for _, seconds, _ in out["results"]]
     late = sum(1 for s in latencies if s > WECHAT_DEADLINE_S)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -152,8 +162,9 @@ def main() -> None:
         "| figure | value |",
         "|---|---:|",
         f"| requests | {out['requests']} |",
-        f"| answers | {', '.join(f'{code}: {n}' for code, n in sorted(statuses.items()))} |",
-        f"| 5xx | {sum(n for code, n in statuses.items() if code >= 500)} |",
+        f"| first answers | {', '.join(f'{code}: {n}' for code, n in sorted(statuses.items()))} |",
+        f"| 5xx first answers | {sum(n for code, n in statuses.items() if code >= 500)} |",
+        f"| 5xx after WeChat's 3 tries | {sum(n for code, n in finals.items() if code >= 500)} |",
         f"| events done / distinct deliveries | {out['events_done']} / {out['distinct']} |",
         f"| events not done (lost or stuck) | {out['events_other']} |",
         f"| duplicate welcome coupons | {out['duplicate_coupons']} |",
@@ -164,8 +175,10 @@ def main() -> None:
         f"{max(latencies) * 1000:.0f} ms |",
         f"| answers slower than WeChat's 5 s deadline | {late} |",
         "",
-        "Reading: correctness is the point — under a few hundred clients at once every delivery is answered "
-        "2xx, every distinct event ends done exactly once and no member gets a second coupon. The throughput "
+        "Reading: correctness is the point — every distinct event ends done exactly once and no member gets "
+        "a second coupon. A 5xx first answer is a duplicate that arrived while its original was still being "
+        "processed and waited longer than the 2 s a duplicate waits for its peer (then it is told to retry, "
+        "as WeChat would anyway after 5 s; its retry is answered from the journal). The throughput "
         "and latencies are those of the local stand-in, which serializes every DynamoDB request in one "
         f"process on {os.cpu_count()} cores (median {statistics.median(latencies) * 1000:.0f} ms because "
         "requests queue behind each other); they say nothing about Lambda + DynamoDB, where each delivery runs "

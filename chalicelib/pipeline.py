@@ -73,9 +73,13 @@ def process(ctx: Context, event: Event, answered: bool = True) -> Outcome:
 
 
 def _wait_for_peer(ctx: Context, event: Event) -> journal.ClaimResult:
+    """Poll the peer's record, 50 ms apart at first and doubling to 400 ms: a quick peer is caught
+    at once, a slow one does not cost a read every 50 ms."""
     deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    pause = BUSY_POLL_SECONDS
     while time.monotonic() < deadline:
-        time.sleep(BUSY_POLL_SECONDS)
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 8 * BUSY_POLL_SECONDS)
         result = journal.reclaim(event.event_id, ctx.clock.now())
         if result.claim is not journal.Claim.BUSY:
             return result
