@@ -44,3 +44,30 @@ def test_two_operations_on_one_item_are_refused(aws):
         transaction.save(Member("oTwice", origin="oa"))
         transaction.update(Member("oTwice"), actions=[Member.origin.set("wecom")])
     assert Member.count("oTwice") == 0
+
+
+def test_a_query_reads_its_partition_and_an_index_query_still_sees_every_partition(aws):
+    from datetime import UTC, datetime
+
+    from chalicelib.state.models import Coupon, PointsRecord
+
+    for member in ("oA", "oB"):
+        for n in range(3):
+            PointsRecord(member, f"entry#{n}", delta=n).save()
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    for code, member in (("C1", "oA"), ("C2", "oB"), ("C3", "oA")):
+        Coupon(
+            code,
+            member_id=member,
+            cause="welcome",
+            cause_key=code,
+            title="t",
+            value_fen=1,
+            issued_at=at,
+            expires_at=at,
+            rules_version="1",
+        ).save()
+    assert [r.sk for r in PointsRecord.query("oA")] == ["entry#0", "entry#1", "entry#2"]
+    assert [r.sk for r in PointsRecord.query("oB", PointsRecord.sk > "entry#0")] == ["entry#1", "entry#2"]
+    assert list(PointsRecord.query("oNobody")) == []
+    assert sorted(c.code for c in Coupon.by_member.query("oA")) == ["C1", "C3"]

@@ -7,23 +7,51 @@ minutes). This replacement keeps DynamoDB's semantics — every condition is che
 anything is written, a failed condition cancels the whole transaction with one reason per
 item, two operations on one item are refused — and snapshots only the items it writes, to put
 them back if a write fails half-way. ``install()`` swaps it into moto's backend (idempotent).
+
+``install()`` also makes a query of a table's own key read only that partition: moto builds the
+list of every item of the table, sorted, for each query, so a query of one member's points cost
+time in proportion to all members' (``siyu simulate`` slowed down day by day). Queries of a
+secondary index keep moto's full pass, which they need.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
+
+_partition = threading.local()  # (table, its items for this query) while a base-table query runs
 
 OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
 
 
 def install() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
 
     if getattr(DynamoDBBackend.transact_write_items, "siyu", False):
         return
     transact_write_items.siyu = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    every_item, whole_query = Table.all_items, Table.query
+
+    def all_items(table: Any) -> list[Any]:
+        held = getattr(_partition, "held", None)
+        return held[1] if held is not None and held[0] is table else every_item(table)
+
+    def query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)  # moto passes it 8th
+        if index_name or hash_key is None:
+            return whole_query(table, hash_key, *args, **kwargs)
+        bucket = table.items.get(hash_key)
+        items = [] if bucket is None else list(bucket.values()) if table.range_key_attr else [bucket]
+        _partition.held = (table, items)
+        try:
+            return whole_query(table, hash_key, *args, **kwargs)
+        finally:
+            _partition.held = None
+
+    Table.all_items, Table.query = all_items, query  # type: ignore[method-assign]
 
 
 def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
