@@ -247,7 +247,7 @@ class Simulation:
             self._order(person, now, planned.detail.get("returning", False))
         elif kind == "checkin":
             if person.channel == "oa":
-                self._oa(callbacks.oa_text(person.member_id, "签到", to_unix(now), self._msg_id(person, now)), person)
+                self._oa(callbacks.oa_text(person.member_id, "签到", to_unix(now), self._msg_id(person, now)))
             else:
                 self._pos(person, {"type": "checked_in", "checkin_id": now.astimezone(ZONE).date().isoformat()})
         elif kind == "text":
@@ -267,7 +267,7 @@ class Simulation:
     def _arrive(self, person: Persona, now: datetime) -> None:
         if person.channel == "oa":
             scene = f"qrscene_st={person.store.id}&ch=poster"
-            reply = self._oa(callbacks.oa_event(person.member_id, "subscribe", to_unix(now), scene), person)
+            reply = self._oa(callbacks.oa_event(person.member_id, "subscribe", to_unix(now), scene))
             self._read_reply(person, reply)
         else:
             s = settings.current()
@@ -323,7 +323,7 @@ class Simulation:
         payload = {"openid": person.member_id, "store_id": person.store.id, "at": self.clock.now().isoformat()}
         return self._post(callbacks.order_post(settings.current(), {**payload, **fields}, self.clock.now()))
 
-    def _oa(self, xml: str, person: Persona | None = None) -> requests.Response:
+    def _oa(self, xml: str) -> requests.Response:
         return self._post(callbacks.oa_post(settings.current(), xml, self.clock.now()))
 
     def _post(self, request: callbacks.Request) -> requests.Response:
