@@ -94,13 +94,13 @@ def run(events: int) -> dict:
     from chalicelib import runtime
     from chalicelib import settings as settings_module
     from chalicelib.clock import FixedClock
-    from chalicelib.local import moto_transactions
+    from chalicelib.local import moto_patches
     from chalicelib.metrics import digest
     from chalicelib.rules import loader
     from chalicelib.state import binding
     from chalicelib.state.metering import Meter
 
-    moto_transactions.install()
+    moto_patches.install()
     loader.clear_cache()
     runtime.use_clock(FixedClock(datetime(2026, 11, 25, 2, tzinfo=UTC)))
     with mock_aws():

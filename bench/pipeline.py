@@ -198,7 +198,7 @@ def write_section(path: Path, heading: str, text: str) -> None:
     if heading in existing:
         before, _, rest = existing.partition(heading)
         after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        existing = before + text + ("\n" + after if after else "")
+        existing = before + text + ("\n\n" + after if after else "")
     else:
         existing = existing.rstrip("\n") + "\n\n" + text
     path.write_text(existing.rstrip("\n") + "\n", encoding="utf-8")

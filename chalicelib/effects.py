@@ -81,6 +81,25 @@ class QueueMessage:
     expires_at: datetime | None = None
     when_record: tuple[str, str] | None = None  # (record / points key, outcome) of this plan
 
+    @classmethod
+    def to_robot(
+        cls, key: str, robot: str, lines: list[str], cause: str, rules_version: str, store_id: str | None = None
+    ) -> QueueMessage:
+        """A markdown message for a staff group's robot (alerts, review tickets): its key is its
+        event, so a retried timer queues it once."""
+        return cls(
+            message_key=key,
+            member_id=robot,
+            channel="robot",
+            category="alert",
+            text="\n".join(lines),
+            cause=cause,
+            event_id=key,
+            rules_version=rules_version,
+            payload={"robot": "markdown"},
+            store_id=store_id,
+        )
+
 
 @dataclass(frozen=True)
 class RedeemCoupon:

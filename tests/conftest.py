@@ -71,10 +71,10 @@ def clock() -> Iterator[FixedClock]:
 def aws(env: settings.Settings) -> Iterator[settings.Settings]:
     from moto import mock_aws
 
-    from chalicelib.local import moto_transactions
+    from chalicelib.local import moto_patches
     from chalicelib.state import binding
 
-    moto_transactions.install()
+    moto_patches.install()
     with mock_aws():
         binding._bound = None
         binding.create_tables(env)

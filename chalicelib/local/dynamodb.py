@@ -9,7 +9,7 @@ Two things moto's server does not do, added here as WSGI middleware:
 - **Durability.** Successful writes are appended to a journal (JSON lines) and replayed into
   a fresh moto on start, so state survives a restart of ``make run``.
 
-And one thing it does slowly: transactions (see ``moto_transactions``).
+And one thing it does slowly: transactions (see ``moto_patches``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from werkzeug.test import EnvironBuilder
 
-from chalicelib.local import moto_transactions
+from chalicelib.local import moto_patches
 from chalicelib.local.serving import LoopbackServer
 
 WRITES = frozenset(
@@ -93,7 +93,7 @@ class LocalDynamoDB:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, journal: Path | None = None) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
-        moto_transactions.install()
+        moto_patches.install()
         self.app = SerializedApp(DomainDispatcherApplication(create_backend_app), journal)
         self._server = LoopbackServer(self.app, host, port, "local-dynamodb")
 

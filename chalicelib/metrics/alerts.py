@@ -251,7 +251,7 @@ def _shown(check: Check, value: float | None) -> str:
 def _message(key: str, check: Check, scope: str, reading: Reading, rules: RuleSet, kind: str) -> QueueMessage:
     level = reading.level or "notice"
     playbook = next((lv.playbook for lv in rules.alerts.levels if lv.name == level), "")
-    place = "全连锁" if scope == CHAIN else f"{scope} {_store_name(rules, scope)}".strip()
+    place = "全连锁" if scope == CHAIN else rules.stores.label_of(scope)
     name = kpis.NAMES[check.metric]
     target = _shown(check, float(check.target))
     value = _shown(check, reading.value)
@@ -268,19 +268,5 @@ def _message(key: str, check: Check, scope: str, reading: Reading, rules: RuleSe
     else:
         lines.append(f"> 连续 {check.consecutive} {period}未达标")
         lines.append(f"> 应对：{playbook}")
-    return QueueMessage(
-        message_key=key,
-        member_id=check.robot or ("ops" if scope == CHAIN else scope),
-        channel="robot",
-        category="alert",
-        text="\n".join(lines),
-        cause="alerts",
-        event_id=key,
-        rules_version=rules.version,
-        payload={"robot": "markdown"},
-        store_id=None if scope == CHAIN else scope,
-    )
-
-
-def _store_name(rules: RuleSet, store_id: str) -> str:
-    return next((s.name for s in rules.stores.stores if s.id == store_id), "")
+    robot = check.robot or ("ops" if scope == CHAIN else scope)
+    return QueueMessage.to_robot(key, robot, lines, "alerts", rules.version, None if scope == CHAIN else scope)

@@ -106,7 +106,7 @@ def opening(
         step[1] if step else None,
         event_id,
         rules.version,
-        _robot_message(key, store_id or rule.escalate_robot, store_id, lines, rules),
+        QueueMessage.to_robot(key, store_id or rule.escalate_robot, lines, CAUSE, rules.version, store_id),
     )
 
 
@@ -244,29 +244,13 @@ def _step_message(ticket: Ticket, step: str, rules: RuleSet) -> QueueMessage:
     else:
         lines = [f"【差评回访提醒】{place}", about, f"> 已满{rule.follow_up_hours}小时，请回访顾客并记录回访。"]
         robot = ticket.store_id or rule.escalate_robot
-    return _robot_message(f"ticket#{ticket.ticket_id}#{step}", robot, ticket.store_id, lines, rules)
-
-
-def _robot_message(key: str, robot: str, store_id: str | None, lines: list[str], rules: RuleSet) -> QueueMessage:
-    return QueueMessage(
-        message_key=key,
-        member_id=robot,
-        channel="robot",
-        category="alert",
-        text="\n".join(lines),
-        cause=CAUSE,
-        event_id=key,
-        rules_version=rules.version,
-        payload={"robot": "markdown"},
-        store_id=store_id,
+    return QueueMessage.to_robot(
+        f"ticket#{ticket.ticket_id}#{step}", robot, lines, CAUSE, rules.version, ticket.store_id
     )
 
 
 def _place(rules: RuleSet, store_id: str | None) -> str:
-    if not store_id:
-        return "门店未知"
-    name = next((s.name for s in rules.stores.stores if s.id == store_id), "")
-    return f"{store_id} {name}".strip()
+    return rules.stores.label_of(store_id) if store_id else "门店未知"
 
 
 def _local(at: datetime, rules: RuleSet, store_id: str | None) -> str:

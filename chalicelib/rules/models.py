@@ -181,6 +181,11 @@ class StoresRule(RuleFile):
 
     _zone = field_validator("default_timezone")(classmethod(lambda cls, v: check_zone(v)))
 
+    def label_of(self, store_id: str) -> str:
+        """How staff messages name a store: its id and, when the rules know it, its name."""
+        name = next((store.name for store in self.stores if store.id == store_id), "")
+        return f"{store_id} {name}".strip()
+
     def zone_of(self, store_id: str | None) -> ZoneInfo:
         for store in self.stores:
             if store.id == store_id:

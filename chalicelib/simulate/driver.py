@@ -62,9 +62,7 @@ class Tally:
     retried: int = 0
     unanswered: int = 0  # still 5xx after three tries
     staff: Counter[str] = field(default_factory=Counter)  # ticket actions recorded
-    redeemed_tries: int = 0
     returns: Counter[str] = field(default_factory=Counter)  # recalled / held out members who came back
-    timer_runs: Counter[str] = field(default_factory=Counter)
     timer_seconds: Counter[str] = field(default_factory=Counter)  # wall time, for tuning
     wechat_received: Counter[str] = field(default_factory=Counter)  # fake WeChat calls by API path
 
@@ -161,7 +159,7 @@ class Simulation:
                 "SIYU_RULES_DIR": str(rules_dir),
                 "SIYU_ADMIN_TOKEN": ADMIN_TOKEN,
                 "SIYU_LOG_LEVEL": "WARNING",
-                "SIYU_RULES_CACHE_SECONDS": "0",
+                "SIYU_RULES_CACHE_SECONDS": "86400",  # published once, before the first event
                 "SIYU_DYNAMODB_ENDPOINT": "",
             }
         )
@@ -217,7 +215,6 @@ class Simulation:
             if period <= SLOT.total_seconds() or elapsed % period == 0:
                 began = time.perf_counter()
                 job.handler(scheduled_event(job.name, at), None)
-                self.tally.timer_runs[job.name] += 1
                 self.tally.timer_seconds[job.name] += time.perf_counter() - began
 
     def _drain(self) -> None:
@@ -288,7 +285,6 @@ class Simulation:
         if unused and rng.random() < (0.9 if returning else 0.6):
             payload["coupon_codes"] = [unused[-1]]
             self.used.add(unused[-1])
-            self.tally.redeemed_tries += 1
         self._pos(person, payload)
         detail = {"order_id": order_id, "amount_fen": amount}
         for planned in world.after_order(person, now, self.seed, detail):
@@ -416,9 +412,9 @@ def _in_process_dynamodb():
     without a network hop, and the simulation's one-request-at-a-time driving needs no lock."""
     from moto import mock_aws
 
-    from chalicelib.local import moto_transactions
+    from chalicelib.local import moto_patches
 
-    moto_transactions.install()
+    moto_patches.install()
     return mock_aws()
 
 

@@ -130,11 +130,8 @@ def _nothing_lost(sim: Simulation, events) -> dict[str, Any]:
 def _tickets(events, tickets, max_score: int) -> dict[str, Any]:
     import json
 
-    negative = {
-        json.loads(e.body)["data"]["review_id"]
-        for e in events
-        if e.kind == "reviewed" and int(json.loads(e.body)["data"]["score"]) <= max_score
-    }
+    reviews = [json.loads(e.body)["data"] for e in events if e.kind == "reviewed"]
+    negative = {review["review_id"] for review in reviews if int(review["score"]) <= max_score}
     found = {t.ticket_id for t in tickets}
     return {"ok": negative == found, "detail": f"{len(negative)} negative reviews, {len(found)} tickets"}
 
