@@ -110,8 +110,10 @@ def run(events: int) -> dict:
     from chalicelib import runtime
     from chalicelib import settings as settings_module
     from chalicelib.clock import FixedClock
+    from chalicelib.local import moto_patches
     from chalicelib.state.binding import create_tables
 
+    moto_patches.install()  # the moto of the tests and the local stack
     counter = RequestCounter()
     start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     clock = FixedClock(start)
@@ -158,7 +160,8 @@ def main() -> None:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; {args.events} events per type, in-process "
-        "(chalice.test.Client, moto DynamoDB), so times are relative: moto is not the network.",
+        "(chalice.test.Client, moto DynamoDB with siyu's patches, as in the tests), so times are relative: moto is "
+        "not the network.",
         "",
         "| event type | DynamoDB requests / event | floor | ratio to floor | handler p50 ms | handler p95 ms |",
         "|---|---:|---:|---:|---:|---:|",
@@ -198,7 +201,7 @@ def write_section(path: Path, heading: str, text: str) -> None:
     if heading in existing:
         before, _, rest = existing.partition(heading)
         after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        existing = before + text + ("\n\n" + after if after else "")
+        existing = before + text.rstrip("\n") + ("\n\n" + after if after else "")
     else:
         existing = existing.rstrip("\n") + "\n\n" + text
     path.write_text(existing.rstrip("\n") + "\n", encoding="utf-8")

@@ -124,9 +124,9 @@ def main() -> None:
         "Reading: the items read do not change between ten thousand and a million members: the sweep",
         "reads the index partitions of the days its stages look at, and each due member once (the",
         "sweep's own cursor items, when present, are the rest). Requests: one query per page and",
-        "stage, one transaction per member decided, a cursor write per page. moto scans its whole",
-        "table to answer an index query, so the sweep's wall time here grows with the table; DynamoDB",
-        "reads only the partition.",
+        "stage, one transaction per member decided, a cursor write per page. moto still looks at every",
+        "item of the table to answer an index query (siyu's patch only spares it the sort), so the",
+        "sweep's wall time here grows with the table; DynamoDB reads only the partition.",
         "",
     ]
     write_section(ROOT / "bench" / "RESULTS.md", "## Recall sweep reads (bench/recall_sweep.py)", "\n".join(lines))

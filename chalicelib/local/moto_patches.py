@@ -23,7 +23,8 @@ as the tables grew:
   keeps) is applied as moto's executor would, without the parse-and-validate.
 - Every answer is serialized by walking the botocore model shape by shape, which costs more than
   the operation itself for a page of items. The answers of the item operations (already plain
-  DynamoDB JSON in moto) are written with ``json.dumps``; everything else keeps moto's path.
+  DynamoDB JSON in moto) are written with ``json.dumps``; everything else keeps moto's path. The
+  names of a handler's methods, listed with ``inspect`` at every request, are listed once.
 
 ``install()`` swaps all four in (idempotent).
 """
@@ -40,9 +41,27 @@ import threading
 from collections import deque
 from typing import Any
 
-_partition = threading.local()  # (table, its items for this query) while a base-table query runs
+_partition = threading.local()  # (table, the items this query may match) while a query runs
+PICKLED: dict[int, tuple[Any, bytes]] = {}  # id(parsed tree) -> (the tree, kept alive; its pickle)
+NODE_TYPES: dict[type, bool] = {}  # type -> is it an expression tree node
+ADDS = re.compile(r"ADD #\w+ :\w+(?:, #\w+ :\w+)*")  # a plain counter update, as PynamoDB writes it
 
 OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
+
+FAST_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
 
 
 def install() -> None:
@@ -126,10 +145,9 @@ def _faster_update_expressions() -> None:
     validators.deepcopy = _copy_tree
 
 
-PICKLED: dict[int, tuple[Any, bytes]] = {}  # id(parsed tree) -> (the tree, kept alive; its pickle)
-
-
 def _lexed_conditions_kept() -> None:
+    """A condition is lexed character by character with regular expressions: its tokens are kept
+    per expression."""
     from moto.dynamodb.comparisons import ConditionExpressionParser
 
     lexed: dict[str, tuple] = {}
@@ -160,12 +178,6 @@ def _copy_tree(value: Any, memo: Any = None) -> Any:
             PICKLED.clear()
         kept = PICKLED[id(value)] = (value, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     return pickle.loads(kept[1])
-
-
-NODE_TYPES: dict[type, bool] = {}
-
-
-ADDS = re.compile(r"ADD #\w+ :\w+(?:, #\w+ :\w+)*")
 
 
 def _counting_update(moto_update: Any) -> Any:
@@ -272,22 +284,6 @@ def _index_partition(table: Any, index_name: str, hash_key: Any) -> list[Any] | 
     return matches
 
 
-FAST_OPERATIONS = frozenset(
-    {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactGetItems",
-        "TransactWriteItems",
-    }
-)
-
-
 def _fast_execute_result(moto_path: Any) -> Any:
     def execute_result(result: Any, context: Any) -> Any:
         if context.operation_model.name not in FAST_OPERATIONS or not isinstance(result.result, dict):
@@ -295,7 +291,6 @@ def _fast_execute_result(moto_path: Any) -> Any:
         body = json.dumps(result.result, separators=(",", ":"), default=_wire)
         return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
-    execute_result.siyu = True  # type: ignore[attr-defined]
     return execute_result
 
 
