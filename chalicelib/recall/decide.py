@@ -116,7 +116,7 @@ def _restraint(member: Member, attempts: int, rules: RuleSet, now: datetime) -> 
 def _plan(
     member: Member, stage: RecallStage, rules: RuleSet, key: str, channel: str, now: datetime, code: str, day: date
 ) -> tuple[IssueCoupon | None, QueueMessage]:
-    store = _store_name(rules, member.store_id)
+    store = rules.stores.name_of(member.store_id)
     zone = rules.stores.zone_of(member.store_id)
     words: dict[str, str] = {"days": str(stage.days), "store": store}
     coupon = None
@@ -158,10 +158,3 @@ class _Blank(dict):
 
     def __missing__(self, key: str) -> str:
         return ""
-
-
-def _store_name(rules: RuleSet, store_id: str | None) -> str:
-    for store in rules.stores.stores:
-        if store.id == store_id:
-            return store.name
-    return ""

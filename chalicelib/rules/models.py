@@ -181,10 +181,13 @@ class StoresRule(RuleFile):
 
     _zone = field_validator("default_timezone")(classmethod(lambda cls, v: check_zone(v)))
 
+    def name_of(self, store_id: str | None) -> str:
+        """The store's name as customers see it; empty when the rules do not know the store."""
+        return next((store.name for store in self.stores if store.id == store_id), "")
+
     def label_of(self, store_id: str) -> str:
         """How staff messages name a store: its id and, when the rules know it, its name."""
-        name = next((store.name for store in self.stores if store.id == store_id), "")
-        return f"{store_id} {name}".strip()
+        return f"{store_id} {self.name_of(store_id)}".strip()
 
     def zone_of(self, store_id: str | None) -> ZoneInfo:
         for store in self.stores:
