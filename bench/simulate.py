@@ -17,7 +17,6 @@ import platform
 import statistics
 import sys
 import time
-from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -35,26 +34,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    from pynamodb.connection.base import Connection
-
     from chalicelib.simulate.driver import Simulation
+    from chalicelib.state.metering import Meter
 
     floor = request_floor()
-    requests: Counter[str] = Counter()
-    dispatch = Connection.dispatch
-
-    def counted(connection: Connection, operation: str, kwargs: dict) -> dict:
-        requests[operation] += 1
-        return dispatch(connection, operation, kwargs)
-
-    Connection.dispatch = counted  # type: ignore[method-assign]
     load_before = os.getloadavg()[0]
     sim = Simulation(args.stores, args.members, args.days, args.seed, date(2026, 10, 19))
-    began = time.perf_counter()
-    result = sim.run()
-    wall = time.perf_counter() - began
+    with Meter() as meter:
+        began = time.perf_counter()
+        result = sim.run()
+        wall = time.perf_counter() - began
     load_after = os.getloadavg()[0]
-    Connection.dispatch = dispatch  # type: ignore[method-assign]
+    requests = meter.calls
     total = sum(requests.values())
     floor_seconds = total * floor
     events = sum(result["events_sent"].values())

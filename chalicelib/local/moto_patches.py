@@ -184,6 +184,7 @@ def _counting_update(moto_update: Any) -> Any:
     """UpdateItem that only adds numbers to top-level attributes (``ADD #0 :0, #1 :1``: every
     counter siyu keeps) applied as moto's ADD executor would, without its parse-and-validate;
     anything else, or anything that would fail, goes moto's whole way."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
 
     def update_item(
         backend: Any,
@@ -197,12 +198,12 @@ def _counting_update(moto_update: Any) -> Any:
         condition_expression: str | None = None,
         return_values_on_condition_check_failure: str | None = None,
     ) -> Any:
-        adds = None
+        plan = None
         if not (attribute_updates or expected or condition_expression):
-            adds = _adds(
+            plan = _adds(
                 backend, table_name, key, update_expression, expression_attribute_names, expression_attribute_values
             )
-        if adds is None:
+        if plan is None:
             return moto_update(
                 backend,
                 table_name,
@@ -215,7 +216,7 @@ def _counting_update(moto_update: Any) -> Any:
                 condition_expression=condition_expression,
                 return_values_on_condition_check_failure=return_values_on_condition_check_failure,
             )
-        table, hash_value, range_value, item = adds.pop()
+        table, hash_value, range_value, item, adds = plan
         if item is None:
             data = {table.hash_key_attr: key[table.hash_key_attr]}
             if range_value is not None:
@@ -226,16 +227,14 @@ def _counting_update(moto_update: Any) -> Any:
             item.attrs[name] = item.attrs.get(name, DynamoType({"N": "0"})) + amount
         return item
 
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
     return update_item
 
 
 def _adds(
     backend: Any, table_name: str, key: dict[str, Any], expression: str | None, names: Any, values: Any
-) -> list[Any] | None:
-    """The (attribute, number) pairs of a plain counter update, then (table, keys, item); None
-    when moto's own path must judge the update."""
+) -> tuple[Any, Any, Any, Any, list[tuple[str, Any]]] | None:
+    """(table, hash key, range key, stored item or None, the (attribute, number) pairs) of a plain
+    counter update; None when moto's own path must judge the update."""
     from moto.dynamodb.models.dynamo_type import DynamoType
 
     if not expression or not ADDS.fullmatch(expression.strip()) or not names or not values:
@@ -245,7 +244,7 @@ def _adds(
         return None
     hash_value, range_value = backend.get_keys_value(table, key)
     item = table.get_item(hash_value, range_value)
-    adds: list[Any] = []
+    adds: list[tuple[str, Any]] = []
     for pair in expression.strip()[4:].split(", "):
         placeholder, value_name = pair.split(" ")
         name, value = names.get(placeholder), values.get(value_name)
@@ -257,8 +256,7 @@ def _adds(
         adds.append((name, DynamoType(value)))
     if len({name for name, _ in adds}) != len(adds) or len(set(names)) != len(adds) or len(set(values)) != len(adds):
         return None  # moto refuses overlapping paths and unused names or values
-    adds.append((table, hash_value, range_value, item))
-    return adds
+    return table, hash_value, range_value, item, adds
 
 
 def _partition_of(table: Any, hash_key: Any) -> list[Any]:
