@@ -19,6 +19,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Retryable
+from chalicelib.events import robot_recipient
 from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.loyalty.ledger import Posting as PostPoints
@@ -86,10 +87,10 @@ class QueueMessage:
         cls, key: str, robot: str, lines: list[str], cause: str, rules_version: str, store_id: str | None = None
     ) -> QueueMessage:
         """A markdown message for a staff group's robot (alerts, review tickets): its key is its
-        event, so a retried timer queues it once."""
+        event, so a retried timer queues it once. ``robot`` names the robot (``ops``, a store id)."""
         return cls(
             message_key=key,
-            member_id=robot,
+            member_id=robot_recipient(robot),
             channel="robot",
             category="alert",
             text="\n".join(lines),
@@ -103,10 +104,14 @@ class QueueMessage:
 
 @dataclass(frozen=True)
 class RedeemCoupon:
+    """Redeem a coupon for its member: once, by the one event (an order, a till's report) that
+    gets there first; the same event again (a retry) finds it its own."""
+
     code: str
     member_id: str
     order_id: str | None
     at: datetime
+    event_id: str
 
 
 @dataclass(frozen=True)
@@ -481,6 +486,7 @@ def _redeem(effect: RedeemCoupon) -> str | None:
                 Coupon.status.set("redeemed"),
                 Coupon.redeemed_at.set(effect.at),
                 Coupon.redeemed_order.set(effect.order_id) if effect.order_id else Coupon.redeemed_order.remove(),
+                Coupon.redeemed_event.set(effect.event_id),
             ],
             condition=Coupon.code.exists() & (Coupon.member_id == effect.member_id) & (Coupon.status == "issued"),
         )
@@ -492,12 +498,23 @@ def _redeem(effect: RedeemCoupon) -> str | None:
             coupon = Coupon.get(effect.code, consistent_read=True)
         except Coupon.DoesNotExist:
             coupon = None
-        if coupon is None or coupon.member_id != effect.member_id or coupon.redeemed_at != effect.at:
-            log("coupon.redeem_ignored", code=effect.code, reason="unknown, another member's, or redeemed already")
+        if coupon is None or coupon.redeemed_event != effect.event_id:
+            log("coupon.redeem_refused", code=effect.code, reason=refusal(coupon, effect.member_id))
             return None
         # This very redemption, recorded by an earlier attempt that died before linking it.
     outcomes.link_redemption(coupon)
     return coupon.cause
+
+
+def refusal(coupon: Coupon | None, member_id: str) -> str:
+    """Why a coupon cannot be redeemed by this member now (for logs and the till's answer)."""
+    if coupon is None:
+        return "unknown"
+    if coupon.member_id != member_id:
+        return "not_this_member"
+    if coupon.status == "redeemed":
+        return "used"
+    return coupon.status
 
 
 def _record_delivery(effect: RecordDelivery) -> None:

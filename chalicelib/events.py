@@ -1,7 +1,7 @@
 """Normalized domain events: one type per meaning, whatever wire format brought it.
 
 An ``Event`` is what the pipeline dedupes, stores, and hands to duties. ``event_id`` is the
-deduplication key built from the source's own identity (wechat.md §1.5): retries of one
+deduplication key built from the source's own identity (docs/wechat.md §1.5): retries of one
 delivery map to one id, distinct deliveries to distinct ids.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,28 @@ from chalicelib.errors import BadRequest
 # WeCom's ids at most 64. Longer ids are malformed input, refused before anything is written.
 MAX_EVENT_ID_BYTES = 1536
 MAX_ID_BYTES = 128
+
+# What a platform id may contain: OA and mini-program openids and WeCom external ids are
+# base64url-like, WeCom staff ids letters, digits and "_-@." (docs/wechat.md §1.7); the order
+# webhook's ids add ":". Never "/": siyu's own recipients (the staff robots) live there.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.@:]+")
+ID_RULE = f"1 to {MAX_ID_BYTES} letters, digits or _ - . @ :"
+ROBOT = "robot/"
+
+
+def robot_recipient(name: str) -> str:
+    """The outbox recipient of a staff group's WeCom robot (``ops``, a store id): no platform
+    id can name it, so no member can read, receive or erase a robot's messages."""
+    return ROBOT + name
+
+
+def robot_of(recipient: str) -> str | None:
+    """The robot's name of a robot recipient, else None."""
+    return recipient[len(ROBOT) :] if recipient.startswith(ROBOT) else None
+
+
+def is_platform_id(value: str) -> bool:
+    return len(value) <= MAX_ID_BYTES and ID_PATTERN.fullmatch(value) is not None
 
 
 class Kind(enum.StrEnum):
@@ -91,9 +114,9 @@ class Event:
     def __post_init__(self) -> None:
         if _size(self.event_id) > MAX_EVENT_ID_BYTES:
             raise BadRequest(f"event id longer than {MAX_EVENT_ID_BYTES} bytes")
-        for name, value in (("member id", self.member_id), ("group id", self.group_id)):
-            if value and _size(value) > MAX_ID_BYTES:
-                raise BadRequest(f"{name} longer than {MAX_ID_BYTES} bytes")
+        for name, value in (("member id", self.member_id), ("group id", self.group_id), ("inviter", self.inviter)):
+            if value and not is_platform_id(value):
+                raise BadRequest(f"{name} must be {ID_RULE}")
 
     def to_json(self) -> str:
         raw = asdict(self)

@@ -20,7 +20,7 @@ from chalicelib.clock import SHANGHAI
 from chalicelib.delivery import queue
 from chalicelib.duties import REGISTRY
 from chalicelib.errors import BadRule, Erased, Retryable
-from chalicelib.events import Event
+from chalicelib.events import Event, robot_recipient
 from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.metrics import counters
@@ -92,8 +92,8 @@ def _run(ctx: Context, event: Event, answered: bool) -> str | None:
     except BadRule as exc:
         log("rules.unusable", logging.ERROR, event_id=event.event_id, reason=exc.reason)
         rules = None
-    if rules is not None and event.group_id and not event.store_id:
-        event = dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
+    if rules is not None:
+        event = _attributed(event, rules)
     zone = ZoneInfo(rules.stores.default_timezone) if rules is not None else SHANGHAI
     member = members.touch(event, ctx.clock.now(), zone)
     guard.admit(ctx.settings, event, member)
@@ -104,6 +104,23 @@ def _run(ctx: Context, event: Event, answered: bool) -> str | None:
     store_id = event.store_id or (member.store_id if member else None)
     counters.count_event(event, member, store_id, counts, zone, ctx.clock.now())
     return applied.reply
+
+
+def _attributed(event: Event, rules: RuleSet) -> Event:
+    """Where the member came from, as far as siyu can stand behind it. A group's event belongs to
+    the group's store. A QR scene or "contact me" state naming a store the rules do not know (a
+    code printed for a closed store, a hand-made one) attributes the member to no store rather
+    than to one no report shows, and an inviter who is not a member is no inviter (one read, on
+    the rare event that names one). The order webhook's store is the till's own word and is kept."""
+    if event.group_id and not event.store_id:
+        event = dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
+    elif event.store_id and event.source != "orders" and event.store_id not in rules.stores.ids:
+        log("scene.unknown_store", event_id=event.event_id, kind=event.kind.value)
+        event = dataclasses.replace(event, store_id=None)
+    if event.inviter and (event.inviter == event.member_id or not members.exists(event.inviter)):
+        log("scene.unknown_inviter", event_id=event.event_id, kind=event.kind.value)
+        event = dataclasses.replace(event, inviter=None)
+    return event
 
 
 def run_duties(
@@ -120,9 +137,11 @@ def run_duties(
                 continue
             try:
                 plan += duty.decide(facts, rules, now)  # type: ignore[arg-type]
-            except (BadRule, ValueError, KeyError, IndexError, TypeError) as exc:
-                # A rule the runtime cannot apply is skipped, ops are told once per version, the rest runs.
-                plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, type(exc).__name__))
+            except BadRule as exc:
+                # A rule the runtime cannot apply is skipped, ops are told once per version, the rest
+                # runs. Any other exception is a fault of siyu, not of the rules: the event fails
+                # (503, retried) and is logged as such, never reported to ops as a rule to republish.
+                plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, exc.reason))
     if not answered:
         plan = [effects.later(effect) if isinstance(effect, effects.Reply) else effect for effect in plan]
     applied = effects.apply(plan, now)
@@ -130,16 +149,16 @@ def run_duties(
     return applied
 
 
-def rule_alert(duty: str, version: str, event_id: str, error: str) -> effects.QueueMessage:
-    log("rules.duty_skipped", logging.ERROR, duty=duty, rules_version=version, event_id=event_id, error=error)
+def rule_alert(duty: str, version: str, event_id: str, reason: str) -> effects.QueueMessage:
+    log("rules.duty_skipped", logging.ERROR, duty=duty, rules_version=version, event_id=event_id, reason=reason)
     return effects.QueueMessage(
         message_key=f"alert#rule#{version}#{duty}",
-        member_id="ops",
+        member_id=robot_recipient("ops"),
         channel="robot",
         category="alert",
         text=(
             f"【规则异常】{duty} 规则（版本 {version}）无法执行，已跳过，其余规则照常运行。"
-            f"错误类型：{error}。请检查并重新发布规则。"
+            f"原因：{reason}。请检查并重新发布规则。"
         ),
         cause="rules",
         event_id=event_id,

@@ -25,7 +25,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SIYU_WECHAT_AES_KEY": ("", "Official account EncodingAESKey (43 chars); empty = plain mode only."),
     "SIYU_WECHAT_APP_ID": ("wx0000000000local", "Official account AppID (receive id in safe mode)."),
     "SIYU_WECHAT_APP_SECRET": ("", "Official account AppSecret (outbound API calls)."),
-    "SIYU_WECHAT_ALLOW_PLAIN": ("false", "Accept plain-mode POSTs, whose body is unsigned (wechat.md §0)."),
+    "SIYU_WECHAT_ALLOW_PLAIN": ("false", "Accept plain-mode POSTs, whose body is unsigned (docs/wechat.md §0)."),
     "SIYU_WECOM_TOKEN": ("siyu-local-wecom-token", "WeCom callback Token."),
     "SIYU_WECOM_AES_KEY": ("", "WeCom EncodingAESKey (43 chars); required for /wechat/work."),
     "SIYU_WECOM_CORP_ID": ("ww0000000000local", "WeCom CorpID (receive id of callbacks)."),

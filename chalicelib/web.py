@@ -16,9 +16,9 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import admin, pipeline, runtime
-from chalicelib.duties import checkin
-from chalicelib.errors import InvalidRules, SiyuError
-from chalicelib.events import Kind
+from chalicelib.duties import checkin, coupons
+from chalicelib.errors import BadRequest, InvalidRules, SiyuError
+from chalicelib.events import ID_RULE, Kind, is_platform_id
 from chalicelib.logs import log
 from chalicelib.loyalty import ledger
 from chalicelib.privacy import erase
@@ -113,6 +113,8 @@ def order_hook(request: Any) -> Response:
             body.update(ledger.redemption(event.member_id, str(event.data["redemption_id"])))
         if event.kind is Kind.CHECKED_IN and event.member_id:
             body["checkin"] = checkin.latest(event.member_id)
+        if event.kind in (Kind.ORDER_PAID, Kind.COUPON_REDEEMED) and coupons.codes_of(event):
+            body["coupons"] = coupons.results(event)
         return Response(json.dumps(body), headers=JSON)
 
     return _answer("orders", work)
@@ -123,15 +125,32 @@ def _iam_caller(request: Any) -> str | None:
     return identity.get("userArn") or None
 
 
+def _member_id(member_id: str) -> str:
+    """A path's member id, checked before any read: DynamoDB refuses over-long keys (2,048 bytes),
+    and no member id holds characters outside ``ID_PATTERN`` (robots' recipients among them)."""
+    if not is_platform_id(member_id):
+        raise BadRequest(f"member id must be {ID_RULE}")
+    return member_id
+
+
+def _ticket_id(ticket_id: str) -> str:
+    """A ticket is keyed by its review's id: an order-webhook id (``orders.Id``)."""
+    if not orders.is_id(ticket_id):
+        raise BadRequest(f"ticket id must be 1 to {orders.ID_MAX} letters, digits or _ - . :")
+    return ticket_id
+
+
 def admin_member(request: Any, member_id: str) -> Response:
-    return _admin(request, "admin_member", lambda ctx, caller: admin.member_view(member_id, ctx.clock.now()))
+    return _admin(
+        request, "admin_member", lambda ctx, caller: admin.member_view(_member_id(member_id), ctx.clock.now())
+    )
 
 
 def admin_erase_member(request: Any, member_id: str) -> Response:
     """200 with the rows changed per table; 202 when the time budget ran out first (call again)."""
 
     def work(ctx: runtime.Context, caller: str) -> Response:
-        result = erase.erase(ctx, member_id, caller, budget_s=erase.API_BUDGET_S)
+        result = erase.erase(ctx, _member_id(member_id), caller, budget_s=erase.API_BUDGET_S)
         status = 200 if result.erased else 202
         return Response(json.dumps(result.as_dict(), ensure_ascii=False), status_code=status, headers=JSON)
 
@@ -173,12 +192,12 @@ def admin_rules_activate(request: Any, version: str) -> Response:
 
 
 def admin_ticket_get(request: Any, ticket_id: str) -> Response:
-    return _admin(request, "admin_ticket_get", lambda ctx, caller: tickets_api.show(ctx, ticket_id))
+    return _admin(request, "admin_ticket_get", lambda ctx, caller: tickets_api.show(ctx, _ticket_id(ticket_id)))
 
 
 def admin_ticket_record(request: Any, ticket_id: str) -> Response:
     return _admin(
         request,
         "admin_ticket_record",
-        lambda ctx, caller: tickets_api.record(ctx, caller, ticket_id, request.raw_body or b""),
+        lambda ctx, caller: tickets_api.record(ctx, caller, _ticket_id(ticket_id), request.raw_body or b""),
     )

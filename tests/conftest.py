@@ -12,7 +12,7 @@ from chalicelib import runtime, settings
 from chalicelib.clock import FixedClock
 from chalicelib.rules import loader
 
-# The keys of wechat.md §2.2 (V3 for the official account, V5 for WeCom).
+# The keys of docs/wechat.md §2.2 (V3 for the official account, V5 for WeCom).
 TEST_ENV = {
     "SIYU_STAGE": "local",
     "SIYU_RULES_CACHE_SECONDS": "0",
@@ -80,6 +80,27 @@ def aws(env: settings.Settings) -> Iterator[settings.Settings]:
         binding.create_tables(env)
         yield env
         binding._bound = None
+
+
+@pytest.fixture
+def siyu_logs():
+    """The structured logs (logger ``siyu.log``), as written."""
+    import io
+    import logging
+
+    from chalicelib import logs
+
+    logs.configure("INFO")
+    logger = logging.getLogger("siyu.log")
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logs._JsonFormatter())
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield buffer
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import struct
 from datetime import timedelta
 from pathlib import Path
@@ -437,11 +438,14 @@ def test_a_doctype_inside_the_encrypted_payload_is_refused_even_from_a_key_holde
 
 
 def test_xml_nested_thousands_deep_is_a_bad_request_not_a_crash(client, aws, clock):
-    deep = "<xml>" + "<a>" * 5000 + "</a>" * 5000 + "</xml>"  # 35 KB, under the size cap
+    # <List> may nest (it is one of WeChat's containers), so the depth cap is what stops it.
+    deep = "<xml>" + "<List>" * 3000 + "</List>" * 3000 + "</xml>"  # 39 KB, under the size cap
     refused(post(client, "/wechat/work", {"msg_signature": "x", "timestamp": "1", "nonce": "1"}, deep.encode()), 400)
     refused(post(client, "/wechat/oa", oa_query(aws, unix(clock), "x"), deep.encode()), 400, "nested deeper")
     refused(post_oa(client, aws, clock, deep), 400, "nested deeper")  # inside the ciphertext too
     refused(post_wecom(client, aws, clock, deep), 400, "nested deeper")
+    flat_but_deep = "<xml>" + "<a>" * 5000 + "</a>" * 5000 + "</xml>"  # no WeChat element nests like this
+    refused(post_oa(client, aws, clock, flat_but_deep), 400, "may not contain elements")
 
 
 # === 3. bodies: size, truncation, ciphertext, encodings ========================================
@@ -519,7 +523,9 @@ KEY_HOLDER_FIELDS = [
     ({"CreateTime": str(10**20)}, "CreateTime is not a time"),
     ({"CreateTime": "-1"}, "CreateTime is not a time"),
     ({"CreateTime": "1e9"}, "CreateTime is not an integer"),
-    ({"FromUserName": "o" * 200}, "member id longer"),
+    ({"FromUserName": "o" * 200}, "member id must be"),
+    ({"FromUserName": "robot/ops"}, "member id must be"),  # siyu's own recipients (docs/wechat.md §1.7)
+    ({"FromUserName": "o 1"}, "member id must be"),
     ({"Event": "x" * 3000}, "event id longer"),
     ({"EventKey": "qrscene_" + "k" * 3000}, "event id longer"),
     ({"FromUserName": ""}, "missing field FromUserName"),
@@ -533,7 +539,7 @@ def test_field_values_no_callback_carries_are_refused_at_the_edge(client, aws, c
     for fields, reason in KEY_HOLDER_FIELDS:
         xml = xmlsafe.render({**base, "Event": "subscribe", **fields})
         refused(post_oa(client, aws, clock, xml), 400, reason, case=reason)
-    refused(post_wecom(client, aws, clock, contact_xml(aws, clock, customer="w" * 500)), 400, "member id longer")
+    refused(post_wecom(client, aws, clock, contact_xml(aws, clock, customer="w" * 500)), 400, "member id must be")
     xml = contact_xml(aws, clock).replace(unix(clock), "99999999999999999999")
     refused(post_wecom(client, aws, clock, xml), 400, "CreateTime is not a time")
 
@@ -919,14 +925,44 @@ def test_near_valid_xml_parses_to_the_tree_it_was_built_from(document):
     body = render_tree("xml", document).encode()
     if depth(document) > xmlsafe.MAX_DEPTH:
         with pytest.raises(BadRequest, match="nested deeper"):
-            xmlsafe.parse(body, 65536)
+            xmlsafe.parse(body, 65536, shape=None)
         return
     expected = parsed_form(document)
     if expected == "":
         with pytest.raises(BadRequest, match="no fields"):
-            xmlsafe.parse(body, 65536)
+            xmlsafe.parse(body, 65536, shape=None)
         return
-    assert xmlsafe.parse(body, 65536) == expected
+    assert xmlsafe.parse(body, 65536, shape=None) == expected
+
+
+def has_wechat_shape(fields: dict[str, Any], parent: str | None = None) -> bool:
+    """Does a parsed tree keep to docs/wechat.md §1.7: only containers have children, only
+    their list items repeat (the root, ``parent`` None, repeats nothing)?"""
+    repeatable = xmlsafe.CALLBACKS.containers.get(parent, frozenset()) if parent else frozenset()
+    for name, value in fields.items():
+        items = value if isinstance(value, list) else [value]
+        if len(items) > 1 and name not in repeatable:
+            return False
+        for item in items:
+            if isinstance(item, dict) and (
+                name not in xmlsafe.CALLBACKS.containers or not has_wechat_shape(item, name)
+            ):
+                return False
+    return True
+
+
+@settings(FUZZ, max_examples=300)
+@given(documents)
+def test_a_callback_parses_exactly_when_it_has_wechats_shape(document):
+    body = render_tree("xml", document).encode()
+    expected = parsed_form(document)
+    if depth(document) > xmlsafe.MAX_DEPTH or expected == "":
+        return  # the test above
+    if has_wechat_shape(expected):
+        assert xmlsafe.parse(body, 65536) == expected
+    else:
+        with pytest.raises(BadRequest, match=r"more than once|may not contain elements"):
+            xmlsafe.parse(body, 65536)
 
 
 HOSTILE_SNIPPETS = [
@@ -970,7 +1006,8 @@ def test_mutated_xml_is_parsed_or_refused_never_crashes(document, mutations):
             body[at:at] = snippet
         elif body:
             body[at % len(body)] ^= 0x20
-    declared = b"<!DOCTYPE" in body or b"<!ENTITY" in body
+    markup = re.sub(rb"<!\[CDATA\[.*?\]\]>", b"", bytes(body), flags=re.DOTALL)  # CDATA text is data
+    declared = b"<!DOCTYPE" in markup or b"<!ENTITY" in markup
     try:
         fields = xmlsafe.parse(bytes(body), 65536)
     except BadRequest as exc:

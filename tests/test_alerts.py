@@ -13,6 +13,7 @@ import pytest
 from pynamodb.expressions.operand import Path as Attr
 
 from chalicelib import cli, runtime
+from chalicelib.events import robot_recipient
 from chalicelib.metrics import alerts
 from chalicelib.rules import loader
 from chalicelib.state.models import Alert, Metric, OutboxMessage
@@ -78,7 +79,7 @@ def test_an_alert_opens_once_escalates_three_times_and_closes_once(aws, clock, c
         "【提醒·红色预警未解除】S001 静安寺店 · 转化率",
         "【预警解除】S001 静安寺店 · 转化率",
     ]
-    assert {m.member_id for m in sent} == {"S001"}  # the store's robot
+    assert {m.member_id for m in sent} == {robot_recipient("S001")}  # the store's robot
     assert "成立技术与运营专项组" in sent[2].text and "12.0%" in sent[3].text and "目标 20.0%" in sent[3].text
 
 

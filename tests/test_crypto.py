@@ -1,4 +1,4 @@
-"""Known-answer vectors of wechat.md §2.2, and the padding rules of §2.1."""
+"""Known-answer vectors of docs/wechat.md §2.2, and the padding rules of §2.1."""
 
 import pytest
 

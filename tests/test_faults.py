@@ -16,7 +16,7 @@ What happens at the n-th DynamoDB write (``Faults``, on botocore's one call path
 After each kill the end state must equal the state of an uncrashed run (every item the event
 created or changed, counters as deltas, the member's id and coupon codes as placeholders,
 processing timestamps left out); a message may instead end "unknown" only if its request left.
-Then WeChat's side: every error code of wechat.md §3.2, and requests that get no answer.
+Then WeChat's side: every error code of docs/wechat.md §3.2, and requests that get no answer.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from tests.conftest import START
 from tests.helpers import send
 
 WRITES = frozenset({"PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem", "BatchWriteItem"})
-WECHAT_TRIES = 3  # wechat.md §1.4: 5 s apart, 3 tries in total
+WECHAT_TRIES = 3  # docs/wechat.md §1.4: 5 s apart, 3 tries in total
 WECHAT_WAIT = timedelta(seconds=5)
 REDRIVE_AFTER = journal.LEASE + timedelta(minutes=1, seconds=1)  # the lease, then the timer's grace
 
@@ -881,7 +881,7 @@ def test_a_welcome_finished_by_the_redrive_timer_reaches_the_follower_through_th
     assert OutboxMessage.get("welcome#oLate").status == "sent"
 
 
-# --- WeChat's answers: every error code of wechat.md §3.2, and no answer at all --------------------
+# --- WeChat's answers: every error code of docs/wechat.md §3.2, and no answer at all --------------------
 
 
 @dataclass(frozen=True)
@@ -893,7 +893,7 @@ class Expect:
     then: str = ""  # "sent": a later delivery sends it; "refused": the member's next message goes unsent
 
 
-CODES = [  # (errcode, message, what a member / ops notice)  — wechat.md §3.2's action in the comment
+CODES = [  # (errcode, message, what a member / ops notice)  — docs/wechat.md §3.2's action in the comment
     (-1, "template", Expect("retrying", 1, then="sent")),  # system busy: retry with backoff
     (40001, "template", Expect("sent", 2)),  # token not latest: fetch again once, resend
     (40014, "template", Expect("sent", 2)),  # invalid token: same

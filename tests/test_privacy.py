@@ -10,9 +10,7 @@ brand helper, is recalled and comes back; messages go out through the sender to 
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import zlib
 from datetime import UTC, date, datetime, timedelta
 
@@ -479,22 +477,6 @@ def test_the_admin_route_erases_with_the_admin_credential_only(client, aws, cloc
 
 
 # --- logs ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def siyu_logs():
-    """The structured logs (logger ``siyu.log``), as written."""
-    logs.configure("INFO")
-    logger = logging.getLogger("siyu.log")
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logs._JsonFormatter())
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield buffer
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def test_logs_never_carry_what_members_typed_nor_their_phone_numbers(client, aws, clock, siyu_logs):

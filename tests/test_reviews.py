@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib import cli, jobs
+from chalicelib.events import robot_of
 from chalicelib.metrics import read
 from chalicelib.state.models import OutboxMessage, Ticket
 from tests.helpers import pos
@@ -27,7 +28,7 @@ def robot_messages() -> list[tuple[str, str]]:
     order = ["opened", "late", "escalated", "follow_up"]
     found = [m for m in OutboxMessage.scan() if m.cause == "reviews"]
     found.sort(key=lambda m: (m.created_at, order.index(m.message_key.rsplit("#", 1)[1])))
-    return [(m.member_id, m.text.splitlines()[0]) for m in found]
+    return [(robot_of(m.member_id), m.text.splitlines()[0]) for m in found]
 
 
 def timer_at(clock, opened, delta: timedelta) -> int:

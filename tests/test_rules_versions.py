@@ -9,6 +9,7 @@ import pytest
 
 from chalicelib import cli
 from chalicelib.errors import Conflict
+from chalicelib.events import robot_recipient
 from chalicelib.local import callbacks
 from chalicelib.rules import versions
 from chalicelib.state.models import Coupon, Member, OutboxMessage, RuleRecord
@@ -205,19 +206,31 @@ def test_preview_reports_the_coupon_value_difference_over_the_window(client, aws
     assert "coupon face value in total: 29.70 → 25.00 (-4.70)" in text
 
 
-def test_a_rule_the_runtime_cannot_apply_is_skipped_with_one_ops_alert(client, aws, clock, monkeypatch):
-    from chalicelib.duties import welcome
-
-    def broken(facts, rules, now):
-        raise ValueError("cannot apply")
-
-    monkeypatch.setattr(welcome, "decide", broken)
+def test_a_rule_the_runtime_cannot_apply_is_skipped_with_one_ops_alert(client, aws, clock, rules_dir):
+    # {code:d} passes the placeholder check (code is a known placeholder) but a code is text.
+    set_value(rules_dir, 9.9, text="欢迎！券码 {code:d}")
+    assert cli.main(["rules", "publish", str(rules_dir), "--note", "a format the runtime cannot fill"]) == 0
     for openid in ("oX", "oY"):
         response = follow(client, aws, clock, openid)
         assert response.status_code == 200 and response.body == b"success"
         assert Member.get(openid).subscribed == "yes"  # the rest of the pipeline ran
     alerts = [m for m in OutboxMessage.scan() if m.category == "alert"]
     assert len(alerts) == 1 and alerts[0].message_key.startswith("alert#rule#") and "welcome" in alerts[0].text
+    assert alerts[0].member_id == robot_recipient("ops")
+
+
+def test_a_fault_of_the_code_is_not_reported_to_ops_as_a_broken_rule(client, aws, clock, monkeypatch, siyu_logs):
+    from chalicelib.duties import welcome
+
+    def broken(facts, rules, now):
+        raise TypeError("a bug, not a rule")
+
+    monkeypatch.setattr(welcome, "decide", broken)
+    response = follow(client, aws, clock, "oX")
+    assert response.status_code == 503  # WeChat retries; the redrive timer too, once the bug is fixed
+    assert [m for m in OutboxMessage.scan() if m.category == "alert"] == []
+    logs = siyu_logs.getvalue()
+    assert '"event.failed"' in logs and "rules.duty_skipped" not in logs
 
 
 def test_pilot_stores_and_rollout_limit_the_welcome(client, aws, clock, rules_dir):

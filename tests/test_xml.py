@@ -35,7 +35,42 @@ def test_user_text_cannot_close_cdata_in_a_reply():
 
 
 def test_single_list_item_parses_like_many():
-    one = xmlsafe.parse(b"<xml><E><List><T>a</T></List></E></xml>", 65536)
-    two = xmlsafe.parse(b"<xml><E><List><T>a</T></List><List><T>b</T></List></E></xml>", 65536)
-    assert xmlsafe.as_list(one["E"]["List"]) == [{"T": "a"}]
-    assert xmlsafe.as_list(two["E"]["List"]) == [{"T": "a"}, {"T": "b"}]
+    e = "SubscribeMsgPopupEvent"
+    one = xmlsafe.parse(f"<xml><{e}><List><T>a</T></List></{e}></xml>".encode(), 65536)
+    two = xmlsafe.parse(f"<xml><{e}><List><T>a</T></List><List><T>b</T></List></{e}></xml>".encode(), 65536)
+    assert xmlsafe.as_list(one[e]["List"]) == [{"T": "a"}]
+    assert xmlsafe.as_list(two[e]["List"]) == [{"T": "a"}, {"T": "b"}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<xml><ToUserName>gh_a</ToUserName><ToUserName>gh_b</ToUserName></xml>",
+        b"<xml><ToUserName><a>gh_a</a></ToUserName></xml>",
+        b"<xml><Content>hi<b>x</b></Content></xml>",
+        b"<xml><SubscribeMsgPopupEvent><List><TemplateId>a</TemplateId><TemplateId>b</TemplateId></List>"
+        b"</SubscribeMsgPopupEvent></xml>",
+        b"<xml><SubscribeMsgPopupEvent>x</SubscribeMsgPopupEvent><SubscribeMsgPopupEvent>y</SubscribeMsgPopupEvent></xml>",
+        b"<xml><MemChangeList><Item>a</Item><Other>b</Other><Other>c</Other></MemChangeList></xml>",
+    ],
+)
+def test_elements_wechat_never_repeats_or_nests_are_refused(body):
+    with pytest.raises(BadRequest, match=r"more than once|may not contain"):
+        xmlsafe.parse(body, 65536)
+
+
+def test_wechat_lists_may_repeat_their_items():
+    body = b"<xml><MemChangeList><Item>wm1</Item><Item>wm2</Item></MemChangeList></xml>"
+    assert xmlsafe.parse(body, 65536) == {"MemChangeList": {"Item": ["wm1", "wm2"]}}
+
+
+def test_a_members_text_may_quote_doctype_and_entity_inside_cdata():
+    text = "看到 <!DOCTYPE html> 和 <!ENTITY x> 了"
+    body = f"<xml><MsgType>text</MsgType><Content><![CDATA[{text}]]></Content></xml>".encode()
+    assert xmlsafe.parse(body, 65536)["Content"] == text
+
+
+def test_a_declaration_outside_cdata_is_still_refused_even_after_a_cdata_section():
+    body = b"<xml><A><![CDATA[x]]></A></xml><!DOCTYPE x>"
+    with pytest.raises(EntityDeclared):
+        xmlsafe.parse(body, 65536)

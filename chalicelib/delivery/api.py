@@ -1,4 +1,4 @@
-"""WeChat and WeCom HTTP APIs: tokens and calls (wechat.md §3, §4.4, §5.2).
+"""WeChat and WeCom HTTP APIs: tokens and calls (docs/wechat.md §3, §4.4, §5.2).
 
 Errors, drawn once:
 

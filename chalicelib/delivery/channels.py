@@ -3,7 +3,7 @@ platform's payload limits first (a payload WeChat would refuse with 47003 is nev
 
 | channel                | API                                              | auth   |
 |------------------------|--------------------------------------------------|--------|
-| template               | /cgi-bin/message/template/send (wechat.md §3.3)  | oa     |
+| template               | /cgi-bin/message/template/send (docs/wechat.md §3.3)  | oa     |
 | subscribe              | /cgi-bin/message/subscribe/bizsend (§3.4)        | oa     |
 | custom                 | /cgi-bin/message/custom/send (§3.5, 48 h window) | oa     |
 | miniprogram_subscribe  | /cgi-bin/message/subscribe/send (§3.6)           | oa     |
@@ -12,7 +12,7 @@ platform's payload limits first (a payload WeChat would refuse with 47003 is nev
 | robot                  | /cgi-bin/webhook/send (§4.4: text/markdown/image)| robot  |
 
 ``wecom_customer`` (a staff member's 1:1 message task to an external contact) and ``wecom_group``
-(the group owner's message task to a customer group) are not covered by wechat.md; their request
+(the group owner's message task to a customer group) are not covered by docs/wechat.md; their request
 shape follows WeCom's public API and is UNVERIFIED here.
 """
 
@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from chalicelib.rules.models import Template
 
-# Field value limits by key prefix (wechat.md §3.3 via WxJava, §3.4): characters.
+# Field value limits by key prefix (docs/wechat.md §3.3 via WxJava, §3.4): characters.
 FIELD_LIMITS = {
     "thing": 20,
     "character_string": 32,

@@ -3,7 +3,7 @@
 - an offer that has ended is dropped, with the reason;
 - a member who unfollowed or blocked the account gets nothing on official-account channels;
 - alerts for ops go out at any hour; everything else waits out the quiet hours;
-- promotions also wait out the promotion-free hours (business hours, domain.md);
+- promotions also wait out the promotion-free hours (business hours, docs/domain.md);
 - a held message is released at the end of its window plus a stable offset within the spread
   window, so a night's backlog goes out over an hour instead of in one burst.
 """

@@ -31,6 +31,7 @@ from chalicelib.delivery import channels, discipline, queue
 from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
 from chalicelib.delivery.rate import RateLimiter
 from chalicelib.errors import Retryable
+from chalicelib.events import robot_of
 from chalicelib.logs import log
 from chalicelib.metrics import counters
 from chalicelib.rules.loader import RuleSet
@@ -49,7 +50,7 @@ DROP_CODES = {
 }
 RETRY_CODES = frozenset({-1, 45009, 45011})
 COUNTER_TTL = timedelta(days=9)
-CUSTOM_PER_WINDOW = 5  # customer-service messages per 48 h after a member's message (wechat.md §3.5)
+CUSTOM_PER_WINDOW = 5  # customer-service messages per 48 h after a member's message (docs/wechat.md §3.5)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _claim(message: OutboxMessage, now: datetime) -> bool:
 
 
 def _member(member_id: str) -> Member | None:
-    if member_id == "ops":
+    if robot_of(member_id) is not None:
         return None
     try:
         return Member.get(member_id)
@@ -141,9 +142,10 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
     if template and channel != "custom" and member and template.template_id in (member.refused_templates or set()):
         return _finish(message, "dropped", "the member refused this subscription message", now)
     payload = channels.payload_of(message.payload)
+    to = robot_of(message.member_id) or message.member_id
     try:
         request = channels.build(
-            channel, message.member_id, message.text, payload, template, channels.client_msg_id(message.message_key)
+            channel, to, message.text, payload, template, channels.client_msg_id(message.message_key)
         )
     except channels.PayloadInvalid as exc:
         return _finish(message, "dropped", f"payload: {exc}", now)
@@ -160,7 +162,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
             messaging.robot_per_minute,
             window_s=60,
             max_wait_s=0,
-            name=f"robot#{ctx.settings.robot_key(message.member_id)[-8:]}",
+            name=f"robot#{ctx.settings.robot_key(to)[-8:]}",
         ).acquire()
     ):
         return _hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
@@ -264,7 +266,7 @@ def channels_cost(messaging: Any, channel: str) -> int:
 def _platform_quota(
     channel: str, message: OutboxMessage, member: Member | None, rules: RuleSet, now: datetime
 ) -> tuple[str, int, int] | None:
-    """WeChat's own quotas as built-in caps (wechat.md §3.3, §3.5): template messages per day per
+    """WeChat's own quotas as built-in caps (docs/wechat.md §3.3, §3.5): template messages per day per
     account; customer-service messages per member per interaction window."""
     if channel == "template":
         return f"quota#template#{now:%Y-%m-%d}", rules.messaging.template_daily_quota, 1
@@ -571,7 +573,7 @@ def _finish(message: OutboxMessage, status: str, reason: str, now: datetime, ext
 
 
 def _mark_member(member_id: str, code: int, template: str | None, now: datetime) -> None:
-    if member_id == "ops":
+    if robot_of(member_id) is not None:
         return
     member = Member(member_id)
     if code == 43004:
@@ -584,7 +586,7 @@ def _mark_member(member_id: str, code: int, template: str | None, now: datetime)
 
 def _alert_once(ctx: Context, key: str, text: str, now: datetime, rules_version: str) -> None:
     """An ops alert through the outbox itself (WeCom robot), recorded once per key."""
-    alert = effects.QueueMessage(key, "ops", "robot", "alert", text, "ops", "", rules_version)
+    alert = effects.QueueMessage.to_robot(key, "ops", [text], "ops", rules_version)
     applied = effects.apply([alert], now)
     queue.enqueue(ctx.settings, applied.messages)
 

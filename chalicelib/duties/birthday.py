@@ -1,6 +1,6 @@
 """Birthday month (生日月礼遇): a member whose birthday is known (the questionnaire or the member
 profile, ``profile_updated`` on the order webhook) gets their tier's ``birthday_coupon`` in
-their birthday month, once a year (domain.md, "Loyalty").
+their birthday month, once a year (docs/domain.md, "Loyalty").
 
 The loyalty timer grants the month's benefits on the first day of each month (members are
 found on the ``birthdays#<MM>`` index written here); a birthday entered during its own month
@@ -19,6 +19,7 @@ from chalicelib.loyalty import offers
 from chalicelib.loyalty.calendar import chinese_date, local_day
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
@@ -66,7 +67,8 @@ def benefit(
     today = local_day(now, zone)
     cause_key = f"birthday#{member_id}#{today.year}"
     issued = offers.coupon(spec, member_id, CAUSE, cause_key, event_id, rules.version, today, zone, home_store, secret)
-    text = rule.birthday.text.format(
+    text = fill(
+        rule.birthday.text,
         tier=rule.tier(tier).name,
         name=rule.tier(tier).name,
         title=spec.title,

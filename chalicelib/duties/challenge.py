@@ -22,6 +22,7 @@ from chalicelib.recall.decide import Decision, record_key
 from chalicelib.recall.outcomes import cause_key
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import bucket, in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member, Recall
 
@@ -108,7 +109,7 @@ def _progress(facts: Facts, rules: RuleSet, opened: date, today: date, now: date
         now=now,
         rules_version=rules.version,
     )
-    text = rule.reward_text.format(**given.words, days=rule.consecutive_days, deadline="")
+    text = fill(rule.reward_text, **given.words, days=rule.consecutive_days, deadline="")
     message = _message(facts, rules, f"{reward_key}#reward", text, "service", given.coupon.expires_at)
     return [*plan, given.coupon, replace(message, when_coupon=(given.coupon.code, "new"))]
 
@@ -131,7 +132,7 @@ def _invite(facts: Facts, rules: RuleSet, today: date, now: datetime) -> OpenCha
             "code": "",
             "expires": "",
         }
-        text = rule.invite_text.format(**words)
+        text = fill(rule.invite_text, **words)
         message = _message(facts, rules, cause_key(facts.member_id, key, CAUSE), text, "promo", window_until)
     decision = Decision(
         member_id=facts.member_id,

@@ -1,7 +1,7 @@
 """Daily check-in (签到): the keyword on the official account or the mini program's check-in
 earns points once per member per local calendar day (the member's store's time zone), counts
 the streak (a bonus every ``streak_days`` in a row, a badge at ``badge_days``) and enters the
-member in the week's lottery (domain.md, "Loyalty").
+member in the week's lottery (docs/domain.md, "Loyalty").
 
 Exactly once: the day's record ``checkin#<member>`` / ``<local date>`` is written on the
 condition that it is absent, and the points post under ``checkin#<local date>``; the reply and
@@ -25,6 +25,7 @@ from chalicelib.loyalty import ledger, offers
 from chalicelib.loyalty.calendar import iso_week, local_day
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import LoyaltyRecord, Member
 
@@ -93,7 +94,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     if streak is None:
         current = facts.recent[0].streak if facts.recent else 0
         return _already(
-            facts, rules, section.already_text.format(streak=current, points=0, balance=facts.balance, days=current)
+            facts, rules, fill(section.already_text, streak=current, points=0, balance=facts.balance, days=current)
         )
     bonus = section.streak_bonus_points if streak % section.streak_days == 0 else 0
     earned = section.points + bonus
@@ -129,10 +130,10 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         ),
     ]
     values = {"streak": streak, "points": earned, "balance": facts.balance + earned, "days": streak}
-    text = section.text.format(**values)
+    text = fill(section.text, **values)
     if streak == section.badge_days:
         plan.append(UpdateLoyalty(f"badge#{facts.member_id}", facts.member_id, add_tags=frozenset({section.badge})))
-        text += "\n" + section.badge_text.format(**values)
+        text += "\n" + fill(section.badge_text, **values)
     when = (record_key, "new")
     if event.kind is Kind.MESSAGED:
         plan.append(
@@ -153,7 +154,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
                 facts.member_id,
                 "custom",
                 "service",
-                section.badge_text.format(**values),
+                fill(section.badge_text, **values),
                 CAUSE,
                 event.event_id,
                 rules.version,
@@ -231,7 +232,7 @@ def lottery_plan(result: Draw, rules: RuleSet, now: datetime, secret: str) -> li
     prize = section.lottery_prize
     for member_id in result.winners:
         cause_key = f"lottery#{result.week}#{member_id}"
-        text = section.lottery_text.format(streak=0, points=0, balance=0, days=0)
+        text = fill(section.lottery_text, streak=0, points=0, balance=0, days=0)
         if prize is not None:
             zone = rules.stores.zone_of(None)
             today = local_day(now, zone)

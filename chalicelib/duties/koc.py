@@ -1,6 +1,6 @@
 """KOC (品牌体验官): each month, the most active ``share_percent`` (default 30%) of each store
 group's members are tagged brand helpers and told so; a helper who is not among them the next
-month loses the tag (domain.md, "Precision push and segments").
+month loses the tag (docs/domain.md, "Precision push and segments").
 
 Activity is the number of events siyu received from the member in the month (messages,
 check-ins, orders, clicks …), read from the events table's member index. The group's members

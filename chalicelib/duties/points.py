@@ -1,5 +1,5 @@
 """Points (积分): a paid order earns points, a refund reverses what its order earned, a
-redemption spends them (domain.md, "Loyalty").
+redemption spends them (docs/domain.md, "Loyalty").
 
 Earning: ``floor(yuan × points_per_yuan)`` plus ``series_bonus_points`` per item of a designated
 series, times the member's tier multiplier, floored. Each cause has one ledger key
@@ -24,6 +24,7 @@ from chalicelib.loyalty.calendar import local_day, month_end
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import LoyaltyRule
 from chalicelib.rules.scope import in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
@@ -224,8 +225,11 @@ def reminder_plan(
     if amount <= 0 or not rules.loyalty.points.expiry_reminder_days:
         return []
     day = datetime.fromisoformat(last_day).date()
-    text = rules.loyalty.points.expiry_reminder_text.format(
-        points=amount, balance=balance, date=f"{day.year}年{day.month}月{day.day}日"
+    text = fill(
+        rules.loyalty.points.expiry_reminder_text,
+        points=amount,
+        balance=balance,
+        date=f"{day.year}年{day.month}月{day.day}日",
     )
     return [
         QueueMessage(

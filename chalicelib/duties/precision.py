@@ -1,6 +1,6 @@
 """Precision push (精准推送): a member who has bought a category more than ``more_than`` times
 (default 3) in the current period (month, quarter or year, store time) gets that category's
-coupon, once per period (domain.md, "Precision push and segments").
+coupon, once per period (docs/domain.md, "Precision push and segments").
 
 Purchases are read from the points ledger's order entries (each carries its categories and
 refunds), so a fully refunded order does not count. The coupon's code is derived from
@@ -19,6 +19,7 @@ from chalicelib.loyalty import ledger, offers
 from chalicelib.loyalty.calendar import chinese_date, local_day
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
@@ -87,7 +88,8 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
             facts.secret,
         )
         plan.append(issued)
-        text = offer.text.format(
+        text = fill(
+            offer.text,
             name=offer.name,
             title=offer.coupon.title,
             value=offers.yuan(issued.value_fen),

@@ -1,6 +1,6 @@
 """Referral (裂变): a member who has spent enough unlocks an invite link; a new follower who
 came through it counts for the inviter once the grace period has passed with the invitee still
-following; the inviter is rewarded at each rule threshold (1 and 3 friends) (domain.md,
+following; the inviter is rewarded at each rule threshold (1 and 3 friends) (docs/domain.md,
 "Referral").
 
 An invite counts once per invitee ever (``invitee#<member>`` is written only if absent), never
@@ -30,6 +30,7 @@ from chalicelib.loyalty import ledger, offers
 from chalicelib.loyalty.calendar import local_day
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
@@ -96,7 +97,7 @@ def _unlock(facts: Facts, rules: RuleSet) -> list[Effect]:
     if facts.spend_fen < section.unlock_spend_fen:
         return []
     key = f"invite-unlocked#{facts.member_id}"
-    text = section.unlock_text.format(invite_link=invite_link(rules, facts.member_id), count=0)
+    text = fill(section.unlock_text, invite_link=invite_link(rules, facts.member_id), count=0)
     return [
         UpdateLoyalty(key, facts.member_id, invite_unlocked_at=event.occurred_at),
         QueueMessage(key, facts.member_id, "custom", "service", text, CAUSE, event.event_id, rules.version),
@@ -200,7 +201,7 @@ def rewards(
                 expires_on=points.expiry_of(rules, now, store),
             )
         )
-    text = reward.text.format(count=ordinal, invite_link=invite_link(rules, inviter))
+    text = fill(reward.text, count=ordinal, invite_link=invite_link(rules, inviter))
     plan.append(
         QueueMessage(cause_key, inviter, "custom", "service", text, CAUSE, event_id, rules.version, store_id=store)
     )

@@ -1,5 +1,5 @@
 """Tiers (普通 / 银卡 / 金卡 / 钻卡) by net spend and orders over a rolling period
-(domain.md, "Loyalty"). An order that reaches a higher tier upgrades the member at once, with
+(docs/domain.md, "Loyalty"). An order that reaches a higher tier upgrades the member at once, with
 a message and the tier's coupon; a member is only ever moved down at the end of their period
 (the tier review, on the loyalty agenda), with a notice.
 
@@ -22,6 +22,7 @@ from chalicelib.loyalty.calendar import chinese_date, local_day
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import LoyaltyRule, Tier
 from chalicelib.rules.scope import in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
@@ -123,7 +124,7 @@ def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event
     plan += _warning_agenda(standing.member_id, review_on, event_id, rules, at)
     spend = sum(net for when, net in standing.orders if when >= at - timedelta(days=rule.tiers.period_days))
     values = {"tier": target.name, "previous": previous.name, "spend": f"{spend / 100:g}", "date": chinese_date(today)}
-    text = (rule.tiers.upgrade_text if up else rule.tiers.downgrade_notice_text).format(**values)
+    text = fill(rule.tiers.upgrade_text if up else rule.tiers.downgrade_notice_text, **values)
     if up and target.coupon is not None:
         plan.append(_coupon(standing, target, key, event_id, rules, today))
     plan.append(
@@ -177,7 +178,8 @@ def warning(standing: Standing, review_on: str | None, day: date, rules: RuleSet
     if rank(rule, target.name) >= rank(rule, standing.tier):
         return []
     spend = sum(net for when, net in standing.orders if when >= at_review - timedelta(days=rule.tiers.period_days))
-    text = rule.tiers.downgrade_warning_text.format(
+    text = fill(
+        rule.tiers.downgrade_warning_text,
         tier=target.name,
         previous=rule.tier(standing.tier).name,
         spend=f"{spend / 100:g}",

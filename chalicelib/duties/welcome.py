@@ -1,5 +1,5 @@
 """Welcome (新人礼 / 入群礼): a new follower or new group member gets a welcome message and a
-no-threshold coupon, once per member ever (domain.md, "Welcome").
+no-threshold coupon, once per member ever (docs/domain.md, "Welcome").
 
 The coupon's code is derived from ``welcome#<member>``, so the coupon write itself decides
 "first time ever": a re-follow, a retry, or a concurrent duplicate finds the code taken.
@@ -16,6 +16,7 @@ from chalicelib.events import Event, Kind
 from chalicelib.offers import offer
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
+from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
 
@@ -64,7 +65,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         rules_version=rules.version,
     )
     coupon, expires_at = given.coupon, given.coupon.expires_at
-    text = rule.text.format(**given.words, questionnaire_url=rule.questionnaire_url or "")
+    text = fill(rule.text, **given.words, questionnaire_url=rule.questionnaire_url or "")
     plan: list[Effect] = [coupon]
     if event.kind is Kind.FOLLOWED:
         plan.append(

@@ -1,4 +1,4 @@
-"""WeChat / WeCom callback cryptography (wechat.md §1.1, §2, §4.1).
+"""WeChat / WeCom callback cryptography (docs/wechat.md §1.1, §2, §4.1).
 
 - ``sha1_signature``: SHA-1 over the sorted, joined parts (plain-mode ``signature`` and the
   safe-mode / WeCom ``msg_signature`` alike).

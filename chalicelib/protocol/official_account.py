@@ -1,4 +1,4 @@
-"""Official account (服务号) callback: verify, decrypt, parse, reply (wechat.md §1, §2)."""
+"""Official account (服务号) callback: verify, decrypt, parse, reply (docs/wechat.md §1, §2)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class OfficialAccount:
         return timestamp, nonce
 
     def verify_url(self, inbound: Inbound, now: datetime) -> str:
-        """GET: the echostr is returned unchanged, in every mode (wechat.md §1.1)."""
+        """GET: the echostr is returned unchanged, in every mode (docs/wechat.md §1.1)."""
         self._check_url_signature(inbound, now)
         return inbound.param("echostr")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -31,7 +32,16 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
+ID_PATTERN = r"^[A-Za-z0-9_\-.:]+$"
+ID_MAX = 64
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
+
+
+def is_id(value: str) -> bool:
+    """An id of this webhook (order, review, refund …): what the admin routes accept as one."""
+    return len(value) <= ID_MAX and re.fullmatch(ID_PATTERN, value) is not None
+
+
 Int = Annotated[int, BeforeValidator(_not_bool)]
 Fen = Annotated[Int, Field(ge=0, le=100_000_000)]
 
@@ -120,7 +130,7 @@ class ProfileUpdated(_Body):
         try:
             date(2000, month, day)  # a leap year: 02-29 is a birthday
         except ValueError as exc:
-            raise ValueError(f"{value} is not a day of the year") from exc
+            raise ValueError("is not a day of the year") from exc  # never the value: a birthday
         return value
 
 
@@ -199,7 +209,9 @@ def to_event(payload: Body) -> Event:
     elif isinstance(payload, NpsAnswer):
         kind, key = Kind.NPS_ANSWERED, f"orders:nps:{payload.answer_id}"
     elif isinstance(payload, CouponRedeemed):
-        kind, key = Kind.COUPON_REDEEMED, f"orders:redeem:{payload.coupon_code}"
+        # The reporting member is part of the identity: a refused report (another member's openid)
+        # must not take the key that the owner's real redemption needs.
+        kind, key = Kind.COUPON_REDEEMED, f"orders:redeem:{payload.coupon_code}:{payload.openid}"
     elif isinstance(payload, PointsRedeemed):
         kind, key = Kind.POINTS_REDEEMED, f"orders:points:{payload.redemption_id}"
     elif isinstance(payload, CheckedIn):

@@ -1,4 +1,4 @@
-"""WeCom (企业微信) callback: always encrypted, receive id = CorpID (wechat.md §4)."""
+"""WeCom (企业微信) callback: always encrypted, receive id = CorpID (docs/wechat.md §4)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class WeCom:
         return self._crypto.decrypt(encrypted)
 
     def verify_url(self, inbound: Inbound, now: datetime) -> str:
-        """GET: decrypt echostr and return its plaintext, nothing else (wechat.md §4.1)."""
+        """GET: decrypt echostr and return its plaintext, nothing else (docs/wechat.md §4.1)."""
         return self._open(inbound, inbound.param("echostr"), now)
 
     def receive(self, inbound: Inbound, now: datetime) -> list[Event]:
@@ -119,7 +119,7 @@ def _chat_events(fields: dict[str, Any], created: int, change: str) -> list[Even
 
 
 def _changed_members(value: Any) -> list[str]:
-    """``MemChangeList`` holds one ``Item`` per changed member (shape UNVERIFIED, wechat.md §4.3)."""
+    """``MemChangeList`` holds one ``Item`` per changed member (shape UNVERIFIED, docs/wechat.md §4.3)."""
     if not isinstance(value, dict):
         return []
     return [m for m in xmlsafe.as_list(value.get("Item")) if isinstance(m, str) and m]

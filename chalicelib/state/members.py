@@ -41,6 +41,14 @@ def touch(event: Event, now: datetime, zone: tzinfo = SHANGHAI) -> Member | None
     return member
 
 
+def exists(member_id: str) -> bool:
+    try:
+        Member.get(member_id, attributes_to_get=["member_id"])
+    except Member.DoesNotExist:
+        return False
+    return True
+
+
 def local_day(moment: datetime, zone: tzinfo) -> str:
     return moment.astimezone(zone).date().isoformat()
 
@@ -57,7 +65,7 @@ def _actions(event: Event, now: datetime, zone: tzinfo) -> list:
         actions.append(Member.channel.set(Member.channel | event.channel))
     if event.inviter and event.inviter != event.member_id:
         actions.append(Member.inviter.set(Member.inviter | event.inviter))
-    if event.kind is Kind.MESSAGED:  # opens the customer-service window (wechat.md §3.5)
+    if event.kind is Kind.MESSAGED:  # opens the customer-service window (docs/wechat.md §3.5)
         actions.append(Member.service_window_until.set(event.occurred_at + SERVICE_WINDOW))
     if event.kind is Kind.FOLLOWED:
         actions += [Member.subscribed.set("yes"), Member.subscribed_at.set(event.occurred_at)]

@@ -129,7 +129,7 @@ class Stalled(GlobalSecondaryIndex["EventRecord"]):
 
 
 class EventRecord(_Base):
-    """Every received event, keyed by its dedupe key (wechat.md §1.5). The conditional put of
+    """Every received event, keyed by its dedupe key (docs/wechat.md §1.5). The conditional put of
     this record is the deduplication; its status moves in_progress → done (or failed, to be
     retried); the stored reply answers WeChat's retries. Kept for ``SIYU_EVENT_TTL_DAYS``."""
 
@@ -191,6 +191,7 @@ class Coupon(_Base):
     status = UnicodeAttribute(default="issued")  # issued | redeemed
     redeemed_at = UTCDateTimeAttribute(null=True)
     redeemed_order = UnicodeAttribute(null=True)
+    redeemed_event = UnicodeAttribute(null=True)  # the one event that redeemed it
     rules_version = UnicodeAttribute()
 
     by_member = CouponsByMember()
