@@ -8,8 +8,8 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib import ledger
 from chalicelib.errors import NotFound, Unauthorized
-from chalicelib.loyalty import ledger
 from chalicelib.offers import yuan
 from chalicelib.settings import Settings
 from chalicelib.state.models import Coupon, Member, OutboxMessage
@@ -44,7 +44,7 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
         {
             "code": c.code,
             "title": c.title,
-            "value": yuan(c.value_fen),
+            "value": yuan(int(c.value_fen)),
             "value_fen": c.value_fen,
             "min_spend_fen": c.min_spend_fen,
             "cause": c.cause,

@@ -36,7 +36,7 @@ from chalicelib.metrics import commands as metrics_commands
 from chalicelib.privacy import commands as privacy_commands
 from chalicelib.recall import commands as recall_commands
 from chalicelib.reviews import commands as ticket_commands
-from chalicelib.rules import commands as rule_commands
+from chalicelib.rule_changes import commands as rule_commands
 from chalicelib.simulate import commands as simulate_commands
 from chalicelib.state.binding import create_tables
 

@@ -9,10 +9,22 @@ SiyuError
 ├── AlreadyDone                an idempotent effect found its key taken: success, not failure
 │   └── Erased                 a late event of an erased member: dropped, which is success
 ├── BadRule                    a rule file the runtime cannot apply (skipped, ops alerted)
-└── Retryable             503  transient trouble (throttling, a peer still working): retry
+├── InvalidRules          400  a rule set that fails its checks (every problem, located)
+├── Conflict              409  changed meanwhile (a rule version, a ticket), or would move back
+├── Retryable             503  transient trouble (throttling, a contended item): retry
+├── Misconfigured         503  the stage lacks a secret it must not run without
+└── DeliveryError              a message that cannot go to WeChat as it is (the sender decides)
+    ├── ApiError               WeChat answered with an errcode (docs/wechat.md §3.2)
+    ├── NotDelivered           the request never left (connect timeout, connection refused)
+    ├── OutcomeUnknown         the request left and no answer came: never re-sent blindly
+    └── PayloadInvalid         it would break a platform limit: dropped unsent, with the reason
+
+(``InvalidRules`` is a ``BadRequest``; the statuses are what a route answers.)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class SiyuError(Exception):
@@ -83,3 +95,26 @@ class InvalidRules(BadRequest):
     def __init__(self, problems: list) -> None:
         super().__init__(f"{len(problems)} problem(s) in the rule set")
         self.problems = problems
+
+
+class DeliveryError(SiyuError):
+    status = 503
+    code = "delivery"
+
+
+class ApiError(DeliveryError):
+    def __init__(self, errcode: int, errmsg: str, response: dict[str, Any]) -> None:
+        super().__init__(f"{errcode} {errmsg}")
+        self.errcode, self.errmsg, self.response = errcode, errmsg, response
+
+
+class NotDelivered(DeliveryError):
+    pass
+
+
+class OutcomeUnknown(DeliveryError):
+    pass
+
+
+class PayloadInvalid(DeliveryError):
+    pass

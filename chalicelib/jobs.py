@@ -48,15 +48,26 @@ def run_loyalty_day() -> dict[str, int]:
 
 
 def check_thresholds() -> int:
+    from chalicelib.delivery import queue
     from chalicelib.metrics import alerts
 
-    return alerts.evaluate(runtime.context())
+    ctx = runtime.context()
+    queued = alerts.evaluate(ctx)
+    queue.enqueue(ctx.settings, queued)
+    return len(queued)
 
 
 def send_weekly_digest() -> str | None:
+    from chalicelib.delivery import queue
     from chalicelib.metrics import digest
 
-    return digest.run(runtime.context())
+    ctx = runtime.context()
+    sent = digest.run(ctx)
+    if sent is None:
+        return None
+    week, messages = sent
+    queue.enqueue(ctx.settings, messages)
+    return week
 
 
 def review_sla() -> int:

@@ -1,5 +1,7 @@
-"""Coupons as duties offer them: the coupon effect for a rule's ``CouponSpec`` and the words a
-message uses for it (price-tag yuan, Chinese dates), shared by every duty that gives coupons."""
+"""Coupons as duties offer them: the coupon instruction for a rule's ``CouponSpec`` and the words
+a message uses for it (price-tag yuan, Chinese dates), shared by every duty that gives coupons;
+``coupon`` for the loyalty rules, whose code is derived from the cause key (issued once, ever,
+for that cause) and which expire at the end of the last valid day in the store's time zone."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from chalicelib import codes
 from chalicelib.clock import UTC
-from chalicelib.effects import IssueCoupon
+from chalicelib.plans import IssueCoupon
 from chalicelib.rules.models import CouponSpec
 
 
@@ -71,3 +74,30 @@ def yuan(fen: int) -> str:
 
 def chinese_date(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
+
+
+def coupon(
+    spec: CouponSpec,
+    member_id: str,
+    cause: str,
+    cause_key: str,
+    event_id: str,
+    rules_version: str,
+    today: date,
+    zone: ZoneInfo,
+    home_store: str | None,
+    secret: str,
+) -> IssueCoupon:
+    """The coupon offered on the local day ``today``, its code derived from ``cause_key``."""
+    return offer(
+        spec,
+        code=codes.derive(cause_key, secret),
+        member_id=member_id,
+        cause=cause,
+        cause_key=cause_key,
+        event_id=event_id,
+        home_store=home_store,
+        zone=zone,
+        now=datetime.combine(today, time(12), zone),
+        rules_version=rules_version,
+    ).coupon

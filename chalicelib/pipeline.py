@@ -1,158 +1,242 @@
-"""The event pipeline: dedupe → update the member → run the duties → count → remember the outcome.
+"""One event, one atomic commit: read → decide → commit.
 
 ``process`` is called once per normalized event, by the webhooks (synchronously, well inside
-WeChat's 5 s) and by the redrive timer. Every step is safe to repeat: an exception anywhere
-releases the event, and the next delivery (WeChat's retry) or the redrive timer redoes it. An
-event about an erased member is dropped right after the member update (``privacy.guard``).
+WeChat's 5 s) and by the redrive timer:
+
+1. **read**, in one request: the event's record, the member, their erase tombstone, the day's
+   active-member marker and what the triggered duties declared they need (``prefetch``);
+   a duty that needs more (a member's points partition) reads it through the same snapshot;
+2. **decide**, pure: the member as this event leaves them (``state.members``), each triggered
+   duty's plan (``chalicelib/duties/``), the counters of all of it (``chalicelib.counters``);
+3. **commit**, one ``TransactWriteItems`` (``chalicelib.executor``): the event's record (on the
+   condition that it is not done), the member's update, every instruction of the plan and its
+   counters. There is no state in which an event is half applied.
+
+A retry of a done event finds its record in step 1 and answers its stored reply; a duplicate
+running at the same time loses the commit on the record and answers the winner's reply (the
+cancelled transaction hands back the record). When what the plan was decided on changed (a
+concurrent event of the same member), the event is read and decided again. A failure leaves a
+``failed`` record for the redrive timer (WeChat may stop retrying), which finishes the event the
+same way; a reply it makes is delivered by the outbox, nobody is waiting for it any more.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from chalicelib import effects
+from chalicelib import counters, executor, ledger, plans
 from chalicelib.clock import SHANGHAI
 from chalicelib.delivery import queue
-from chalicelib.duties import REGISTRY
+from chalicelib.duties import REGISTRY, answers
 from chalicelib.errors import BadRule, Erased, Retryable
-from chalicelib.events import Event, robot_recipient
+from chalicelib.events import Event, Kind, robot_recipient
+from chalicelib.facts import Snapshot
 from chalicelib.logs import log
-from chalicelib.loyalty import ledger
-from chalicelib.metrics import counters
+from chalicelib.plans import Instruction, Plan
 from chalicelib.privacy import guard
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
-from chalicelib.state import journal, members
-from chalicelib.state.models import Member
+from chalicelib.state import members
+from chalicelib.state.models import EventRecord, Member, Metric, PointsRecord, Shared
+from chalicelib.store import db, keys
+from chalicelib.store.db import Outcome
 
-BUSY_WAIT_SECONDS = 2.0  # real time a duplicate waits for the worker holding the lease
-BUSY_POLL_SECONDS = 0.05
+ATTEMPTS = 4  # reads and decisions of one event before it is given back (503) as too contended
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Result:
     reply: str | None
     duplicate: bool
+    answer: dict[str, Any] = dataclasses.field(default_factory=dict)  # the order webhook's extra fields
 
 
-def process(ctx: Context, event: Event, answered: bool = True) -> Outcome:
+def process(ctx: Context, event: Event, answered: bool = True) -> Result:
     """``answered``: a caller waits for the reply (a webhook); the redrive timer's events have
     none, so their replies go out through the outbox instead."""
-    now = ctx.clock.now()
-    claimed = journal.claim(event, now, timedelta(days=ctx.settings.event_ttl_days))
-    if claimed.claim is journal.Claim.BUSY:
-        claimed = _wait_for_peer(ctx, event)
-    if claimed.claim is journal.Claim.DONE:
-        log("event.duplicate", event_id=event.event_id, kind=event.kind.value)
-        return Outcome(claimed.reply, duplicate=True)
     started = time.perf_counter()
-    try:
-        reply = _run(ctx, event, answered)
-        journal.complete(event.event_id, reply)  # inside: a failure to record "done" also releases
-    except Erased:
-        journal.forget(event.event_id)  # about an erased member: kept nowhere (privacy/guard.py)
-        log("event.dropped", kind=event.kind.value, reason="erased member")
-        return Outcome(None, duplicate=False)
-    except Exception as exc:
-        journal.release(event.event_id, type(exc).__name__, ctx.clock.now())
-        log("event.failed", logging.ERROR, event_id=event.event_id, kind=event.kind.value, error=type(exc).__name__)
-        raise
-    log(
-        "event.processed",
-        event_id=event.event_id,
-        kind=event.kind.value,
-        attempts=claimed.attempts,
-        ms=round((time.perf_counter() - started) * 1000, 1),
-    )
-    return Outcome(reply, duplicate=False)
-
-
-def _wait_for_peer(ctx: Context, event: Event) -> journal.ClaimResult:
-    """Poll the peer's record, 50 ms apart at first and doubling to 400 ms: a quick peer is caught
-    at once, a slow one does not cost a read every 50 ms."""
-    deadline = time.monotonic() + BUSY_WAIT_SECONDS
-    pause = BUSY_POLL_SECONDS
-    while time.monotonic() < deadline:
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, 8 * BUSY_POLL_SECONDS)
-        result = journal.reclaim(event.event_id, ctx.clock.now())
-        if result.claim is not journal.Claim.BUSY:
-            return result
-    raise Retryable("another worker is still processing this event")
-
-
-def _run(ctx: Context, event: Event, answered: bool) -> str | None:
-    try:
-        rules: RuleSet | None = ctx.rules()
-    except BadRule as exc:
-        log("rules.unusable", logging.ERROR, event_id=event.event_id, reason=exc.reason)
-        rules = None
+    rules = _rules(ctx, event)
     if rules is not None:
         event = _attributed(event, rules)
     zone = ZoneInfo(rules.stores.default_timezone) if rules is not None else SHANGHAI
-    member = members.touch(event, ctx.clock.now(), zone)
-    guard.admit(ctx.settings, event, member)
-    applied = run_duties(ctx, event, member, rules, answered) if rules is not None else effects.Applied()
-    counts = counters.of_event(event, member, zone) + counters.of_effects(
-        applied.issued, applied.redeemed, applied.records
-    )
-    store_id = event.store_id or (member.store_id if member else None)
-    counters.count_event(event, member, store_id, counts, zone, ctx.clock.now())
-    return applied.reply
+    try:
+        for attempt in range(1, ATTEMPTS + 1):
+            result = _attempt(ctx, event, rules, zone, answered, attempt)
+            if result is not None:
+                if not result.duplicate:
+                    ms = round((time.perf_counter() - started) * 1000, 1)
+                    log("event.processed", event_id=event.event_id, kind=event.kind.value, attempts=attempt, ms=ms)
+                return result
+        raise Retryable("this member's state keeps changing; retry")
+    except Erased:
+        log("event.dropped", kind=event.kind.value, reason="erased member")
+        return Result(None, duplicate=False)
+    except Exception as exc:
+        _keep_for_redrive(ctx, event, type(exc).__name__)
+        log("event.failed", logging.ERROR, event_id=event.event_id, kind=event.kind.value, error=type(exc).__name__)
+        raise
+
+
+def _rules(ctx: Context, event: Event) -> RuleSet | None:
+    try:
+        return ctx.rules()
+    except BadRule as exc:
+        log("rules.unusable", logging.ERROR, event_id=event.event_id, reason=exc.reason)
+        return None
 
 
 def _attributed(event: Event, rules: RuleSet) -> Event:
-    """Where the member came from, as far as siyu can stand behind it. A group's event belongs to
-    the group's store. A QR scene or "contact me" state naming a store the rules do not know (a
-    code printed for a closed store, a hand-made one) attributes the member to no store rather
-    than to one no report shows, and an inviter who is not a member is no inviter (one read, on
-    the rare event that names one). The order webhook's store is the till's own word and is kept."""
+    """Where the member came from, as far as the rules stand behind it. A group's event belongs
+    to the group's store. A QR scene or "contact me" state naming a store the rules do not know
+    (a code printed for a closed store, a hand-made one) attributes the member to no store
+    rather than to one no report shows. The order webhook's store is the till's own word."""
     if event.group_id and not event.store_id:
-        event = dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
-    elif event.store_id and event.source != "orders" and event.store_id not in rules.stores.ids:
+        return dataclasses.replace(event, store_id=rules.stores.store_of_group(event.group_id))
+    if event.store_id and event.source != "orders" and event.store_id not in rules.stores.ids:
         log("scene.unknown_store", event_id=event.event_id, kind=event.kind.value)
-        event = dataclasses.replace(event, store_id=None)
-    if event.inviter and (event.inviter == event.member_id or not members.exists(event.inviter)):
-        log("scene.unknown_inviter", event_id=event.event_id, kind=event.kind.value)
-        event = dataclasses.replace(event, inviter=None)
+        return dataclasses.replace(event, store_id=None)
     return event
 
 
-def run_duties(
-    ctx: Context, event: Event, member: Member | None, rules: RuleSet, answered: bool = True
-) -> effects.Applied:
-    plan: list[effects.Effect] = []
+def prefetch(ctx: Context, event: Event, zone: ZoneInfo) -> list[db.Key]:
+    """What every event reads in its one request, and what its duties declare they need."""
+    wanted: list[db.Key] = [(EventRecord, event.event_id, None)]
+    if event.member_id:
+        wanted += [(Member, event.member_id, None), guard.tombstone_key(ctx.settings, event.member_id)]
+        day = members.local_day(event.occurred_at, zone)
+        wanted.append((Metric, keys.active(day), event.member_id))
+        if event.inviter:
+            wanted.append((Member, event.inviter, None))
+    for duty in REGISTRY:
+        if event.kind in duty.TRIGGERS and hasattr(duty, "prefetch"):
+            wanted += duty.prefetch(event, ctx.settings)
+    return wanted
+
+
+def _attempt(
+    ctx: Context, event: Event, rules: RuleSet | None, zone: ZoneInfo, answered: bool, attempt: int
+) -> Result | None:
+    """One read → decide → commit; None when what it decided on changed meanwhile."""
     now = ctx.clock.now()
-    with ledger.one_read(event.member_id):  # the gathers read the member's points once
-        for duty in REGISTRY:
-            if event.kind not in duty.TRIGGERS:
-                continue
-            facts = duty.gather(event, member, ctx.settings)
-            if facts is None:
-                continue
-            try:
-                plan += duty.decide(facts, rules, now)  # type: ignore[arg-type]
-            except BadRule as exc:
-                # A rule the runtime cannot apply is skipped, ops are told once per version, the rest
-                # runs. Any other exception is a fault of siyu, not of the rules: the event fails
-                # (503, retried) and is logged as such, never reported to ops as a rule to republish.
-                plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, exc.reason))
-    if not answered:
-        plan = [effects.later(effect) if isinstance(effect, effects.Reply) else effect for effect in plan]
-    applied = effects.apply(plan, now)
+    reads = Snapshot.read(prefetch(ctx, event, zone))  # every get below is answered from this read
+    record = reads.get(EventRecord, event.event_id)
+    if record is not None and record.status == "done":
+        log("event.duplicate", event_id=event.event_id, kind=event.kind.value)
+        return _stored(record)
+    event = _known_inviter(event, reads)
+    before = reads.get(Member, event.member_id) if event.member_id else None
+    touch = members.touch(event, before, now, zone)
+    member = members.after(before, touch) if touch is not None else None
+    tombstone = reads.get(Shared, *guard.tombstone_key(ctx.settings, event.member_id)[1:]) if event.member_id else None
+    try:
+        guard.admit(event, before, member, tombstone)
+    except Erased:
+        if record is not None:  # a failed attempt's record: kept nowhere either
+            db.delete(EventRecord(event.event_id))
+        raise
+    decided = decide(ctx, event, member, reads, rules, answered) if rules is not None else []
+    plan = _whole_plan(ctx, event, before, member, touch, decided, reads, zone, attempt)
+    balances = {m: ledger.balance_of(m, reads) for m in ledger.members_posted(plan)}
+
+    def finish(resolved: Plan) -> Plan:
+        settled = ledger.settle(resolved, balances)
+        answer = answers.of(event, settled, reads)
+        return [
+            dataclasses.replace(i, answer=json.dumps(answer, ensure_ascii=False) if answer else None)
+            if isinstance(i, plans.RecordEvent)
+            else i
+            for i in settled
+        ]
+
+    applied = executor.execute(plan, event.event_id, now, existing=reads.existing, settle=finish)
+    if applied.outcome is Outcome.ALREADY_DONE:
+        log("event.duplicate", event_id=event.event_id, kind=event.kind.value)
+        done = applied.done if isinstance(applied.done, EventRecord) else db.get(EventRecord, event.event_id)
+        return _stored(done) if done is not None else None
+    if applied.outcome is Outcome.CONFLICT:
+        log("event.reread", event_id=event.event_id, kind=event.kind.value, attempt=attempt)
+        return None
     queue.enqueue(ctx.settings, applied.messages)
-    return applied
+    committed = next(i for i in applied.plan if isinstance(i, plans.RecordEvent))
+    return Result(applied.reply, duplicate=False, answer=json.loads(committed.answer) if committed.answer else {})
 
 
-def rule_alert(duty: str, version: str, event_id: str, reason: str) -> effects.QueueMessage:
+def _stored(record: EventRecord) -> Result:
+    return Result(record.reply, duplicate=True, answer=json.loads(record.answer) if record.answer else {})
+
+
+def _known_inviter(event: Event, reads: Snapshot) -> Event:
+    """An inviter who is not a member is no inviter (a forged or stale invite code)."""
+    if not event.inviter:
+        return event
+    if event.inviter != event.member_id and reads.items.get((Member, event.inviter, None)) is not None:
+        return event
+    log("scene.unknown_inviter", event_id=event.event_id, kind=event.kind.value)
+    return dataclasses.replace(event, inviter=None)
+
+
+def decide(
+    ctx: Context, event: Event, member: Member | None, reads: Snapshot, rules: RuleSet, answered: bool = True
+) -> Plan:
+    """Every triggered duty's plan (its facts from ``reads``), in registry order. A rule the runtime
+    cannot apply skips its duty and tells ops once per version; the other duties run. Any other
+    exception is a fault of siyu, not of the rules: the event fails (503, retried)."""
+    plan: Plan = []
+    now = ctx.clock.now()
+    for duty in REGISTRY:
+        if event.kind not in duty.TRIGGERS:
+            continue
+        facts = duty.gather(event, member, reads, ctx.settings)
+        if facts is None:
+            continue
+        try:
+            plan += duty.decide(facts, rules, now)
+        except BadRule as exc:
+            plan.append(rule_alert(duty.CAUSE, rules.version, event.event_id, exc.reason))
+    if not answered:
+        plan = [i.later() if isinstance(i, plans.Reply) else i for i in plan]
+    return plan
+
+
+def _whole_plan(
+    ctx: Context,
+    event: Event,
+    before: Member | None,
+    member: Member | None,
+    touch: plans.TouchMember | None,
+    decided: Plan,
+    reads: Snapshot,
+    zone: ZoneInfo,
+    attempt: int,
+) -> Plan:
+    """The event's record, the member's update, the duties' plan and the counters of it all."""
+    now = ctx.clock.now()
+    ttl = timedelta(days=ctx.settings.event_ttl_days)
+    record = plans.RecordEvent(event=event, received_at=now, expires=now + ttl, attempts=attempt)
+    order = None
+    if event.kind is Kind.ORDER_REFUNDED and event.member_id:
+        order = reads.points_item(event.member_id, keys.order(str(event.data["order_id"])))
+    counts = counters.of_event(event, before, member, zone, order if isinstance(order, PointsRecord) else None)
+    store_id = event.store_id or (member.store_id if member else None)
+    counted = counters.plan(event, before, member, store_id, counts, decided, zone, now)
+    active = (Metric, keys.active(members.local_day(event.occurred_at, zone)), event.member_id)
+    if reads.items.get(active) is not None:
+        reads.existing.add(("active", f"{active[1].removeprefix('active#')}|{event.member_id}"))
+    head: list[Instruction] = [record, *([touch] if touch is not None else [])]
+    return [*head, *decided, *counted]
+
+
+def rule_alert(duty: str, version: str, event_id: str, reason: str) -> plans.QueueMessage:
     log("rules.duty_skipped", logging.ERROR, duty=duty, rules_version=version, event_id=event_id, reason=reason)
-    return effects.QueueMessage(
-        message_key=f"alert#rule#{version}#{duty}",
+    return plans.QueueMessage(
+        message_key=keys.rule_alert(version, duty),
         member_id=robot_recipient("ops"),
         channel="robot",
         category="alert",
@@ -166,13 +250,27 @@ def rule_alert(duty: str, version: str, event_id: str, reason: str) -> effects.Q
     )
 
 
+def _keep_for_redrive(ctx: Context, event: Event, error: str) -> None:
+    """Keep a failed event (unless it is done meanwhile) for the redrive timer; best effort: if
+    even this write fails, WeChat's retry is the one left."""
+    now = ctx.clock.now()
+    failed = plans.FailEvent(
+        event=event, received_at=now, expires=now + timedelta(days=ctx.settings.event_ttl_days), error=error
+    )
+    try:
+        executor.Executor().run([failed], f"failed#{event.event_id}", now)
+    except Exception as exc:  # the store itself is failing: nothing more to do here
+        log("event.unkept", logging.WARNING, event_id=event.event_id, error=type(exc).__name__)
+
+
 def redrive(ctx: Context, grace: timedelta = timedelta(minutes=1), limit: int = 100) -> int:
-    """Finish events whose worker died and whose retries never came (timer). WeChat stopped
-    waiting long ago: a reply such an event makes is delivered by the outbox."""
+    """Finish events whose processing failed and whose retries never came (timer)."""
     done = 0
-    for event_id in journal.stalled(ctx.clock.now() - grace, limit):
-        record = journal.peek(event_id)
-        if record.status == "done":
+    before = ctx.clock.now() - grace
+    query = EventRecord.stalled_index.query("1", EventRecord.lease_until < before, limit=limit)
+    for event_id in [record.event_id for record in query]:
+        record = db.get(EventRecord, event_id)
+        if record is None or record.status == "done":
             continue
         try:
             process(ctx, Event.from_json(record.body), answered=False)

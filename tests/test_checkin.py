@@ -4,11 +4,10 @@
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from chalicelib import cli, jobs
+from chalicelib import cli, jobs, ledger
 from chalicelib.duties import checkin
 from chalicelib.duties.checkin import Previous, streak_on
 from chalicelib.local import callbacks
-from chalicelib.loyalty import ledger
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import effects, runtime
+from chalicelib import executor, plans, runtime
 from chalicelib.clock import FixedClock
 from chalicelib.delivery import api, sender
 from chalicelib.local.fake_wechat import HANG
@@ -49,21 +49,21 @@ def record(
     cause="test",
 ) -> str:
     now = clock.now() if clock else DAYTIME
-    message = effects.QueueMessage(
-        key,
-        member_id,
-        channel,
-        category,
-        text,
-        cause,
-        "evt",
-        "v-test",
+    message = plans.QueueMessage(
+        message_key=key,
+        member_id=member_id,
+        channel=channel,
+        category=category,
+        text=text,
+        cause=cause,
+        event_id="evt",
+        rules_version="v-test",
         payload=payload or {"title": "新人礼券", "value": "9.9", "code": "SYABC", "expires": "2026年12月23日"},
         template=template,
         store_id="S001",
         expires_at=expires_at,
     )
-    effects.apply([message], now)
+    executor.execute([message], key, now)
     return key
 
 
@@ -109,7 +109,7 @@ def test_a_cap_holds_under_20_concurrent_duties_targeting_one_member(outbox):
     assert outcomes.count("dropped") == 19
     assert len(live.wechat.sent(TEMPLATE_PATH)) == 1
     day = Shared.get("count", "cap#oCap#promo#2026-11-23")
-    assert day.count == 1
+    assert day.tally == 1
 
 
 def test_quiet_hour_messages_are_deferred_then_released_spread_over_the_window(outbox):
@@ -178,7 +178,7 @@ def test_a_40001_triggers_exactly_one_token_refetch(outbox):
     assert outcome.status == "failed" and live.wechat.token_calls["normal"] == fetched + 2
     # WeChat refused a token it still hands out in normal mode: one force refresh, behind the lock.
     assert live.wechat.token_calls["force"] == 1
-    assert Shared.get("count", "force_refresh#wxb11529c136998cb6#2026-11-23").count == 1
+    assert Shared.get("count", "force_refresh#wxb11529c136998cb6#2026-11-23").tally == 1
 
 
 def test_force_refresh_respects_its_daily_budget(outbox):
@@ -186,7 +186,7 @@ def test_force_refresh_respects_its_daily_budget(outbox):
     member("oFb")
     record("fb-0", "oFb")
     deliver("fb-0")
-    Shared("count", "force_refresh#wxb11529c136998cb6#2026-11-23", count=20).save()
+    Shared("count", "force_refresh#wxb11529c136998cb6#2026-11-23", tally=20).save()
     live.wechat.inject(TEMPLATE_PATH, 40001)
     record("fb-1", "oFb")
     outcome = deliver("fb-1")
@@ -258,7 +258,7 @@ def test_a_payload_over_the_platform_limit_is_dropped_unsent(outbox):
 
 def test_the_monthly_budget_stops_paid_messages_with_one_alert(outbox, monkeypatch):
     _live, _ = outbox
-    Shared("count", "budget#2026-11", count=300_000 - 10).save()  # 2,999.90 of 3,000 yuan spent
+    Shared("count", "budget#2026-11", tally=300_000 - 10).save()  # 2,999.90 of 3,000 yuan spent
     for i in range(3):
         member(f"oB{i}")
         record(f"paid-{i}", f"oB{i}")
@@ -477,15 +477,23 @@ def test_platform_quotas_are_built_in_caps(outbox):
     for i in range(6):  # three a day over two days: under the daily cap, over WeChat's 5 per window
         if i == 3:
             clock.advance(timedelta(days=1))
-        message = effects.QueueMessage(
-            f"cs-{i}", "oCs", "custom", "service", f"回复{i}", f"c{i}", "e", "v", store_id="S001"
+        message = plans.QueueMessage(
+            message_key=f"cs-{i}",
+            member_id="oCs",
+            channel="custom",
+            category="service",
+            text=f"回复{i}",
+            cause=f"c{i}",
+            event_id="e",
+            rules_version="v",
+            store_id="S001",
         )
-        effects.apply([message], clock.now())
+        executor.execute([message], message.message_key, clock.now())
         results.append(deliver(f"cs-{i}").status)
     assert results == ["sent"] * 5 + ["dropped"]
     assert status("cs-5").reason == "customer-service quota of this interaction window used"
     clock.set(DAYTIME)
-    Shared("count", "quota#template#2026-11-23", count=100_000).save()
+    Shared("count", "quota#template#2026-11-23", tally=100_000).save()
     member("oQuota")
     record("over-quota", "oQuota")
     outcome = deliver("over-quota")

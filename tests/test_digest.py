@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pynamodb.expressions.operand import Path as Attr
 
-from chalicelib import cli, runtime
+from chalicelib import cli, jobs, runtime
 from chalicelib.metrics import digest
 from chalicelib.state.models import Alert, Metric, OutboxMessage
 
@@ -93,10 +93,10 @@ def test_a_digest_too_long_for_the_robot_drops_store_lines_and_says_so(aws, cloc
 def test_the_digest_is_sent_once_at_the_rule_hour_and_read_again(aws, clock, tmp_path, capsys):
     synthetic_week()
     clock.set(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # Wednesday 09:00 Shanghai: not yet (10:00)
-    assert digest.run(runtime.context()) is None
+    assert jobs.send_weekly_digest() is None
     clock.set(datetime(2026, 11, 25, 2, 5, tzinfo=UTC))
-    assert digest.run(runtime.context()) == "2026-W47"
-    assert digest.run(runtime.context()) is None  # the hourly timer again: already sent
+    assert jobs.send_weekly_digest() == "2026-W47"
+    assert jobs.send_weekly_digest() is None  # the hourly timer again: already sent
     sent = sorted(m.message_key for m in OutboxMessage.scan() if m.cause == "digest")
     assert sent == ["digest#2026-W47#chart", "digest#2026-W47#markdown"]
     out = tmp_path / "w47.md"
@@ -127,5 +127,5 @@ def test_without_the_chart_layer_the_digest_still_goes_out_without_its_chart(aws
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     clock.set(datetime(2026, 11, 25, 2, 5, tzinfo=UTC))
-    assert digest.run(runtime.context()) == "2026-W47"
+    assert jobs.send_weekly_digest() == "2026-W47"
     assert [m.message_key for m in OutboxMessage.scan() if m.cause == "digest"] == ["digest#2026-W47#markdown"]

@@ -5,10 +5,10 @@ What happens at the n-th DynamoDB write (``Faults``, on botocore's one call path
 
 - ``raise``: an exception before the write; the code's own handlers still run (the event is
   released, the message given back) and the next try takes it over. Every path, every write;
-- ``die``: the process stops before the write: nothing reaches DynamoDB any more (no release),
-  WeChat's next tries find the lease still held, the redrive timer (or the queue, after the
-  sender's lease) finishes the work. The paths whose recovery differs (passive replies, queued
-  messages, the ledger, every message kind);
+- ``die``: the process stops before the write: nothing reaches DynamoDB any more (not even the
+  record of the failure), WeChat's next try (or the queue, after the sender's lease) does the
+  work. The paths whose recovery differs (passive replies, queued messages, the ledger, every
+  message kind);
 - ``throttle``: from that write on DynamoDB answers "throttled" (through botocore's own retries)
   until the attempt is over; and ``once``: every write is throttled once, botocore's retry passes;
 - ``before``: a concurrent writer goes first, the write finds its condition failed.
@@ -36,18 +36,16 @@ from botocore.retries.standard import ExponentialBackoff
 from moto.core.botocore_stubber import BotocoreStubber
 from urllib3.exceptions import ProtocolError
 
-from chalicelib import effects, jobs, pipeline, runtime
+from chalicelib import executor, jobs, ledger, pipeline, plans, runtime
 from chalicelib.delivery import api, channels, queue, sender
 from chalicelib.local import callbacks
 from chalicelib.local.fake_wechat import FakeWeChat
-from chalicelib.loyalty import ledger
 from chalicelib.metrics import read
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.protocol.inbound import Inbound
 from chalicelib.protocol.official_account import OfficialAccount
 from chalicelib.recall import sweep
-from chalicelib.state import journal
 from chalicelib.state.models import MODELS, Coupon, EventRecord, Member, OutboxMessage, Shared
 from tests.conftest import START
 from tests.helpers import send
@@ -55,7 +53,7 @@ from tests.helpers import send
 WRITES = frozenset({"PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem", "BatchWriteItem"})
 WECHAT_TRIES = 3  # docs/wechat.md §1.4: 5 s apart, 3 tries in total
 WECHAT_WAIT = timedelta(seconds=5)
-REDRIVE_AFTER = journal.LEASE + timedelta(minutes=1, seconds=1)  # the lease, then the timer's grace
+REDRIVE_AFTER = timedelta(minutes=1, seconds=1)  # the redrive timer's grace
 
 
 class Crash(Exception):
@@ -175,7 +173,6 @@ def faults(monkeypatch) -> Faults:
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", call)
     monkeypatch.setattr(BotocoreStubber, "process_request", answer)
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # botocore retries at once
-    monkeypatch.setattr(pipeline, "BUSY_WAIT_SECONDS", 0.0)  # a retry finding the lease held answers 503 at once
     return injected
 
 
@@ -556,8 +553,8 @@ def test_a_webhook_path_killed_before_any_of_its_writes_ends_as_if_never_killed(
             if 200 in run.statuses:  # WeChat got its answer: the reply, not a second one
                 assert run.reply == scenario.reply and run.redriven == 0, where
                 assert state == scenario.baseline, where
-            else:  # every try met the lease of a worker that could not release it: the timer finished the event
-                assert mode in ("die", "throttle") and run.redriven == 1, where
+            else:  # every try met the fault (throttled throughout): the timer finished the event
+                assert mode == "throttle" and run.redriven == 1, where
                 assert state == handed_to_outbox(scenario.baseline), where
 
 
@@ -619,20 +616,20 @@ COUPON_WORDS = {"title": "新人礼券", "value": "9.9", "code": "SYFAULTS", "ex
 
 
 def _message(key: str, member: str, channel: str, category: str, clock, payload=COUPON_WORDS, **fields) -> None:
-    message = effects.QueueMessage(
-        key,
-        member,
-        channel,
-        category,
-        "您的新人礼券快到期了",
-        "faults",
-        "evt-faults",
-        "v-faults",
+    message = plans.QueueMessage(
+        message_key=key,
+        member_id=member,
+        channel=channel,
+        category=category,
+        text="您的新人礼券快到期了",
+        cause="faults",
+        event_id="evt-faults",
+        rules_version="v-faults",
         payload=payload,
         store_id="S001",
         **fields,
     )
-    effects.apply([message], clock.now())
+    executor.execute([message], key, clock.now())
 
 
 def _follower(member: str, clock, window: bool = False) -> None:
@@ -823,24 +820,22 @@ def test_a_duplicate_delivery_that_loses_the_claim_answers_with_the_winners_repl
     assert day["follows"] == 1 and day["coupons_issued"] == 1
 
 
-def test_a_delivery_finding_the_claim_held_answers_503_and_the_next_try_completes_once(client, aws, clock, faults):
+def test_a_delivery_finding_a_failed_attempts_record_completes_the_event_once(client, aws, clock, faults):
     request = _follow_request(aws, clock, "oRace2")
     query = dict(parse_qsl(request.path.partition("?")[2]))
     event = OfficialAccount(aws).receive(Inbound("POST", query, {}, request.body), clock.now()).event
-    faults.arm(1, "before", action=lambda: journal.claim(event, clock.now(), timedelta(days=1)))  # a peer's lease
-    assert send(client, request).status_code == 503  # never 500; it wrote nothing but its refused claim
-    assert list(Coupon.by_member.query("oRace2")) == [] and list(OutboxMessage.by_member.query("oRace2")) == []
-    clock.advance(journal.LEASE)  # the peer died; WeChat's last try takes the event over
+    # A peer's attempt failed just before this one commits: its record, kept for the redrive timer.
+    faults.arm(1, "before", action=lambda: pipeline._keep_for_redrive(runtime.context(), event, "RuntimeError"))
     retry = send(client, request)
     assert retry.status_code == 200 and "9.9元" in reply_of(aws, retry)
     assert len(list(Coupon.by_member.query("oRace2"))) == 1
-    assert EventRecord.get(event.event_id).status == "done"
+    assert EventRecord.get(event.event_id).status == "done" and jobs.redrive_stalled_events() == 0
 
 
 def test_a_posting_that_loses_the_balance_to_a_concurrent_one_rereads_and_posts(client, aws, clock, faults):
     first = _pos(aws, clock, _order("oRace3", "oRace3-1", 12_000, OCCURRED))
     second = _pos(aws, clock, _order("oRace3", "oRace3-2", 3_000, OCCURRED))
-    faults.arm(1, "before", action=lambda: send(client, second), only="TransactWriteItems points")
+    faults.arm(1, "before", action=lambda: send(client, second), only="TransactWriteItems")
     assert send(client, first).status_code == 200
     assert ledger.balance_of("oRace3").points == 150 and len(ledger.entries("oRace3", "earn#")) == 2
     assert ledger.audit(["oRace3"]) == (1, [])
@@ -849,7 +844,7 @@ def test_a_posting_that_loses_the_balance_to_a_concurrent_one_rereads_and_posts(
 def test_a_member_active_twice_at_once_counts_one_active_member(client, aws, clock, faults):
     first = callbacks.oa_post(aws, callbacks.oa_text("oRace4", "你好", int(OCCURRED.timestamp()), 8_001), clock.now())
     second = callbacks.oa_post(aws, callbacks.oa_text("oRace4", "在吗", int(OCCURRED.timestamp()), 8_002), clock.now())
-    faults.arm(1, "before", action=lambda: send(client, second), only="TransactWriteItems metrics")
+    faults.arm(1, "before", action=lambda: send(client, second), only="TransactWriteItems")
     assert send(client, first).status_code == 200
     day = read.days("chain", START.date(), START.date())[START.date()]
     assert day["messages_in"] == 2 and day["active_members"] == 1
@@ -865,14 +860,29 @@ def test_a_sender_that_loses_the_claim_to_another_sends_nothing(aws, clock, wech
     [lost] = sender.handle_batch(ctx, ["race"])  # its claim finds the message taken
     assert (won["outcome"].status, lost.status) == ("sent", "busy")
     assert OutboxMessage.get("race").status == "sent" and len(wechat.sent(SEND_PATHS["template"])) == 1
-    assert Shared.get("count", "cap#oRace5#service#2026-11-23").count == 1  # reserved once
+    assert Shared.get("count", "cap#oRace5#service#2026-11-23").tally == 1  # reserved once
 
 
 def test_a_welcome_finished_by_the_redrive_timer_reaches_the_follower_through_the_outbox(
-    client, aws, clock, wechat, faults
+    client, aws, clock, wechat, faults, monkeypatch
 ):
-    run = deliver_like_wechat(client, aws, clock, _follow_request(aws, clock, "oLate"), faults, 3, "die")
-    assert run.statuses == [503, 503, 503] and run.redriven == 1  # nobody received the passive reply
+    from chalicelib.store import db
+
+    real_commit = db.commit
+
+    def down_for_the_event(writes, cause):  # every try's commit fails; the record of the failure is kept
+        if not cause.startswith("failed#"):
+            raise ConnectionError("DynamoDB unreachable from this instance")
+        return real_commit(writes, cause)
+
+    monkeypatch.setattr(db, "commit", down_for_the_event)
+    statuses = []
+    for _ in range(WECHAT_TRIES):
+        statuses.append(send(client, _follow_request(aws, clock, "oLate")).status_code)
+        clock.advance(WECHAT_WAIT)
+    monkeypatch.setattr(db, "commit", real_commit)
+    clock.advance(REDRIVE_AFTER)
+    assert statuses == [503, 503, 503] and jobs.redrive_stalled_events() == 1  # nobody received the passive reply
     assert _drain() == ["welcome#oLate"]  # the timer handed it to the outbox
     jobs.send_messages([_body("welcome#oLate")])
     [sent] = wechat.sent(SEND_PATHS["template"])  # past the follow's 1-minute window: its template
@@ -935,7 +945,7 @@ def test_each_wechat_error_code_gets_its_action(code, kind, expect, aws, clock, 
     assert {name: getattr(member, name) for name in expect.member} == expect.member
     alerts = [m.message_key for m in OutboxMessage.scan() if m.category == "alert"]
     assert alerts == (["alert#failed#m1"] if expect.alert else [])
-    held = Shared.get("count", "cap#oCode#service#2026-11-23").count
+    held = Shared.get("count", "cap#oCode#service#2026-11-23").tally
     assert held == (1 if outcome.status in ("sent", "retrying", "deferred") else 0)  # given back when dropped
     if code in (40001, 40014, 42001):  # fetched once more in normal mode; WeChat handed back the refused
         assert wechat.token_calls == {"normal": 2, "force": 1}  # token, so one forced refresh (api.py)

@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from chalicelib.duties import checkin, points, referral, tiers
-from chalicelib.effects import CountInvite, IssueCoupon, PostPoints, QueueMessage, RecordOnce, Reply, UpdateLoyalty
 from chalicelib.events import Event, Kind
+from chalicelib.plans import CountInvite, IssueCoupon, PostPoints, QueueMessage, RecordOnce, Reply, UpdateLoyalty
 from chalicelib.rules.loader import load_dir
 
 RULES = load_dir(Path(__file__).resolve().parent.parent / "rules")
@@ -56,13 +56,15 @@ def checkin_facts(text="签到", recent=()):
 
 
 def test_a_check_in_plans_the_day_the_week_entry_the_points_and_a_reply_only_if_new():
-    day_record, week_record, posting, reply = checkin.decide(checkin_facts(), RULES, NOW)
+    day_record, latest, week_record, posting, reply = checkin.decide(checkin_facts(), RULES, NOW)
     assert isinstance(day_record, RecordOnce) and (day_record.pk, day_record.sk) == ("checkin#oM", "2026-11-24")
+    assert isinstance(latest, UpdateLoyalty) and (latest.checkin_day, latest.checkin_streak) == ("2026-11-24", 1)
     assert isinstance(week_record, RecordOnce) and week_record.pk == "checkins#2026-W48"
     assert isinstance(posting, PostPoints) and posting.key == "checkin#2026-11-24" and posting.delta == 1
     assert posting.expires_on == "2027-11-30"  # check-in points expire like any other
-    assert isinstance(reply, Reply) and reply.when_record == ("checkin#oM|2026-11-24", "new")
-    assert "获得1积分，当前共41积分" in reply.text
+    new_day = (("record", "checkin#oM|2026-11-24"), "new")
+    assert reply.when == new_day and posting.when == new_day and week_record.when == new_day
+    assert isinstance(reply, Reply) and "获得1积分，当前共41积分" in reply.text
 
 
 def test_the_hundredth_day_plans_the_badge_and_a_seventh_day_the_bonus():

@@ -12,14 +12,14 @@ from chalicelib.state.models import Member, Shared
 
 
 def test_a_failed_condition_cancels_every_write_and_names_the_item(aws):
-    Shared("count", "taken", count=1).save()
+    Shared("count", "taken", tally=1).save()
     connection = Shared._get_connection().connection
     with pytest.raises(TransactWriteError) as caught, TransactWrite(connection=connection) as transaction:
         transaction.save(Member("oFirst", origin="oa"))
-        transaction.save(Shared("count", "taken", count=2), condition=Shared.count.does_not_exist())
+        transaction.save(Shared("count", "taken", tally=2), condition=Shared.tally.does_not_exist())
     reasons = [getattr(r, "code", None) if r else None for r in caught.value.cancellation_reasons]
     assert reasons == [None, "ConditionalCheckFailed"]
-    assert Member.count("oFirst") == 0 and Shared.get("count", "taken").count == 1
+    assert Member.count("oFirst") == 0 and Shared.get("count", "taken").tally == 1
 
 
 def test_a_write_failing_half_way_puts_back_what_was_written(aws, monkeypatch):
@@ -38,7 +38,7 @@ def test_a_write_failing_half_way_puts_back_what_was_written(aws, monkeypatch):
     with pytest.raises((TransactWriteError, RuntimeError)), TransactWrite(connection=connection) as transaction:
         transaction.save(Member("oNew", origin="wecom"))
         transaction.update(Member("oKept"), actions=[Member.origin.set("orders")])
-        transaction.update(Shared("count", "x"), actions=[Shared.count.add(1)])
+        transaction.update(Shared("count", "x"), actions=[Shared.tally.add(1)])
     assert Member.count("oNew") == 0 and Member.get("oKept").origin == "oa"
 
 
@@ -123,15 +123,15 @@ def test_counters_add_up_create_their_item_and_keep_dynamodbs_refusals(aws):
         Shared("count", "text").update(actions=[Path("value").add(1)])
     assert Shared.get("count", "text").value == "not a number"
     with pytest.raises(UpdateError):  # a condition still guards the add
-        Shared("count", "capped").update(actions=[Shared.count.add(1)], condition=Shared.count.exists())
+        Shared("count", "capped").update(actions=[Shared.tally.add(1)], condition=Shared.tally.exists())
     assert list(Shared.query("count", Shared.sk == "capped")) == []
 
 
 def test_an_expression_kept_from_an_earlier_update_takes_this_updates_values(aws):
     for value in ("first", "second", "third"):
-        Shared("token", "app").update(actions=[Shared.value.set(value), Shared.count.add(1)])
+        Shared("token", "app").update(actions=[Shared.value.set(value), Shared.tally.add(1)])
         stored = Shared.get("token", "app")
-        assert (stored.value, stored.count) == (value, ["first", "second", "third"].index(value) + 1)
+        assert (stored.value, stored.tally) == (value, ["first", "second", "third"].index(value) + 1)
 
 
 def test_binary_values_and_pages_survive_the_fast_answers(aws):
@@ -143,7 +143,7 @@ def test_binary_values_and_pages_survive_the_fast_answers(aws):
     got = client.get_item(TableName=table, Key={"pk": {"S": "blob"}, "sk": {"S": "1"}})
     assert got["Item"]["data"]["B"] == b"\x00\xffsiyu"
     for n in range(5):
-        Shared("page", f"{n}", count=n).save()
+        Shared("page", f"{n}", tally=n).save()
     first = client.query(
         TableName=table,
         KeyConditionExpression="pk = :p",

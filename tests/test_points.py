@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import pipeline, runtime
+from chalicelib import ledger, pipeline, runtime
 from chalicelib.duties import points as points_duty
 from chalicelib.local import callbacks
-from chalicelib.loyalty import ledger
 from chalicelib.protocol import orders
 from chalicelib.state.models import PointsRecord
+from chalicelib.store import keys
 from tests.helpers import send
 
 
@@ -136,7 +136,7 @@ def test_bad_redemptions_are_a_clear_400_with_nothing_written(client, aws, clock
 
 def test_the_audit_reports_a_tampered_balance(client, aws, clock):
     post(client, aws, clock, paid("oP8", "O-1", 1_000, clock))
-    PointsRecord("oP8", ledger.BALANCE).update(actions=[PointsRecord.balance.set(999)])
+    PointsRecord("oP8", keys.BALANCE).update(actions=[PointsRecord.balance.set(999)])
     checked, differences = ledger.audit()
     assert checked == 1 and [(d.member_id, d.balance, d.ledger_sum) for d in differences] == [("oP8", 999, 10)]
 
@@ -223,7 +223,7 @@ def test_any_interleaving_of_orders_duplicates_refunds_and_redemptions_keeps_the
     assert ledger.audit([member]) == (1, [])
     earns = ledger.entries(member, "earn#")
     assert len(earns) == len({e.order_id for e in earns})  # every order earns at most once
-    for item in PointsRecord.query(member, PointsRecord.sk.startswith(ledger.ORDER)):
+    for item in PointsRecord.query(member, PointsRecord.sk.startswith(keys.ORDER)):
         assert 0 <= (item.reversed or 0) <= (item.earned or 0)
 
 
@@ -271,7 +271,7 @@ def test_siyu_points_audit_exits_1_and_lists_each_difference(client, aws, clock,
     post(client, aws, clock, paid("oA2", "O-2", 2_000, clock))
     assert cli.main(["points", "audit"]) == 0
     assert "audited 2 member(s): balanced" in capsys.readouterr().out
-    PointsRecord("oA2", ledger.BALANCE).update(actions=[PointsRecord.balance.add(5)])
+    PointsRecord("oA2", keys.BALANCE).update(actions=[PointsRecord.balance.add(5)])
     assert cli.main(["points", "audit"]) == 1
     out = capsys.readouterr().out
     assert "oA2: balance 25 but the entries sum to 20" in out and "oA1" not in out.split("audited")[0]

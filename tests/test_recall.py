@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib import cli, pipeline, runtime
+from chalicelib import cli, executor, pipeline, runtime
 from chalicelib.events import Event, Kind
-from chalicelib.recall import record, report, silent, sweep
+from chalicelib.recall import report, silent, sweep
 from chalicelib.rules import loader
 from chalicelib.state.metering import Meter
 from chalicelib.state.models import Coupon, Member, OutboxMessage, Recall, Shared
@@ -143,21 +143,21 @@ def test_a_sweep_killed_half_way_and_run_again_recalls_every_due_member_exactly_
     paused = sweep.run(ctx, max_pages=3)  # the Lambda's time budget runs out after 3 of 5 pages
     assert not paused.finished and paused.members_read == 60
 
-    real_write, calls = record.write, {"n": 0}
+    real_execute, calls = executor.execute, {"n": 0}
 
-    def dies_after_the_fifth(*args, **kwargs):  # the container dies right after a member's write
+    def dies_after_the_fifth(*args, **kwargs):  # the container dies right after a member's commit
         calls["n"] += 1
-        written = real_write(*args, **kwargs)
+        written = real_execute(*args, **kwargs)
         if calls["n"] == 5:
             raise RuntimeError("Lambda killed")
         return written
 
-    record.write = dies_after_the_fifth
+    sweep.executor.execute = dies_after_the_fifth
     try:
         with pytest.raises(RuntimeError):
             sweep.run(ctx)
     finally:
-        record.write = real_write
+        sweep.executor.execute = real_execute
     resumed = sweep.run(ctx)
     assert resumed.finished
     found = decisions()
@@ -525,7 +525,10 @@ def test_a_member_changed_since_the_sweep_read_them_is_written_nowhere_and_decid
     rules = runtime.context().rules()
     decision = decide(stale, rules.recall.stages[0], rules, TODAY - timedelta(days=7), TODAY, NOW, "SYSTALE")
     assert decision.arm in ("treated", "holdout")
-    assert record.write(decision, TODAY.isoformat(), NOW, rules.version) == "changed"
+    from chalicelib.recall.decide import plan_of
+    from chalicelib.store.db import Outcome
+
+    assert executor.execute(plan_of(decision), "stale", NOW).outcome is Outcome.CONFLICT
     assert decisions() == [] and list(Coupon.scan()) == [] and list(OutboxMessage.scan()) == []
     sweep.run(runtime.context())  # the sweep reads the member again and decides on what is stored
     assert Member.get("oStale").recall_attempts == 2

@@ -161,36 +161,45 @@ def test_a_late_event_does_not_move_last_active_back(client, aws, clock):
     assert Member.get("oNew1").last_active == clock.now()
 
 
-def test_an_unexpected_failure_answers_503_and_the_retry_completes_once(client, aws, clock, monkeypatch):
-    from chalicelib import effects
+def test_an_unexpected_failure_answers_503_writes_nothing_and_the_retry_completes_once(client, aws, clock, monkeypatch):
+    from chalicelib.store import db
 
-    real_apply = effects.apply
+    real_commit = db.commit
     calls = {"n": 0}
 
-    def failing_once(plan, now):
+    def failing_once(writes, cause):
         calls["n"] += 1
         if calls["n"] == 1:
-            real_apply(plan[:1], now)  # the coupon is written, then the worker dies
-            raise RuntimeError("injected")
-        return real_apply(plan, now)
+            raise RuntimeError("injected")  # the worker dies at its one commit
+        return real_commit(writes, cause)
 
-    monkeypatch.setattr(effects, "apply", failing_once)
+    monkeypatch.setattr(db, "commit", failing_once)
     xml = callbacks.oa_event("oNew1", "subscribe", unix(clock), "")
     first = send(client, callbacks.oa_post(aws, xml, clock.now()))
     assert first.status_code == 503
+    assert coupons_of("oNew1") == [] and list(Member.scan()) == []  # nothing of the event is half applied
+    [kept] = list(EventRecord.scan())
+    assert kept.status == "failed"  # kept for the redrive timer, should WeChat stop retrying
     retry = send(client, callbacks.oa_post(aws, xml, clock.now()))
     assert retry.status_code == 200 and "9.9元" in reply_text(aws, retry)
-    assert len(coupons_of("oNew1")) == 1
+    assert len(coupons_of("oNew1")) == 1 and EventRecord.get(kept.event_id).status == "done"
 
 
 def test_redrive_finishes_an_event_whose_retries_never_came(client, aws, clock, monkeypatch):
-    from chalicelib import effects, jobs
+    from chalicelib import jobs
+    from chalicelib.store import db
 
-    real_apply = effects.apply
-    monkeypatch.setattr(effects, "apply", lambda plan, now: (_ for _ in ()).throw(RuntimeError("down")))
+    real_commit = db.commit
+
+    def down(writes, cause):
+        if not cause.startswith("failed#"):
+            raise RuntimeError("down")
+        return real_commit(writes, cause)
+
+    monkeypatch.setattr(db, "commit", down)
     follow(client, aws, clock)
     assert coupons_of("oNew1") == []
-    monkeypatch.setattr(effects, "apply", real_apply)
+    monkeypatch.setattr(db, "commit", real_commit)
     clock.advance(timedelta(minutes=5))
     assert jobs.redrive_stalled_events() == 1
     assert len(coupons_of("oNew1")) == 1

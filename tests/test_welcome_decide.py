@@ -7,8 +7,8 @@ from pathlib import Path
 
 from chalicelib import offers
 from chalicelib.duties import welcome
-from chalicelib.effects import IssueCoupon, QueueMessage, Reply
 from chalicelib.events import Event, Kind
+from chalicelib.plans import IssueCoupon, QueueMessage, Reply
 from chalicelib.rules.loader import load_dir
 
 RULES = load_dir(Path(__file__).resolve().parent.parent / "rules")
@@ -21,13 +21,18 @@ def facts(kind: Kind = Kind.FOLLOWED, store: str | None = "S001") -> welcome.Fac
 
 
 def test_a_follow_issues_the_rule_coupon_and_replies_only_if_the_coupon_is_new():
+    from chalicelib import executor
+
     plan = welcome.decide(facts(), RULES, NOW)
     coupon, reply, refollow = plan
     assert isinstance(coupon, IssueCoupon) and coupon.value_fen == 990 and coupon.min_spend_fen == 0
     assert coupon.cause_key == "welcome#oM1" and coupon.rules_version == RULES.version
-    assert isinstance(reply, Reply) and reply.when_coupon == ("SYCODE", "new")
+    assert isinstance(reply, Reply) and reply.when == (("coupon", "SYCODE"), "new")
     assert "9.9元" in reply.text and "SYCODE" in reply.text and "https://" in reply.text
-    assert isinstance(refollow, Reply) and refollow.when_coupon == ("SYCODE", "taken")
+    assert isinstance(refollow, Reply) and refollow.when == (("coupon", "SYCODE"), "taken")
+    # resolved as the executor does: the welcome text if the coupon is new, else the re-follow text
+    assert executor.resolve(plan) == [coupon, reply]
+    assert executor.resolve(plan, {("coupon", "SYCODE")}) == [refollow]
 
 
 def test_expiry_counts_days_in_the_store_time_zone_and_ends_at_local_midnight():
@@ -40,7 +45,7 @@ def test_expiry_counts_days_in_the_store_time_zone_and_ends_at_local_midnight():
 def test_a_group_join_queues_the_welcome_for_the_outbox():
     plan = welcome.decide(facts(Kind.JOINED_GROUP), RULES, NOW)
     assert isinstance(plan[1], QueueMessage) and plan[1].channel == "wecom_customer"
-    assert plan[1].when_coupon == ("SYCODE", "new")
+    assert plan[1].when == (("coupon", "SYCODE"), "new")
 
 
 def test_kinds_outside_the_rule_triggers_do_nothing():

@@ -21,34 +21,20 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import requests
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from urllib3.exceptions import NewConnectionError
 
 from chalicelib.clock import Clock
-from chalicelib.errors import Retryable
+from chalicelib.errors import ApiError, NotDelivered, OutcomeUnknown, Retryable
 from chalicelib.logs import log
 from chalicelib.settings import Settings
-from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import Shared
+from chalicelib.store import db, keys
+from chalicelib.store.db import Outcome
 
 TOKEN_ERRORS = frozenset({40001, 42001, 40014})
 MARGIN = timedelta(minutes=5)
 FORCE_REFRESH_PER_DAY = 20
 FORCE_REFRESH_SPACING = timedelta(seconds=30)
-
-
-class ApiError(Exception):
-    def __init__(self, errcode: int, errmsg: str, response: dict[str, Any]) -> None:
-        super().__init__(f"{errcode} {errmsg}")
-        self.errcode, self.errmsg, self.response = errcode, errmsg, response
-
-
-class NotDelivered(Exception):
-    pass
-
-
-class OutcomeUnknown(Exception):
-    pass
 
 
 _memory: dict[str, tuple[str, datetime]] = {}
@@ -75,13 +61,10 @@ class Tokens:
             cached = _memory.get(self.app)
         if cached and cached[1] > now:
             return cached[0]
-        try:
-            shared = Shared.get("token", self.app, consistent_read=True)
-            if shared.valid_until and shared.valid_until > now and shared.value:
-                self._remember(shared.value, shared.valid_until)
-                return shared.value
-        except DoesNotExist:
-            pass
+        shared = db.get(Shared, keys.TOKEN, self.app)
+        if shared is not None and shared.valid_until and shared.valid_until > now and shared.value:
+            self._remember(shared.value, shared.valid_until)
+            return shared.value
         return self._fetch(force=False)
 
     def refetch(self, stale: str) -> str:
@@ -116,7 +99,7 @@ class Tokens:
             raise ApiError(int(data.get("errcode", -1)), str(data.get("errmsg", "no token")), data)
         token = str(data["access_token"])
         valid_until = self.clock.now() + timedelta(seconds=int(data.get("expires_in", 7200))) - MARGIN
-        Shared("token", self.app, value=token, valid_until=valid_until, expires=valid_until + MARGIN).save()
+        db.save(Shared(keys.TOKEN, self.app, value=token, valid_until=valid_until, expires=valid_until + MARGIN))
         self._remember(token, valid_until)
         log("token.fetched", kind=self.kind, force=force)
         return token
@@ -124,28 +107,20 @@ class Tokens:
     def _force_refresh(self) -> str:
         now = self.clock.now()
         lock = Shared(
-            "lock",
-            f"force_refresh#{self.app}",
+            keys.LOCK,
+            keys.force_refresh(self.app),
             expires=now + FORCE_REFRESH_SPACING,
             valid_until=now + FORCE_REFRESH_SPACING,
         )
-        try:
-            lock.save(condition=Shared.pk.does_not_exist() | (Shared.valid_until < now))
-        except PutError as exc:
-            if not is_condition_failure(exc):
-                raise
-            raise Retryable("another container is force-refreshing the token") from exc
-        day = now.strftime("%Y-%m-%d")
-        try:
-            Shared("count", f"force_refresh#{self.app}#{day}").update(
-                actions=[Shared.count.add(1), Shared.expires.set(now + timedelta(days=2))],
-                condition=Shared.count.does_not_exist() | (Shared.count < FORCE_REFRESH_PER_DAY),
-            )
-        except UpdateError as exc:
-            if not is_condition_failure(exc):
-                raise
+        free = Shared.pk.does_not_exist() | (Shared.valid_until < now)
+        if db.put(lock, free, if_absent=False) is not Outcome.NEW:
+            raise Retryable("another container is force-refreshing the token")
+        budget = Shared(keys.COUNTERS, keys.force_refresh_budget(self.app, now.strftime("%Y-%m-%d")))
+        actions = [Shared.tally.add(1), Shared.expires.set(now + timedelta(days=2))]
+        left = Shared.tally.does_not_exist() | (Shared.tally < FORCE_REFRESH_PER_DAY)
+        if db.update(budget, actions, left) is not Outcome.NEW:
             log("token.force_budget_spent", app=self.app)
-            raise Retryable("today's force-refresh budget is spent") from exc
+            raise Retryable("today's force-refresh budget is spent")
         return self._fetch(force=True)
 
 

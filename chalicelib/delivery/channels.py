@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chalicelib.errors import PayloadInvalid
 from chalicelib.rules.models import Template
 
 # Field value limits by key prefix (docs/wechat.md §3.3 via WxJava, §3.4): characters.
@@ -61,10 +62,6 @@ AUTH: dict[str, Literal["oa", "wecom", "robot"]] = {
     "wecom_customer": "wecom",
     "robot": "robot",
 }
-
-
-class PayloadInvalid(ValueError):
-    """The message would break a platform limit: it is dropped with this reason, never sent."""
 
 
 @dataclass(frozen=True)

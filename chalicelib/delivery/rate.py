@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from pynamodb.exceptions import UpdateError
-
-from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import Shared
+from chalicelib.store import db, keys
+from chalicelib.store.db import Outcome
 
 
 class Pace:
@@ -65,13 +64,7 @@ class RateLimiter:
 
     def _take(self, second: int) -> bool:
         expires = datetime.fromtimestamp(second, UTC) + timedelta(hours=1)
-        try:
-            Shared("count", f"{self.name}#{second}").update(
-                actions=[Shared.count.add(1), Shared.expires.set(expires)],
-                condition=Shared.count.does_not_exist() | (Shared.count < self.per_second),
-            )
-            return True
-        except UpdateError as exc:
-            if not is_condition_failure(exc):
-                raise
-            return False
+        slot = Shared(keys.COUNTERS, keys.rate_slot(self.name, second))
+        actions = [Shared.tally.add(1), Shared.expires.set(expires)]
+        free = Shared.tally.does_not_exist() | (Shared.tally < self.per_second)
+        return db.update(slot, actions, free) is Outcome.NEW

@@ -18,26 +18,26 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.expressions.operand import Path
 
-from chalicelib import effects
+from chalicelib import executor, plans
 from chalicelib.delivery import channels, discipline, queue
 from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
 from chalicelib.delivery.rate import RateLimiter
 from chalicelib.errors import Retryable
 from chalicelib.events import robot_of
 from chalicelib.logs import log
-from chalicelib.metrics import counters
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
-from chalicelib.state.conditions import cancellation_codes
-from chalicelib.state.models import Member, OutboxMessage, Shared
+from chalicelib.state.models import Member, Metric, OutboxMessage, Shared
+from chalicelib.store import db, keys
+from chalicelib.store.db import Write
 
 LEASE = timedelta(minutes=2)
 TERMINAL = frozenset({"sent", "dropped", "failed", "unknown", "replied"})
@@ -61,9 +61,8 @@ class Outcome:
 
 def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
     now = ctx.clock.now()
-    try:
-        message = OutboxMessage.get(key, consistent_read=True)
-    except DoesNotExist:
+    message = db.get(OutboxMessage, key)
+    if message is None:
         log("outbox.unknown_key", key=key)
         return Outcome("missing")
     if message.status in TERMINAL or (
@@ -89,38 +88,27 @@ def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
 
 def _claim(message: OutboxMessage, now: datetime) -> bool:
     abandoned = (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now)
-    try:
-        message.update(
-            actions=[
-                OutboxMessage.status.set("sending"),
-                OutboxMessage.lease_until.set(now + LEASE),
-                OutboxMessage.attempts.add(1),
-                OutboxMessage.due.remove(),
-                OutboxMessage.updated_at.set(now),
-            ],
-            condition=OutboxMessage.status.is_in(*SENDABLE) | abandoned,
-        )
-        return True
-    except UpdateError as exc:
-        if not effects.is_condition_failure(exc):
-            raise
-        return False
+    actions = [
+        OutboxMessage.status.set("sending"),
+        OutboxMessage.lease_until.set(now + LEASE),
+        OutboxMessage.attempts.add(1),
+        OutboxMessage.due.remove(),
+        OutboxMessage.updated_at.set(now),
+    ]
+    return db.update(message, actions, OutboxMessage.status.is_in(*SENDABLE) | abandoned) is db.Outcome.NEW
 
 
 def _member(member_id: str) -> Member | None:
     if robot_of(member_id) is not None:
         return None
-    try:
-        return Member.get(member_id)
-    except DoesNotExist:
-        return None
+    return db.get(Member, member_id, consistent=False)
 
 
 def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: RuleSet, api: WeChatAPI) -> Outcome:
     now = ctx.clock.now()
     messaging = rules.messaging
     zone = rules.stores.zone_of(message.store_id or (member.store_id if member else None))
-    channel = _channel(message, member, now)
+    channel = _channel(message, member, now) or ""  # "": no channel reaches the member now
     verdict = discipline.judge(
         key=message.message_key,
         category=message.category,
@@ -162,7 +150,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
             messaging.robot_per_minute,
             window_s=60,
             max_wait_s=0,
-            name=f"robot#{ctx.settings.robot_key(to)[-8:]}",
+            name=keys.robot_rate(ctx.settings.robot_key(to)[-8:]),
         ).acquire()
     ):
         return _hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
@@ -178,17 +166,14 @@ def _group_slot(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime
     slot, day = discipline.group_slot(slots, now, zone)
     if slot is not None:
         marker = Shared(
-            "count",
-            f"slot#{message.member_id}#{day:%Y-%m-%d}#{slot.name}",
+            keys.COUNTERS,
+            keys.group_slot(message.member_id, f"{day:%Y-%m-%d}", slot.name),
             value=message.message_key,
             expires=now + COUNTER_TTL,
         )
-        try:
-            marker.save(condition=Shared.pk.does_not_exist() | (Shared.value == message.message_key))
+        mine = Shared.pk.does_not_exist() | (Shared.value == message.message_key)
+        if db.put(marker, mine, if_absent=False) is db.Outcome.NEW:
             return None
-        except PutError as exc:
-            if not effects.is_condition_failure(exc):
-                raise
         _, start = discipline.group_slot(slots, now + timedelta(minutes=_slot_length(slot)), zone)
         reason = f"the group's {slot.name} slot is taken"
     else:
@@ -211,18 +196,18 @@ def _pacing(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) ->
     messaging = rules.messaging
     local_day = now.astimezone(zone).date()
     days = [(local_day - timedelta(days=n)).isoformat() for n in range(1, messaging.same_kind_max_days_running + 1)]
-    keys = [("count", f"kind#{message.member_id}#{message.cause}#{day}") for day in days]
-    today = ("count", f"kind#{message.member_id}#{message.cause}#{local_day.isoformat()}")
+    running = [(keys.COUNTERS, keys.same_kind(message.member_id, message.cause, day)) for day in days]
+    today = (keys.COUNTERS, keys.same_kind(message.member_id, message.cause, local_day.isoformat()))
     _, week = discipline.cap_periods(now, zone)
-    sent_key, promo_key = f"sent#{message.member_id}#{week}", f"promo#{message.member_id}#{week}"
-    share_keys = [("count", sent_key), ("count", promo_key)] if message.category == "promo" else []
-    found = {(item.pk, item.sk): int(item.count or 0) for item in Shared.batch_get([*keys, today, *share_keys])}
-    if all(key in found for key in keys) and today not in found:
+    sent_key, promo_key = keys.sent_in_week(message.member_id, week), keys.promos_in_week(message.member_id, week)
+    share_keys = [(keys.COUNTERS, sent_key), (keys.COUNTERS, promo_key)] if message.category == "promo" else []
+    found = {(item.pk, item.sk): int(item.tally or 0) for item in Shared.batch_get([*running, today, *share_keys])}
+    if all(key in found for key in running) and today not in found:
         tomorrow = discipline.next_local_day(now, zone, messaging.quiet_hours)
-        return _hold(message, "deferred", f"same kind of push {len(keys)} days running", tomorrow, now)
+        return _hold(message, "deferred", f"same kind of push {len(running)} days running", tomorrow, now)
     if share_keys:
-        total = found.get(("count", sent_key), 0)
-        promos = found.get(("count", promo_key), 0)
+        total = found.get((keys.COUNTERS, sent_key), 0)
+        promos = found.get((keys.COUNTERS, promo_key), 0)
         if total + 1 >= messaging.promo_share_applies_from and (promos + 1) * 100 > (
             messaging.promo_share_max_percent * (total + 1)
         ):
@@ -235,17 +220,17 @@ def _pacing(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) ->
     return None
 
 
-def _pacing_counts(message: OutboxMessage, zone: Any, now: datetime) -> list[tuple[Shared, list]]:
+def _pacing_counts(message: OutboxMessage, zone: Any, now: datetime) -> list[Write]:
     """What a sent message adds to the counters ``_pacing`` reads (updates for the "sent" transaction)."""
     if message.category == "alert":
         return []
     _, week = discipline.cap_periods(now, zone)
     local_day = now.astimezone(zone).date().isoformat()
-    keys = [f"kind#{message.member_id}#{message.cause}#{local_day}", f"sent#{message.member_id}#{week}"]
+    names = [keys.same_kind(message.member_id, message.cause, local_day), keys.sent_in_week(message.member_id, week)]
     if message.category == "promo":
-        keys.append(f"promo#{message.member_id}#{week}")
-    add = [Shared.count.add(1), Shared.expires.set(now + COUNTER_TTL)]
-    return [(Shared("count", key), add) for key in keys]
+        names.append(keys.promos_in_week(message.member_id, week))
+    add = (Shared.tally.add(1), Shared.expires.set(now + COUNTER_TTL))
+    return [Write("update", Shared(keys.COUNTERS, name), add) for name in names]
 
 
 def _channel(message: OutboxMessage, member: Member | None, now: datetime) -> str | None:
@@ -265,33 +250,36 @@ def channels_cost(messaging: Any, channel: str) -> int:
 
 def _platform_quota(
     channel: str, message: OutboxMessage, member: Member | None, rules: RuleSet, now: datetime
-) -> tuple[str, int, int] | None:
+) -> Limit | None:
     """WeChat's own quotas as built-in caps (docs/wechat.md §3.3, §3.5): template messages per day per
     account; customer-service messages per member per interaction window."""
     if channel == "template":
-        return f"quota#template#{now:%Y-%m-%d}", rules.messaging.template_daily_quota, 1
+        return keys.template_quota(f"{now:%Y-%m-%d}"), rules.messaging.template_daily_quota, 1
     if channel == "custom" and member and member.service_window_until:
-        return f"quota#custom#{message.member_id}#{member.service_window_until:%Y%m%d%H%M%S}", CUSTOM_PER_WINDOW, 1
+        window = f"{member.service_window_until:%Y%m%d%H%M%S}"
+        return keys.custom_quota(message.member_id, window), CUSTOM_PER_WINDOW, 1
     return None
 
 
-Counter = tuple[str, int, int]  # (shared counter key, limit, amount)
+Limit = tuple[str, int, int]  # (shared counter key, limit, amount)
 
 
 def _counters(
-    message: OutboxMessage, rules: RuleSet, zone: Any, cost_fen: int, now: datetime, quota: Counter | None
-) -> list[Counter]:
+    message: OutboxMessage, rules: RuleSet, zone: Any, cost_fen: int, now: datetime, quota: Limit | None
+) -> list[Limit]:
     """What this message counts against: the member's caps, the month's budget, a platform quota."""
     per_member = message.category != "alert" and message.channel != "wecom_group"
-    caps = rules.messaging.caps.get(message.category) if per_member else None
+    caps = (
+        next((c for name, c in rules.messaging.caps.items() if name == message.category), None) if per_member else None
+    )
     day, week = discipline.cap_periods(now, zone)
-    counters: list[Counter] = []
+    counters: list[Limit] = []
     if caps and caps.per_day is not None:
-        counters.append((f"cap#{message.member_id}#{message.category}#{day}", caps.per_day, 1))
+        counters.append((keys.cap(message.member_id, message.category, day), caps.per_day, 1))
     if caps and caps.per_week is not None:
-        counters.append((f"cap#{message.member_id}#{message.category}#{week}", caps.per_week, 1))
+        counters.append((keys.cap(message.member_id, message.category, week), caps.per_week, 1))
     if cost_fen:
-        counters.append((f"budget#{now.astimezone(zone):%Y-%m}", rules.messaging.monthly_budget_fen, cost_fen))
+        counters.append((keys.budget(f"{now.astimezone(zone):%Y-%m}"), rules.messaging.monthly_budget_fen, cost_fen))
     if quota is not None:
         counters.append(quota)
     return counters
@@ -304,7 +292,7 @@ def _reserve(
     zone: Any,
     cost_fen: int,
     now: datetime,
-    quota: Counter | None = None,
+    quota: Limit | None = None,
 ) -> Outcome | None:
     """Take the caps, platform quota and budget for this message, atomically and once, in one
     transaction with the message's own ``reserved`` flag. None = go ahead."""
@@ -312,26 +300,19 @@ def _reserve(
     if not counters:
         return None
     reservation = "|".join(f"{key}={amount}" for key, _, amount in counters)
-    try:
-        with TransactWrite(connection=OutboxMessage._get_connection().connection) as transaction:
-            transaction.update(
-                message,
-                actions=[OutboxMessage.reserved.set(reservation)],
-                condition=OutboxMessage.reserved.does_not_exist(),
-            )
-            for key, limit, amount in counters:
-                transaction.update(
-                    Shared("count", key),
-                    actions=[Shared.count.add(amount), Shared.expires.set(now + COUNTER_TTL)],
-                    condition=Shared.count.does_not_exist() | (Shared.count <= limit - amount),
-                )
-    except TransactWriteError as exc:
-        reasons = cancellation_codes(exc)
-        if reasons and reasons[0] == "ConditionalCheckFailed":
-            return None  # reserved by an earlier attempt of this same message
-        failed = [counters[i - 1][0] for i, code in enumerate(reasons) if i and code == "ConditionalCheckFailed"]
+    flag = (OutboxMessage.reserved.set(reservation),)
+    writes = [Write("update", message, flag, OutboxMessage.reserved.does_not_exist(), guard=True)]
+    for key, limit, amount in counters:
+        add = (Shared.tally.add(amount), Shared.expires.set(now + COUNTER_TTL))
+        room = Shared.tally.does_not_exist() | (Shared.tally <= limit - amount)
+        writes.append(Write("update", Shared(keys.COUNTERS, key), add, room, tag=key))
+    committed = db.commit(writes, keys.reservation(message.message_key))
+    if committed.outcome is db.Outcome.ALREADY_DONE:
+        return None  # reserved by an earlier attempt of this same message
+    if committed.outcome is db.Outcome.CONFLICT:
+        failed = [str(write.tag) for write in committed.failed]
         if not failed:
-            raise
+            raise Retryable("another send held a counter; retry")
         return _refused(ctx, message, rules, zone, now, failed)
     message.reserved = reservation
     return None
@@ -345,7 +326,7 @@ def _refused(
         month = f"{now.astimezone(zone):%Y-%m}"
         _alert_once(
             ctx,
-            f"alert#budget#{month}",
+            keys.ops_alert("budget", month),
             f"【预算】本月模板消息预算已用完（{month}），付费消息暂停发送，请调整预算。",
             now,
             rules.version,
@@ -373,20 +354,14 @@ def _release(message: OutboxMessage, now: datetime) -> None:
     with the removal of its ``reserved`` flag, so a re-run never gives back twice."""
     if not message.reserved:
         return
-    try:
-        with TransactWrite(connection=OutboxMessage._get_connection().connection) as transaction:
-            transaction.update(
-                message,
-                actions=[OutboxMessage.reserved.remove()],
-                condition=OutboxMessage.reserved == message.reserved,
-            )
-            for item in message.reserved.split("|"):
-                key, _, amount = item.partition("=")
-                transaction.update(Shared("count", key), actions=[Shared.count.add(-int(amount or 1))])
-    except TransactWriteError as exc:
-        reasons = cancellation_codes(exc)
-        if not reasons or reasons[0] != "ConditionalCheckFailed":
-            raise  # else: given back by an earlier attempt
+    unflag = (OutboxMessage.reserved.remove(),)
+    writes = [Write("update", message, unflag, OutboxMessage.reserved == message.reserved, guard=True)]
+    for item in message.reserved.split("|"):
+        key, _, amount = item.partition("=")
+        writes.append(Write("update", Shared(keys.COUNTERS, key), (Shared.tally.add(-int(amount or 1)),)))
+    committed = db.commit(writes, keys.release(message.message_key))
+    if committed.outcome is db.Outcome.CONFLICT:
+        raise Retryable("another send held a counter; retry")  # ALREADY_DONE: given back by an earlier attempt
     message.reserved = None
 
 
@@ -405,7 +380,7 @@ def _call(
         api.authorize(request.auth)  # the token first: fetching (and storing) it sends nothing of this message
         # From here on the request may reach WeChat: record that first, so a sender that dies after
         # the call is never followed by a second send (the message becomes "unknown" instead).
-        message.update(actions=[OutboxMessage.sent_channel.set(channel)])
+        db.update(message, [OutboxMessage.sent_channel.set(channel)])
         answer = api.call(request.path, request.body, request.auth, request.robot)
     except OutcomeUnknown as exc:
         if channel == "template":  # WeChat drops a re-sent template with the same client_msg_id
@@ -459,11 +434,30 @@ def _sent(
         OutboxMessage.updated_at.set(now),
         *extra,
     ]
-    counted = counters.count_message(
+    counted = _count_sent(
         message, ZoneInfo(rules.stores.default_timezone), now, outcome, _pacing_counts(message, zone, now)
     )
     log("outbox.finished", key=message.message_key, status="sent", reason="", counted=counted)
     return Outcome("sent")
+
+
+def _count_sent(message: OutboxMessage, zone: Any, now: datetime, outcome: list, also: list[Write]) -> bool:
+    """ "Sent" and every counter the message feeds, once, guarded by the message's ``counted`` flag
+    (its counters of the chain's local day, and the pacing counters). False when an earlier
+    attempt counted it already."""
+    counts = Counter({"messages_sent": 1, f"messages_sent:{message.category}": 1})
+    counts["message_cost_fen"] += int(message.cost_fen or 0)
+    day = now.astimezone(zone).date().isoformat()
+    flag = (OutboxMessage.counted.set("yes"), *outcome)
+    writes = [Write("update", message, flag, OutboxMessage.counted.does_not_exist(), guard=True)]
+    adds = tuple(Path(name).add(n) for name, n in sorted(counts.items()) if n)
+    for scope in [keys.CHAIN, *([message.store_id] if message.store_id else [])]:  # as chalicelib.counters keeps them
+        writes.append(Write("update", Metric(scope, day), adds))
+    writes += also
+    committed = db.commit(writes, keys.sent(message.message_key))
+    if committed.outcome is db.Outcome.CONFLICT:
+        raise Retryable("another send held a counter; retry")
+    return committed.outcome is db.Outcome.NEW
 
 
 def _api_error(
@@ -507,7 +501,7 @@ def _api_error(
         return _retry(ctx, message, rules, f"{code}: {exc.errmsg}", now)
     _alert_once(
         ctx,
-        f"alert#failed#{message.message_key}",
+        keys.ops_alert("failed", message.message_key),
         f"【发送失败】消息 {message.message_key} 被微信拒绝（{code}），请检查配置。",
         now,
         rules.version,
@@ -527,7 +521,7 @@ def _retry(ctx: Context, message: OutboxMessage, rules: RuleSet, reason: str, no
     if attempts >= policy.max_attempts:
         _alert_once(
             ctx,
-            f"alert#dead#{message.message_key}",
+            keys.ops_alert("dead", message.message_key),
             f"【发送失败】消息 {message.message_key} 重试 {attempts} 次仍失败，已停止：{reason}",
             now,
             rules.version,
@@ -538,8 +532,9 @@ def _retry(ctx: Context, message: OutboxMessage, rules: RuleSet, reason: str, no
 
 
 def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now: datetime) -> Outcome:
-    message.update(
-        actions=[
+    db.update(
+        message,
+        [
             OutboxMessage.status.set(status),
             OutboxMessage.reason.set(reason),
             OutboxMessage.due.set("1"),
@@ -549,7 +544,7 @@ def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now
             # A retry is scheduled only when the request did not reach WeChat, or (templates) when a
             # re-send is harmless: the "call started" marker is cleared with it.
             *([OutboxMessage.sent_channel.remove()] if status == "retrying" else []),
-        ]
+        ],
     )
     log("outbox.held", key=message.message_key, status=status, reason=reason, until=until.isoformat())
     return Outcome(status, reason)
@@ -558,15 +553,16 @@ def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now
 def _finish(message: OutboxMessage, status: str, reason: str, now: datetime, extra: list | None = None) -> Outcome:
     if status in ("dropped", "failed"):  # whatever an earlier attempt of it reserved is given back
         _release(message, now)
-    message.update(
-        actions=[
+    db.update(
+        message,
+        [
             OutboxMessage.status.set(status),
             OutboxMessage.reason.set(reason) if reason else OutboxMessage.reason.remove(),
             OutboxMessage.due.remove(),
             OutboxMessage.lease_until.remove(),
             OutboxMessage.updated_at.set(now),
             *(extra or []),
-        ]
+        ],
     )
     log("outbox.finished", key=message.message_key, status=status, reason=reason)
     return Outcome(status, reason)
@@ -575,20 +571,21 @@ def _finish(message: OutboxMessage, status: str, reason: str, now: datetime, ext
 def _mark_member(member_id: str, code: int, template: str | None, now: datetime) -> None:
     if robot_of(member_id) is not None:
         return
-    member = Member(member_id)
-    if code == 43004:
-        member.update(actions=[Member.subscribed.set("no"), Member.updated_at.set(now)])
-    elif code == 43019:
-        member.update(actions=[Member.blocked.set("yes"), Member.updated_at.set(now)])
-    elif code == 43101 and template:  # the template id: what consent events name
-        member.update(actions=[Member.refused_templates.add({template}), Member.updated_at.set(now)])
+    mark = plans.MarkMember(
+        member_id=member_id,
+        now=now,
+        unsubscribed=code == 43004,
+        blocked=code == 43019,
+        refused_template=template if code == 43101 else None,  # the template id: what consent events name
+    )
+    if mark.unsubscribed or mark.blocked or mark.refused_template:
+        executor.execute([mark], keys.mark_member(member_id, code), now)
 
 
 def _alert_once(ctx: Context, key: str, text: str, now: datetime, rules_version: str) -> None:
     """An ops alert through the outbox itself (WeCom robot), recorded once per key."""
-    alert = effects.QueueMessage.to_robot(key, "ops", [text], "ops", rules_version)
-    applied = effects.apply([alert], now)
-    queue.enqueue(ctx.settings, applied.messages)
+    alert = plans.QueueMessage.to_robot(key, "ops", [text], "ops", rules_version)
+    queue.enqueue(ctx.settings, executor.execute([alert], key, now).messages)
 
 
 def handle_batch(ctx: Context, keys: list[str]) -> list[Outcome]:

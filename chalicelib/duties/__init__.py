@@ -1,6 +1,7 @@
 """Duties: one module per duty. Each exposes ``TRIGGERS`` (the event kinds it reacts to),
-``gather`` (facts from state, I/O allowed) and ``decide`` (facts, rules, now → plan; pure).
-``REGISTRY`` is the order in which they run for one event."""
+``gather`` (facts from the event's reads: ``chalicelib.facts.Snapshot``) and ``decide`` (facts,
+rules, now → plan; pure), and may declare what the event's one read should fetch for it
+(``prefetch``). ``REGISTRY`` is the order in which they run for one event."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from chalicelib.duties import (
     birthday,
     challenge,
     checkin,
-    coupons,
     deliveries,
     koc,
     points,
     precision,
+    recall_returns,
+    redemption,
     referral,
-    returns,
     reviews,
     tiers,
     welcome,
@@ -22,9 +23,9 @@ from chalicelib.duties import (
 
 REGISTRY = (
     welcome,
-    coupons,
+    redemption,
     deliveries,
-    returns,
+    recall_returns,
     challenge,
     points,
     checkin,

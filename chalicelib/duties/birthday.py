@@ -13,15 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib.effects import Effect, QueueMessage, RecordOnce, UpdateLoyalty
+from chalicelib import offers
+from chalicelib.calendars import chinese_date, local_day
 from chalicelib.events import Event, Kind
-from chalicelib.loyalty import offers
-from chalicelib.loyalty.calendar import chinese_date, local_day
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction, QueueMessage, RecordOnce, UpdateLoyalty, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
+from chalicelib.store import keys
 
 TRIGGERS = frozenset({Kind.PROFILE_UPDATED})
 CAUSE = "birthday"
@@ -36,18 +38,27 @@ class Facts:
     secret: str
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None or not event.data.get("birthday"):
         return None
     return Facts(event, event.member_id, member.store_id or event.store_id, member.tier, settings.coupon_secret)
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     event = facts.event
     month_day = str(event.data["birthday"])[-5:]  # MM-DD (a year, if given, is not kept)
-    plan: list[Effect] = [
-        UpdateLoyalty(f"birthday#{facts.member_id}#{event.event_id}", facts.member_id, birthday=month_day),
-        RecordOnce(f"birthdays#{month_day[:2]}", facts.member_id, facts.member_id, event.event_id, rules.version, now),
+    plan: list[Instruction] = [
+        UpdateLoyalty(
+            key=keys.birthday_set(facts.member_id, event.event_id), member_id=facts.member_id, birthday=month_day
+        ),
+        RecordOnce(
+            pk=keys.birthdays(month_day[:2]),
+            sk=facts.member_id,
+            member_id=facts.member_id,
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=now,
+        ),
     ]
     today = local_day(now, rules.stores.zone_of(facts.home_store))
     if month_day[:2] == f"{today.month:02d}":
@@ -57,7 +68,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
 
 def benefit(
     member_id: str, tier: str | None, home_store: str | None, now: datetime, rules: RuleSet, secret: str, event_id: str
-) -> list[Effect]:
+) -> list[Instruction]:
     """The tier's birthday coupon and its message, once in the (store-local) year of ``now``."""
     rule = rules.loyalty
     spec = rule.tier(tier).birthday_coupon
@@ -65,7 +76,7 @@ def benefit(
         return []
     zone = rules.stores.zone_of(home_store)
     today = local_day(now, zone)
-    cause_key = f"birthday#{member_id}#{today.year}"
+    cause_key = keys.birthday_benefit(member_id, today.year)
     issued = offers.coupon(spec, member_id, CAUSE, cause_key, event_id, rules.version, today, zone, home_store, secret)
     text = fill(
         rule.birthday.text,
@@ -77,15 +88,15 @@ def benefit(
         expires=chinese_date(local_day(issued.expires_at, zone)),
     )
     message = QueueMessage(
-        cause_key,
-        member_id,
-        "custom",
-        "service",
-        text,
-        CAUSE,
-        event_id,
-        rules.version,
-        when_coupon=(issued.code, "new"),
+        message_key=cause_key,
+        member_id=member_id,
+        channel="custom",
+        category="service",
+        text=text,
+        cause=CAUSE,
+        event_id=event_id,
+        rules_version=rules.version,
+        when=new(issued),
         store_id=home_store,
         expires_at=issued.expires_at,
     )

@@ -10,21 +10,25 @@ once (its coupon code is derived from the challenge). One challenge per ``cooldo
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 from chalicelib import codes
 from chalicelib.clock import UTC
-from chalicelib.effects import Effect, MarkReturned, OpenChallenge, QueueMessage
+from chalicelib.counters import counters_of, scopes_of
 from chalicelib.events import Event, Kind
+from chalicelib.facts import Snapshot
 from chalicelib.offers import chinese_date, offer, yuan
-from chalicelib.recall.decide import Decision, record_key
-from chalicelib.recall.outcomes import cause_key
+from chalicelib.plans import Instruction, MarkReturned, QueueMessage, RecallDecision, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import bucket, in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member, Recall
+from chalicelib.store import keys
 
 TRIGGERS = frozenset({Kind.ORDER_PAID})
 CAUSE = "challenge"
@@ -40,19 +44,18 @@ class Facts:
     open_key: str | None  # the member's latest challenge
     open_arm: str | None
     open_returned: bool
+    open_store: str | None
     secret: str
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None:
         return None
-    arm, returned = None, False
-    if member.challenge:
-        try:
-            opened = Recall.get(member.member_id, member.challenge, consistent_read=True)
-            arm, returned = opened.arm, opened.returned_at is not None
-        except Recall.DoesNotExist:
-            pass
+    arm, returned, store = member.challenge_arm, member.challenge_done == "yes", member.store_id
+    if member.challenge and arm is None:  # opened before the member carried the arm: read the record
+        opened = reads.get(Recall, member.member_id, member.challenge)
+        if opened is not None:
+            arm, returned, store = opened.arm, opened.returned_at is not None, opened.store_id
     return Facts(
         event,
         member.member_id,
@@ -62,11 +65,12 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
         member.challenge,
         arm,
         returned,
+        store,
         settings.coupon_secret,
     )
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.recall.challenge
     zone = rules.stores.zone_of(facts.store_id)
     today = facts.event.occurred_at.astimezone(zone).date()
@@ -85,18 +89,21 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     ]
     if not recent or len(recent) > rule.max_order_days:
         return []
-    return [_invite(facts, rules, today, now)]
+    return _invite(facts, rules, today, now)
 
 
-def _progress(facts: Facts, rules: RuleSet, opened: date, today: date, now: datetime) -> list[Effect]:
+def _progress(facts: Facts, rules: RuleSet, opened: date, today: date, now: datetime) -> list[Instruction]:
     rule = rules.recall.challenge
     if _longest_run(facts.order_days, opened, today) < rule.consecutive_days:
         return []
     key = facts.open_key or ""
-    plan: list[Effect] = [MarkReturned(facts.member_id, key, facts.event.occurred_at, today.isoformat())]
+    mark = MarkReturned(member_id=facts.member_id, recall_key=key, at=facts.event.occurred_at)
+    counts = Counter({"challenge_completed": 1, f"challenge_completed:{facts.open_arm}": 1})
+    chain_day = facts.event.occurred_at.astimezone(ZoneInfo(rules.stores.default_timezone)).date().isoformat()
+    plan: list[Instruction] = [mark, *counters_of(scopes_of(facts.open_store, counts), chain_day, when=new(mark))]
     if facts.open_arm != "treated":
         return plan
-    reward_key = cause_key(facts.member_id, key, CAUSE)
+    reward_key = keys.recall_cause(facts.member_id, key, CAUSE)
     given = offer(
         rule.reward,
         code=codes.derive(reward_key, facts.secret),
@@ -110,14 +117,14 @@ def _progress(facts: Facts, rules: RuleSet, opened: date, today: date, now: date
         rules_version=rules.version,
     )
     text = fill(rule.reward_text, **given.words, days=rule.consecutive_days, deadline="")
-    message = _message(facts, rules, f"{reward_key}#reward", text, "service", given.coupon.expires_at)
-    return [*plan, given.coupon, replace(message, when_coupon=(given.coupon.code, "new"))]
+    message = _message(facts, rules, keys.challenge_reward(reward_key), text, "service", given.coupon.expires_at)
+    return [*plan, given.coupon, replace(message, when=new(given.coupon))]
 
 
-def _invite(facts: Facts, rules: RuleSet, today: date, now: datetime) -> OpenChallenge:
+def _invite(facts: Facts, rules: RuleSet, today: date, now: datetime) -> list[Instruction]:
     rule = rules.recall.challenge
     zone = rules.stores.zone_of(facts.store_id)
-    key = record_key(today.isoformat(), CAUSE)
+    key = keys.recall_record(today.isoformat(), CAUSE)
     last_day = today + timedelta(days=rule.window_days - 1)
     window_until = datetime.combine(last_day, time(23, 59, 59), zone).astimezone(UTC)
     held_out = bucket(f"{CAUSE}-holdout#{today.isoformat()}", facts.member_id) < rules.recall.holdout_percent
@@ -133,20 +140,25 @@ def _invite(facts: Facts, rules: RuleSet, today: date, now: datetime) -> OpenCha
             "expires": "",
         }
         text = fill(rule.invite_text, **words)
-        message = _message(facts, rules, cause_key(facts.member_id, key, CAUSE), text, "promo", window_until)
-    decision = Decision(
+        message = _message(facts, rules, keys.recall_cause(facts.member_id, key, CAUSE), text, "promo", window_until)
+    arm: Literal["treated", "holdout"] = "holdout" if held_out else "treated"
+    decision = RecallDecision(
         member_id=facts.member_id,
         key=key,
+        day=today.isoformat(),
         lapse=today.isoformat(),
         stage=CAUSE,
-        arm="holdout" if held_out else "treated",
+        arm=arm,
         store_id=facts.store_id,
         window_until=window_until,
         attempts=0,
+        now=now,
+        rules_version=rules.version,
         message=message,
         previous={"challenge": facts.open_key},
     )
-    return OpenChallenge(decision, today.isoformat(), rules.version)
+    counts = Counter({"challenge_due": 1, f"challenge_{arm}": 1})
+    return [decision, *counters_of(scopes_of(facts.store_id, counts), today.isoformat(), when=new(decision))]
 
 
 def _longest_run(order_days: frozenset[str], first: date, last: date) -> int:

@@ -5,7 +5,8 @@ member in the week's lottery (docs/domain.md, "Loyalty").
 
 Exactly once: the day's record ``checkin#<member>`` / ``<local date>`` is written on the
 condition that it is absent, and the points post under ``checkin#<local date>``; the reply and
-the badge depend on the record being new to this event. The weekly draw is seeded from the
+the badge depend on the record being new to this plan. The member carries their latest check-in
+and its streak, read with the event. The weekly draw is seeded from the
 week and the rule version, and recorded with its entrants, so ``siyu checkin lottery``
 reproduces it.
 """
@@ -18,16 +19,18 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from chalicelib import ledger, offers
+from chalicelib.calendars import iso_week, local_day
 from chalicelib.duties import points
-from chalicelib.effects import Effect, PostPoints, QueueMessage, RecordOnce, Reply, UpdateLoyalty
 from chalicelib.events import Event, Kind
-from chalicelib.loyalty import ledger, offers
-from chalicelib.loyalty.calendar import iso_week, local_day
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction, PostPoints, QueueMessage, RecordOnce, Reply, UpdateLoyalty, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
-from chalicelib.state.models import LoyaltyRecord, Member
+from chalicelib.state.models import LoyaltyRecord, Member, PointsRecord
+from chalicelib.store import db, keys
 
 TRIGGERS = frozenset({Kind.MESSAGED, Kind.CHECKED_IN})
 CAUSE = "checkin"
@@ -48,23 +51,19 @@ class Facts:
     balance: int
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def prefetch(event: Event, settings: Settings) -> list[db.Key]:
+    return [(PointsRecord, event.member_id, keys.BALANCE)] if event.member_id else []
+
+
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None:
         return None
     if event.kind is Kind.MESSAGED and not str(event.data.get("content") or "").strip():
         return None
-    records = list(LoyaltyRecord.query(f"checkin#{event.member_id}", scan_index_forward=False, limit=2))
-    # A record of this very event was written by an earlier attempt that died: the facts are those
-    # from before the event (its check-in is not a previous one, its points not yet in the balance),
-    # so the retry plans the same check-in, reply included.
-    recent = tuple(
-        Previous(date.fromisoformat(r.sk), int(r.number or 0)) for r in records if r.event_id != event.event_id
-    )
-    balance = ledger.balance_of(event.member_id).points
-    for own in (r for r in records if r.event_id == event.event_id):
-        posted = ledger.entry(event.member_id, f"checkin#{own.sk}")
-        if posted is not None and posted.event_id == event.event_id:
-            balance -= int(posted.delta or 0)
+    recent: tuple[Previous, ...] = ()
+    if member.checkin_day:
+        recent = (Previous(date.fromisoformat(member.checkin_day), int(member.checkin_streak or 0)),)
+    balance = ledger.balance_of(event.member_id, reads).points
     return Facts(event, event.member_id, member.store_id or event.store_id, recent, balance)
 
 
@@ -79,7 +78,7 @@ def streak_on(day: date, recent: tuple[Previous, ...]) -> int | None:
     return 1
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.loyalty
     section = rule.checkin
     event = facts.event
@@ -90,7 +89,6 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     zone = rules.stores.zone_of(facts.home_store)
     day = local_day(event.occurred_at, zone)
     streak = streak_on(day, facts.recent)
-    record_key = f"checkin#{facts.member_id}|{day.isoformat()}"
     if streak is None:
         current = facts.recent[0].streak if facts.recent else 0
         return _already(
@@ -98,78 +96,97 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         )
     bonus = section.streak_bonus_points if streak % section.streak_days == 0 else 0
     earned = section.points + bonus
-    plan: list[Effect] = [
-        RecordOnce(
-            f"checkin#{facts.member_id}",
-            day.isoformat(),
-            facts.member_id,
-            event.event_id,
-            rules.version,
-            event.occurred_at,
-            number=streak,
+    record = RecordOnce(
+        pk=keys.checkins_of(facts.member_id),
+        sk=day.isoformat(),
+        member_id=facts.member_id,
+        event_id=event.event_id,
+        rules_version=rules.version,
+        at=event.occurred_at,
+        number=streak,
+    )
+    plan: list[Instruction] = [
+        record,
+        UpdateLoyalty(
+            key=keys.checkins_of(facts.member_id),
+            member_id=facts.member_id,
+            checkin_day=day.isoformat(),
+            checkin_streak=streak,
+            when=new(record),
         ),
         RecordOnce(
-            f"checkins#{iso_week(day)}",
-            facts.member_id,
-            facts.member_id,
-            event.event_id,
-            rules.version,
-            event.occurred_at,
+            pk=keys.week_entrants(iso_week(day)),
+            sk=facts.member_id,
+            member_id=facts.member_id,
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=event.occurred_at,
+            when=new(record),
         ),
         PostPoints(
-            facts.member_id,
-            f"checkin#{day.isoformat()}",
-            earned,
-            "credit",
-            CAUSE,
-            event.event_id,
-            rules.version,
-            event.occurred_at,
+            member_id=facts.member_id,
+            key=keys.checkin_points(day.isoformat()),
+            delta=earned,
+            mode="credit",
+            cause=CAUSE,
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=event.occurred_at,
             expires_on=points.expiry_of(rules, event.occurred_at, facts.home_store),
             note=f"streak {streak}" + (f", bonus {bonus}" if bonus else ""),
+            when=new(record),
         ),
     ]
     values = {"streak": streak, "points": earned, "balance": facts.balance + earned, "days": streak}
     text = fill(section.text, **values)
     if streak == section.badge_days:
-        plan.append(UpdateLoyalty(f"badge#{facts.member_id}", facts.member_id, add_tags=frozenset({section.badge})))
+        badge = frozenset({section.badge})
+        plan.append(UpdateLoyalty(key=keys.badge(facts.member_id), member_id=facts.member_id, add_tags=badge))
         text += "\n" + fill(section.badge_text, **values)
-    when = (record_key, "new")
     if event.kind is Kind.MESSAGED:
         plan.append(
             Reply(
-                f"checkin#{facts.member_id}#{day.isoformat()}",
-                facts.member_id,
-                text,
-                CAUSE,
-                event.event_id,
-                rules.version,
-                when_record=when,
+                message_key=keys.checkin_reply(facts.member_id, day.isoformat()),
+                member_id=facts.member_id,
+                text=text,
+                cause=CAUSE,
+                event_id=event.event_id,
+                rules_version=rules.version,
+                when=new(record),
             )
         )
     elif streak == section.badge_days:  # the mini program shows the check-in itself; the badge is news
         plan.append(
             QueueMessage(
-                f"checkin-badge#{facts.member_id}",
-                facts.member_id,
-                "custom",
-                "service",
-                fill(section.badge_text, **values),
-                CAUSE,
-                event.event_id,
-                rules.version,
-                when_record=when,
+                message_key=keys.checkin_badge(facts.member_id),
+                member_id=facts.member_id,
+                channel="custom",
+                category="service",
+                text=fill(section.badge_text, **values),
+                cause=CAUSE,
+                event_id=event.event_id,
+                rules_version=rules.version,
+                when=new(record),
                 store_id=facts.home_store,
             )
         )
     return plan
 
 
-def _already(facts: Facts, rules: RuleSet, text: str) -> list[Effect]:
+def _already(facts: Facts, rules: RuleSet, text: str) -> list[Instruction]:
     if facts.event.kind is not Kind.MESSAGED:
         return []
     event = facts.event
-    return [Reply(f"checkin-again#{event.event_id}", facts.member_id, text, CAUSE, event.event_id, rules.version)]
+    return [
+        Reply(
+            message_key=keys.checkin_again(event.event_id),
+            member_id=facts.member_id,
+            text=text,
+            cause=CAUSE,
+            event_id=event.event_id,
+            rules_version=rules.version,
+        )
+    ]
 
 
 # --- the weekly lottery ---------------------------------------------------------------------
@@ -221,45 +238,53 @@ def redraw(recorded: Draw) -> Draw:
     return Draw(recorded.week, recorded.seed, recorded.rules_version, recorded.entrants, tuple(chosen))
 
 
-def lottery_plan(result: Draw, rules: RuleSet, now: datetime, secret: str) -> list[Effect]:
-    """Record the draw once; each winner gets the prize coupon and the message, once."""
+def lottery_plans(result: Draw, rules: RuleSet, now: datetime, secret: str) -> list[list[Instruction]]:
+    """Record the draw once; each winner gets the prize coupon and the message, once — a plan for
+    the draw and one per winner (a week may have more winners than one transaction holds)."""
     section = rules.loyalty.checkin
-    event_id = f"lottery#{result.week}"
-    draw_key = f"lottery#{result.week}|draw"
-    plan: list[Effect] = [
-        RecordOnce(f"lottery#{result.week}", "draw", None, event_id, rules.version, now, value=result.to_json())
-    ]
+    event_id = keys.lottery(result.week)
+    draw_record = RecordOnce(
+        pk=keys.lottery(result.week),
+        sk=keys.DRAW,
+        member_id=None,
+        event_id=event_id,
+        rules_version=rules.version,
+        at=now,
+        value=result.to_json(),
+    )
+    parts: list[list[Instruction]] = [[draw_record]]
     prize = section.lottery_prize
     for member_id in result.winners:
-        cause_key = f"lottery#{result.week}#{member_id}"
+        cause_key = keys.lottery_prize(result.week, member_id)
         text = fill(section.lottery_text, streak=0, points=0, balance=0, days=0)
+        part: list[Instruction] = []
         if prize is not None:
             zone = rules.stores.zone_of(None)
             today = local_day(now, zone)
             issued = offers.coupon(
                 prize, member_id, "checkin_lottery", cause_key, event_id, rules.version, today, zone, None, secret
             )
-            code = issued.code
-            plan.append(issued)
-            text += f"奖品：{prize.title}，券码 {code}。"
-        plan.append(
+            part.append(issued)
+            text += f"奖品：{prize.title}，券码 {issued.code}。"
+        part.append(
             QueueMessage(
-                cause_key,
-                member_id,
-                "custom",
-                "service",
-                text,
-                "checkin_lottery",
-                event_id,
-                rules.version,
-                when_record=(draw_key, "new"),
+                message_key=cause_key,
+                member_id=member_id,
+                channel="custom",
+                category="service",
+                text=text,
+                cause="checkin_lottery",
+                event_id=event_id,
+                rules_version=rules.version,
+                when=new(part[0]) if part else None,
             )
         )
-    return plan
+        parts.append(part)
+    return parts
 
 
 def latest(member_id: str) -> dict[str, str | int] | None:
     """The member's latest check-in (the mini program's answer): local date and streak."""
-    for record in LoyaltyRecord.query(f"checkin#{member_id}", scan_index_forward=False, limit=1):
+    for record in LoyaltyRecord.query(keys.checkins_of(member_id), scan_index_forward=False, limit=1):
         return {"day": record.sk, "streak": int(record.number or 0)}
     return None

@@ -16,9 +16,10 @@ import math
 from datetime import datetime
 
 from chalicelib.duties.common import EventFacts, gather_event
-from chalicelib.effects import Effect, QueueMessage, RecordOnce, UpdateLoyalty
 from chalicelib.events import Kind
+from chalicelib.plans import Instruction, QueueMessage, RecordOnce, UpdateLoyalty
 from chalicelib.rules.loader import RuleSet
+from chalicelib.store import keys
 
 TRIGGERS = frozenset({Kind.JOINED_GROUP})
 CAUSE = "koc"
@@ -26,12 +27,21 @@ CAUSE = "koc"
 gather = gather_event
 
 
-def decide(facts: EventFacts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: EventFacts, rules: RuleSet, now: datetime) -> list[Instruction]:
     """Keep the group's roster: the members the monthly selection ranks."""
     event = facts.event
     if not event.group_id or not event.member_id or not rules.loyalty.koc.enabled:
         return []
-    return [RecordOnce(f"group#{event.group_id}", event.member_id, event.member_id, event.event_id, rules.version, now)]
+    return [
+        RecordOnce(
+            pk=keys.roster(event.group_id),
+            sk=event.member_id,
+            member_id=event.member_id,
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=now,
+        )
+    ]
 
 
 def select(activity: dict[str, int], share_percent: float, min_events: int) -> list[str]:
@@ -41,7 +51,7 @@ def select(activity: dict[str, int], share_percent: float, min_events: int) -> l
     return ranked[: math.ceil(len(activity) * share_percent / 100)]
 
 
-def monthly_plan(
+def monthly_plans(
     group_id: str,
     store_id: str | None,
     month: str,
@@ -50,33 +60,46 @@ def monthly_plan(
     still_helping: set[str],
     rules: RuleSet,
     now: datetime,
-) -> list[Effect]:
+) -> list[list[Instruction]]:
     """Tag and tell this month's helpers of a group; untag last month's who are not helpers
-    anywhere this month (``still_helping``: this month's helpers of every group)."""
+    anywhere this month (``still_helping``: this month's helpers of every group). A plan for the
+    month's list and one per member (a group holds more members than one transaction)."""
     section = rules.loyalty.koc
     tag = frozenset({section.tag})
-    event_id = f"koc#{group_id}#{month}"
-    plan: list[Effect] = [
-        RecordOnce(f"koc#{group_id}", month, None, event_id, rules.version, now, value=json.dumps(helpers))
+    event_id = keys.helpers_month(group_id, month)
+    parts: list[list[Instruction]] = [
+        [
+            RecordOnce(
+                pk=keys.helpers(group_id),
+                sk=month,
+                member_id=None,
+                event_id=event_id,
+                rules_version=rules.version,
+                at=now,
+                value=json.dumps(helpers),
+            )
+        ]
     ]
     for member_id in helpers:
-        key = f"koc#{group_id}#{month}#{member_id}"
-        plan.append(UpdateLoyalty(key, member_id, add_tags=tag))
+        key = keys.helper(group_id, month, member_id)
+        part: list[Instruction] = [UpdateLoyalty(key=key, member_id=member_id, add_tags=tag)]
         if member_id not in previous:  # told once when they become helpers, not every month
-            plan.append(
+            part.append(
                 QueueMessage(
-                    key,
-                    member_id,
-                    "wecom_customer",
-                    "service",
-                    section.text,
-                    CAUSE,
-                    event_id,
-                    rules.version,
+                    message_key=key,
+                    member_id=member_id,
+                    channel="wecom_customer",
+                    category="service",
+                    text=section.text,
+                    cause=CAUSE,
+                    event_id=event_id,
+                    rules_version=rules.version,
                     payload={"group_id": group_id},
                     store_id=store_id,
                 )
             )
+        parts.append(part)
     for member_id in sorted(previous - still_helping):
-        plan.append(UpdateLoyalty(f"koc-out#{group_id}#{month}#{member_id}", member_id, remove_tags=tag))
-    return plan
+        untag = UpdateLoyalty(key=keys.helper_out(group_id, month, member_id), member_id=member_id, remove_tags=tag)
+        parts.append([untag])
+    return parts

@@ -4,7 +4,7 @@ redemption spends them (docs/domain.md, "Loyalty").
 Earning: ``floor(yuan × points_per_yuan)`` plus ``series_bonus_points`` per item of a designated
 series, times the member's tier multiplier, floored. Each cause has one ledger key
 (``earn#<order>``, ``refund#<order>#<refund>``, ``redeem#<redemption>``), so retries, duplicate
-deliveries and concurrent workers post it once (``chalicelib/loyalty/ledger.py``).
+deliveries and concurrent workers post it once (``chalicelib/ledger.py``).
 
 Refunds reverse the order's points in proportion to the money refunded so far (all of them
 once the whole amount is refunded), and never more than the order earned. Refunds and
@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-from chalicelib.effects import Effect, PostPoints, QueueMessage
+from chalicelib import ledger
+from chalicelib.calendars import local_day, month_end
 from chalicelib.events import Event, Kind
-from chalicelib.loyalty import ledger
-from chalicelib.loyalty.calendar import local_day, month_end
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction, PostPoints, QueueMessage
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import LoyaltyRule
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
-from chalicelib.state.models import Member
+from chalicelib.state.models import Member, PointsRecord
+from chalicelib.store import db, keys
 
 TRIGGERS = frozenset({Kind.ORDER_PAID, Kind.ORDER_REFUNDED, Kind.POINTS_REDEEMED})
 CAUSE = "points"
@@ -49,15 +51,25 @@ class Facts:
     member_id: str
     home_store: str | None
     tier: str | None
-    order: OrderState | None  # refunds only
+    order: OrderState | None  # the order's item (an order paid, a refund), when the ledger has it
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def prefetch(event: Event, settings: Settings) -> list[db.Key]:
+    """The balance (what a posting is settled against) and, for orders and refunds, the order's item."""
+    if not event.member_id:
+        return []
+    wanted: list[db.Key] = [(PointsRecord, event.member_id, keys.BALANCE)]
+    if event.kind in (Kind.ORDER_PAID, Kind.ORDER_REFUNDED):
+        wanted.append((PointsRecord, event.member_id, keys.order(str(event.data["order_id"]))))
+    return wanted
+
+
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None:
         return None
     order = None
-    if event.kind is Kind.ORDER_REFUNDED:
-        item = ledger.order_item(event.member_id, str(event.data["order_id"]))
+    if event.kind in (Kind.ORDER_PAID, Kind.ORDER_REFUNDED):
+        item = ledger.order_item(event.member_id, str(event.data["order_id"]), reads)
         if item is not None:
             order = OrderState(
                 int(item.earned or 0),
@@ -69,7 +81,7 @@ def gather(event: Event, member: Member | None, settings: Settings) -> Facts | N
     return Facts(event, event.member_id, member.store_id or event.store_id, member.tier, order)
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     event = facts.event
     if event.kind is Kind.ORDER_PAID:
         return _earn(facts, rules, now)
@@ -77,14 +89,14 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         return [_reverse(facts, rules)]
     return [
         PostPoints(
-            facts.member_id,
-            f"redeem#{event.data['redemption_id']}",
-            -int(event.data["points"]),
-            "debit",
-            "redeem",
-            event.event_id,
-            rules.version,
-            event.occurred_at,
+            member_id=facts.member_id,
+            key=keys.redeem_points(str(event.data["redemption_id"])),
+            delta=-int(event.data["points"]),
+            mode="debit",
+            cause="redeem",
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=event.occurred_at,
             note=str(event.data.get("reason") or "") or None,
         )
     ]
@@ -99,10 +111,12 @@ def earned_points(rule: LoyaltyRule, tier: str | None, amount_fen: int, items: l
     return int(raw.to_integral_value(ROUND_FLOOR))
 
 
-def _earn(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def _earn(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.loyalty
     event = facts.event
     if not rule.points.enabled or not in_scope(rule, "loyalty", facts.member_id, facts.home_store, now):
+        return []
+    if facts.order is not None:  # voided by a refund that came first, or earned already
         return []
     amount = int(event.data["amount_fen"])
     items = list(event.data.get("items") or [])
@@ -110,14 +124,14 @@ def _earn(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     order_id = str(event.data["order_id"])
     return [
         PostPoints(
-            facts.member_id,
-            f"earn#{order_id}",
-            earned_points(rule, facts.tier, amount, items),
-            "credit",
-            "order",
-            event.event_id,
-            rules.version,
-            event.occurred_at,
+            member_id=facts.member_id,
+            key=keys.earn(order_id),
+            delta=earned_points(rule, facts.tier, amount, items),
+            mode="credit",
+            cause="order",
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=event.occurred_at,
             order_id=order_id,
             order="open",
             amount_fen=amount,
@@ -158,30 +172,31 @@ def _reverse(facts: Facts, rules: RuleSet) -> PostPoints:
         "amount_fen": refund_fen,
         "note": None if order else "refund before the order earned: the order will earn nothing",
     }
+    key = keys.refund(order_id, str(event.data["refund_id"]))
     if order is None:
         return PostPoints(
-            facts.member_id,
-            f"refund#{order_id}#{event.data['refund_id']}",
-            0,
-            "reverse",
-            "refund",
-            event.event_id,
-            rules.version,
-            event.occurred_at,
+            member_id=facts.member_id,
+            key=key,
+            delta=0,
+            mode="reverse",
+            cause="refund",
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=event.occurred_at,
             order="void",
             **common,  # type: ignore[arg-type]
         )
     taken = reversal(order, refund_fen)
     spend_back = -min(refund_fen, max(0, order.amount_fen - order.refunded_fen))
     return PostPoints(
-        facts.member_id,
-        f"refund#{order_id}#{event.data['refund_id']}",
-        -taken,
-        "reverse",
-        "refund",
-        event.event_id,
-        rules.version,
-        event.occurred_at,
+        member_id=facts.member_id,
+        key=key,
+        delta=-taken,
+        mode="reverse",
+        cause="refund",
+        event_id=event.event_id,
+        rules_version=rules.version,
+        at=event.occurred_at,
         order="reverse",
         order_reversed=order.reversed,
         order_refunded_fen=order.refunded_fen,
@@ -209,18 +224,27 @@ def expiring(entries: list[Entry], cutoff: str) -> int:
     return max(0, old - spent)
 
 
-def expiry_plan(member_id: str, month: str, amount: int, rules: RuleSet, now: datetime) -> list[Effect]:
+def expiry_plan(member_id: str, month: str, amount: int, rules: RuleSet, now: datetime) -> list[Instruction]:
     """Expire a month's unspent points once (key ``expire#<month>``)."""
     if amount <= 0:
         return []
     return [
-        PostPoints(member_id, f"expire#{month}", -amount, "reverse", "expiry", f"expiry#{month}", rules.version, now)
+        PostPoints(
+            member_id=member_id,
+            key=keys.expiry(month),
+            delta=-amount,
+            mode="reverse",
+            cause="expiry",
+            event_id=keys.expiry_step(month),
+            rules_version=rules.version,
+            at=now,
+        )
     ]
 
 
 def reminder_plan(
     member_id: str, last_day: str, amount: int, balance: int, rules: RuleSet, home_store: str | None
-) -> list[Effect]:
+) -> list[Instruction]:
     """Tell the member once per month which points are about to expire."""
     if amount <= 0 or not rules.loyalty.points.expiry_reminder_days:
         return []
@@ -233,14 +257,14 @@ def reminder_plan(
     )
     return [
         QueueMessage(
-            f"points-expiry#{member_id}#{last_day[:7]}",
-            member_id,
-            "custom",
-            "service",
-            text,
-            "points_expiry",
-            f"expiry-reminder#{last_day[:7]}",
-            rules.version,
+            message_key=keys.expiry_reminder(member_id, last_day[:7]),
+            member_id=member_id,
+            channel="custom",
+            category="service",
+            text=text,
+            cause="points_expiry",
+            event_id=keys.expiry_reminder_step(last_day[:7]),
+            rules_version=rules.version,
             store_id=home_store,
         )
     ]

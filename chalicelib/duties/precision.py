@@ -12,16 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from chalicelib import ledger, offers
+from chalicelib.calendars import chinese_date, local_day
 from chalicelib.clock import UTC
-from chalicelib.effects import Effect, QueueMessage
 from chalicelib.events import Event, Kind
-from chalicelib.loyalty import ledger, offers
-from chalicelib.loyalty.calendar import chinese_date, local_day
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction, QueueMessage, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
+from chalicelib.store import keys
 
 TRIGGERS = frozenset({Kind.ORDER_PAID})
 CAUSE = "precision_push"
@@ -37,13 +39,12 @@ class Facts:
     secret: str
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None:
         return None
-    orders = tuple(ledger.orders_since(event.member_id, event.occurred_at - LOOKBACK))
-    if ledger.entry(event.member_id, f"earn#{event.data['order_id']}") is None:  # not in the ledger yet
-        categories = frozenset(str(i["category"]) for i in event.data.get("items") or [] if i.get("category"))
-        orders += ((event.occurred_at, int(event.data.get("amount_fen") or 0), categories),)
+    orders = tuple(ledger.orders_since(event.member_id, event.occurred_at - LOOKBACK, reads))
+    categories = frozenset(str(i["category"]) for i in event.data.get("items") or [] if i.get("category"))
+    orders += ((event.occurred_at, int(event.data.get("amount_fen") or 0), categories),)  # this order
     return Facts(event, event.member_id, member.store_id or event.store_id, orders, settings.coupon_secret)
 
 
@@ -57,7 +58,7 @@ def period_of(day: date, period: str) -> tuple[str, date]:
     return f"{day.year}-{day.month:02d}", day.replace(day=1)
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.loyalty
     section = rule.precision_push
     if not section.enabled or not section.offers:
@@ -69,12 +70,12 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     label, first = period_of(today, section.period)
     start = datetime.combine(first, time(0), zone).astimezone(UTC)
     bought = [cats for at, net, cats in facts.orders if at >= start and net > 0]
-    plan: list[Effect] = []
+    plan: list[Instruction] = []
     for offer in section.offers:
         times = sum(1 for cats in bought if offer.category in cats)
         if times <= section.more_than:
             continue
-        cause_key = f"precision#{facts.member_id}#{offer.category}#{label}"
+        cause_key = keys.precision(facts.member_id, offer.category, label)
         issued = offers.coupon(
             offer.coupon,
             facts.member_id,
@@ -99,15 +100,15 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         )
         plan.append(
             QueueMessage(
-                cause_key,
-                facts.member_id,
-                "custom",
-                "promo",
-                text,
-                CAUSE,
-                facts.event.event_id,
-                rules.version,
-                when_coupon=(issued.code, "new"),
+                message_key=cause_key,
+                member_id=facts.member_id,
+                channel="custom",
+                category="promo",
+                text=text,
+                cause=CAUSE,
+                event_id=facts.event.event_id,
+                rules_version=rules.version,
+                when=new(issued),
                 store_id=facts.home_store,
                 expires_at=issued.expires_at,
             )

@@ -16,23 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chalicelib import ledger, offers
+from chalicelib.calendars import local_day
 from chalicelib.duties import points
-from chalicelib.effects import (
-    CountInvite,
-    Effect,
-    PostPoints,
-    QueueMessage,
-    RecordOnce,
-    UpdateLoyalty,
-)
 from chalicelib.events import Event, Kind
-from chalicelib.loyalty import ledger, offers
-from chalicelib.loyalty.calendar import local_day
+from chalicelib.facts import Snapshot
+from chalicelib.plans import CountInvite, Instruction, PostPoints, QueueMessage, RecordOnce, UpdateLoyalty, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
+from chalicelib.store import keys
 
 TRIGGERS = frozenset({Kind.FOLLOWED, Kind.ORDER_PAID})
 CAUSE = "referral"
@@ -49,30 +44,27 @@ class Facts:
     spend_fen: int  # the member's net spend before this event
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None:
         return None
     if event.kind is Kind.FOLLOWED:
         if not event.inviter or event.inviter == event.member_id:
             return None
-        try:
-            inviter = Member.get(event.inviter)
-        except Member.DoesNotExist:
+        inviter = reads.get(Member, event.inviter)
+        if inviter is None:
             return None  # a forged or unknown inviter id earns nobody anything
         return Facts(
             event,
             event.member_id,
             member.store_id or event.store_id,
-            member.first_seen == event.occurred_at,
+            reads.get(Member, event.member_id) is None,  # no row before this event
             inviter.invite_unlocked_at is not None,
             member.invite_unlocked_at is not None,
             0,
         )
-    if member.invite_unlocked_at is not None and member.invite_unlocked_at != event.occurred_at:
-        return None  # unlocked before (an unlock by this event's earlier attempt is planned again)
-    spend = ledger.balance_of(event.member_id).spend_fen
-    if ledger.entry(event.member_id, f"earn#{event.data['order_id']}") is None:
-        spend += int(event.data.get("amount_fen") or 0)  # this order, not yet in the ledger
+    if member.invite_unlocked_at is not None:
+        return None  # unlocked before
+    spend = ledger.balance_of(event.member_id, reads).spend_fen + int(event.data.get("amount_fen") or 0)
     return Facts(event, event.member_id, member.store_id or event.store_id, False, False, False, spend)
 
 
@@ -80,7 +72,7 @@ def invite_link(rules: RuleSet, member_id: str) -> str:
     return f"{rules.loyalty.referral.invite_link}?inv={member_id}"
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.loyalty
     section = rule.referral
     if not section.enabled or not in_scope(rule, "loyalty", facts.member_id, facts.home_store, now):
@@ -90,21 +82,32 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     return _invite(facts, rules)
 
 
-def _unlock(facts: Facts, rules: RuleSet) -> list[Effect]:
+def _unlock(facts: Facts, rules: RuleSet) -> list[Instruction]:
     """Spending ``unlock_spend_yuan`` in total unlocks the member's invite link (and says so)."""
     section = rules.loyalty.referral
     event = facts.event
     if facts.spend_fen < section.unlock_spend_fen:
         return []
-    key = f"invite-unlocked#{facts.member_id}"
+    key = keys.invite_unlocked(facts.member_id)
     text = fill(section.unlock_text, invite_link=invite_link(rules, facts.member_id), count=0)
+    unlocked = UpdateLoyalty(key=key, member_id=facts.member_id, invite_unlocked_at=event.occurred_at)
     return [
-        UpdateLoyalty(key, facts.member_id, invite_unlocked_at=event.occurred_at),
-        QueueMessage(key, facts.member_id, "custom", "service", text, CAUSE, event.event_id, rules.version),
+        unlocked,
+        QueueMessage(
+            message_key=key,
+            member_id=facts.member_id,
+            channel="custom",
+            category="service",
+            text=text,
+            cause=CAUSE,
+            event_id=event.event_id,
+            rules_version=rules.version,
+            when=new(unlocked),
+        ),
     ]
 
 
-def _invite(facts: Facts, rules: RuleSet) -> list[Effect]:
+def _invite(facts: Facts, rules: RuleSet) -> list[Instruction]:
     section = rules.loyalty.referral
     event = facts.event
     inviter = str(event.inviter)
@@ -112,23 +115,25 @@ def _invite(facts: Facts, rules: RuleSet) -> list[Effect]:
         return []
     zone = rules.stores.zone_of(facts.home_store)
     due = local_day(event.occurred_at + timedelta(days=section.grace_days), zone) + timedelta(days=1)
+    invite = RecordOnce(
+        pk=keys.invitee(facts.member_id),
+        sk=keys.INVITE,
+        member_id=inviter,
+        event_id=event.event_id,
+        rules_version=rules.version,
+        at=event.occurred_at,
+        status="pending",
+    )
     return [
+        invite,
         RecordOnce(
-            f"invitee#{facts.member_id}",
-            "-",
-            inviter,
-            event.event_id,
-            rules.version,
-            event.occurred_at,
-            status="pending",
-        ),
-        RecordOnce(
-            f"due#{due.isoformat()}",
-            f"referral#{facts.member_id}",
-            facts.member_id,
-            event.event_id,
-            rules.version,
-            event.occurred_at,
+            pk=keys.agenda(due),
+            sk=keys.agenda_item("referral", facts.member_id),
+            member_id=facts.member_id,
+            event_id=event.event_id,
+            rules_version=rules.version,
+            at=event.occurred_at,
+            when=new(invite),
         ),
     ]
 
@@ -149,7 +154,7 @@ class Pending:
     inviter_store: str | None
 
 
-def confirm(p: Pending, rules: RuleSet, now: datetime, secret: str) -> list[Effect]:
+def confirm(p: Pending, rules: RuleSet, now: datetime, secret: str) -> list[Instruction]:
     """Count a pending invite whose grace period is over, or void it; a counted invite's
     rewards are planned again (idempotent), so a run that stopped halfway completes."""
     section = rules.loyalty.referral
@@ -160,8 +165,8 @@ def confirm(p: Pending, rules: RuleSet, now: datetime, secret: str) -> list[Effe
     grace_end = p.followed_at + timedelta(days=section.grace_days)
     left = p.unsubscribed_at is not None and p.followed_at <= p.unsubscribed_at <= grace_end
     if left or not p.subscribed:
-        return [CountInvite(p.invitee, p.inviter, p.inviter_count, void=True)]
-    count = CountInvite(p.invitee, p.inviter, p.inviter_count)
+        return [CountInvite(invitee=p.invitee, inviter=p.inviter, count_before=p.inviter_count, void=True)]
+    count = CountInvite(invitee=p.invitee, inviter=p.inviter, count_before=p.inviter_count)
     return [count, *rewards(p.inviter, p.inviter_count + 1, rules, now, secret, p.inviter_store)]
 
 
@@ -172,15 +177,15 @@ def rewards(
     now: datetime,
     secret: str,
     store: str | None,
-) -> list[Effect]:
+) -> list[Instruction]:
     """The rule's reward for reaching ``ordinal`` counted invites, keyed by it: paid once."""
     section = rules.loyalty.referral
     reward = next((r for r in section.rewards if r.invites == ordinal), None)
     if reward is None:
         return []
-    cause_key = f"referral#{inviter}#{ordinal}"
+    cause_key = keys.referral_reward(inviter, ordinal)
     event_id = cause_key
-    plan: list[Effect] = []
+    plan: list[Instruction] = []
     zone = rules.stores.zone_of(store)
     if reward.coupon is not None:
         today = local_day(now, zone)
@@ -190,19 +195,29 @@ def rewards(
     if reward.points:
         plan.append(
             PostPoints(
-                inviter,
-                f"referral#{ordinal}",
-                reward.points,
-                "credit",
-                CAUSE,
-                event_id,
-                rules.version,
-                now,
+                member_id=inviter,
+                key=keys.referral_points(ordinal),
+                delta=reward.points,
+                mode="credit",
+                cause=CAUSE,
+                event_id=event_id,
+                rules_version=rules.version,
+                at=now,
                 expires_on=points.expiry_of(rules, now, store),
             )
         )
     text = fill(reward.text, count=ordinal, invite_link=invite_link(rules, inviter))
     plan.append(
-        QueueMessage(cause_key, inviter, "custom", "service", text, CAUSE, event_id, rules.version, store_id=store)
+        QueueMessage(
+            message_key=cause_key,
+            member_id=inviter,
+            channel="custom",
+            category="service",
+            text=text,
+            cause=CAUSE,
+            event_id=event_id,
+            rules_version=rules.version,
+            store_id=store,
+        )
     )
     return plan

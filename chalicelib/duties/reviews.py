@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib.effects import Effect
 from chalicelib.events import Event, Kind
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction
 from chalicelib.reviews import tickets
 from chalicelib.rules.loader import RuleSet
 from chalicelib.settings import Settings
@@ -29,13 +30,13 @@ class Facts:
     store_id: str | None
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if event.member_id is None:
         return None
     return Facts(event, event.member_id, event.store_id or (member.store_id if member else None))
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.alerts
     data = facts.event.data
     score = int(data["score"])
@@ -43,15 +44,14 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         return []
     if rule.pilot_stores and facts.store_id not in rule.pilot_stores:
         return []
-    return [
-        tickets.opening(
-            str(data["review_id"]),
-            facts.member_id,
-            facts.store_id,
-            score,
-            data.get("order_id"),
-            facts.event.occurred_at,
-            facts.event.event_id,
-            rules,
-        )
-    ]
+    return tickets.opening(
+        str(data["review_id"]),
+        facts.member_id,
+        facts.store_id,
+        score,
+        data.get("order_id"),
+        facts.event.occurred_at,
+        facts.event.event_id,
+        rules,
+        now,
+    )

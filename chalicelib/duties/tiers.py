@@ -10,21 +10,22 @@ day the tier was reached.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
+from chalicelib import ledger, offers
+from chalicelib.calendars import chinese_date, local_day
 from chalicelib.clock import UTC
-from chalicelib.effects import Effect, IssueCoupon, QueueMessage, RecordOnce, UpdateLoyalty
 from chalicelib.events import Event, Kind
-from chalicelib.loyalty import ledger, offers
-from chalicelib.loyalty.calendar import chinese_date, local_day
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction, IssueCoupon, QueueMessage, RecordOnce, UpdateLoyalty, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import LoyaltyRule, Tier
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
 from chalicelib.state.models import Member
+from chalicelib.store import keys
 
 TRIGGERS = frozenset({Kind.ORDER_PAID})
 CAUSE = "tier"
@@ -46,23 +47,20 @@ class Standing:
 class Facts:
     event: Event
     standing: Standing
-    moved_by_this_event: bool  # an earlier attempt of this event already changed the tier
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None:
         return None
-    orders = orders_of(event.member_id, event.occurred_at)
-    order_id = str(event.data["order_id"])
-    if ledger.entry(event.member_id, f"earn#{order_id}") is None:  # this order is not in the ledger yet
-        orders += ((event.occurred_at, int(event.data.get("amount_fen") or 0)),)
+    orders = orders_of(event.member_id, event.occurred_at, reads)
+    orders += ((event.occurred_at, int(event.data.get("amount_fen") or 0)),)  # this order, not in the ledger yet
     standing = Standing(event.member_id, member.store_id or event.store_id, member.tier, orders, settings.coupon_secret)
-    return Facts(event, standing, member.tier_since == event.occurred_at)
+    return Facts(event, standing)
 
 
-def orders_of(member_id: str, now: datetime) -> tuple[tuple[datetime, int], ...]:
+def orders_of(member_id: str, now: datetime, reads: Snapshot | None = None) -> tuple[tuple[datetime, int], ...]:
     since = now - timedelta(days=MAX_PERIOD_DAYS)
-    return tuple((at, net) for at, net, _ in ledger.orders_since(member_id, since))
+    return tuple((at, net) for at, net, _ in ledger.orders_since(member_id, since, reads))
 
 
 def earned_tier(rule: LoyaltyRule, standing: Standing, now: datetime) -> Tier:
@@ -81,25 +79,19 @@ def rank(rule: LoyaltyRule, name: str | None) -> int:
     return rule.tiers.levels.index(rule.tier(name))
 
 
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.loyalty
     standing = facts.standing
     if not rule.tiers.enabled or not in_scope(rule, "loyalty", standing.member_id, standing.home_store, now):
         return []
     at = facts.event.occurred_at
     target = earned_tier(rule, standing, at)
-    if facts.moved_by_this_event and target.name == standing.tier:
-        # A retry after a crash: plan the same change again (its writes are keyed, and the tier
-        # update recognises its own earlier success), from the tier the window had without it.
-        without = dataclasses.replace(standing, orders=tuple(o for o in standing.orders if o[0] != at))
-        before = earned_tier(rule, without, at)
-        standing = dataclasses.replace(standing, tier=before.name if before.name != target.name else None)
     if rank(rule, target.name) <= rank(rule, standing.tier):
         return []
     return change(standing, target, rules, at, facts.event.event_id)
 
 
-def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event_id: str) -> list[Effect]:
+def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event_id: str) -> list[Instruction]:
     """Move the member to ``target`` (up: message and coupon; down: notice), schedule the review."""
     rule = rules.loyalty
     zone = rules.stores.zone_of(standing.home_store)
@@ -107,45 +99,53 @@ def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event
     review_on = today + timedelta(days=rule.tiers.period_days)
     previous = rule.tier(standing.tier)
     up = rank(rule, target.name) > rank(rule, standing.tier)
-    key = f"tier#{standing.member_id}#{target.name}#{today.isoformat()}"
-    plan: list[Effect] = [
-        UpdateLoyalty(
-            key,
-            standing.member_id,
-            expect_tier=standing.tier or "",
-            tier=target.name,
-            tier_since=at,
-            tier_review_on=review_on.isoformat(),
-            add_tags=frozenset(target.tags),
-            remove_tags=frozenset(previous.tags) - frozenset(target.tags),
-        ),
-        _review(standing.member_id, review_on, event_id, rules.version, at),
-    ]
-    plan += _warning_agenda(standing.member_id, review_on, event_id, rules, at)
+    key = keys.tier_change(standing.member_id, target.name, today.isoformat())
+    moved = UpdateLoyalty(
+        key=key,
+        member_id=standing.member_id,
+        expect_tier=standing.tier or "",
+        tier=target.name,
+        tier_since=at,
+        tier_review_on=review_on.isoformat(),
+        add_tags=frozenset(target.tags),
+        remove_tags=frozenset(previous.tags) - frozenset(target.tags),
+    )
+    plan: list[Instruction] = [moved, _review(standing.member_id, review_on, event_id, rules.version, at, moved)]
+    plan += _warning_agenda(standing.member_id, review_on, event_id, rules, at, moved)
     spend = sum(net for when, net in standing.orders if when >= at - timedelta(days=rule.tiers.period_days))
     values = {"tier": target.name, "previous": previous.name, "spend": f"{spend / 100:g}", "date": chinese_date(today)}
     text = fill(rule.tiers.upgrade_text if up else rule.tiers.downgrade_notice_text, **values)
     if up and target.coupon is not None:
-        plan.append(_coupon(standing, target, key, event_id, rules, today))
+        plan.append(replace(_coupon(standing, target, key, event_id, rules, today), when=new(moved)))
     plan.append(
         QueueMessage(
-            key,
-            standing.member_id,
-            "custom",
-            "service",
-            text,
-            CAUSE,
-            event_id,
-            rules.version,
+            message_key=key,
+            member_id=standing.member_id,
+            channel="custom",
+            category="service",
+            text=text,
+            cause=CAUSE,
+            event_id=event_id,
+            rules_version=rules.version,
             store_id=standing.home_store,
-            when_record=(key, "new"),
+            when=new(moved),
         )
     )
     return plan
 
 
-def _review(member_id: str, day: date, event_id: str, version: str, at: datetime) -> RecordOnce:
-    return RecordOnce(f"due#{day.isoformat()}", f"tier#{member_id}", member_id, event_id, version, at)
+def _review(
+    member_id: str, day: date, event_id: str, version: str, at: datetime, after: UpdateLoyalty | None = None
+) -> RecordOnce:
+    return RecordOnce(
+        pk=keys.agenda(day),
+        sk=keys.agenda_item("tier", member_id),
+        member_id=member_id,
+        event_id=event_id,
+        rules_version=version,
+        at=at,
+        when=new(after) if after is not None else None,
+    )
 
 
 def period_end(review_day: date, rules: RuleSet, home_store: str | None) -> datetime:
@@ -156,17 +156,27 @@ def period_end(review_day: date, rules: RuleSet, home_store: str | None) -> date
     return datetime.combine(review_day + timedelta(days=1), time(0), zone).astimezone(UTC)
 
 
-def _warning_agenda(member_id: str, review_on: date, event_id: str, rules: RuleSet, at: datetime) -> list[Effect]:
+def _warning_agenda(
+    member_id: str, review_on: date, event_id: str, rules: RuleSet, at: datetime, after: UpdateLoyalty
+) -> list[Instruction]:
     days = rules.loyalty.tiers.downgrade_warning_days
     if not days:
         return []
     warn_on = review_on - timedelta(days=days)
     return [
-        RecordOnce(f"due#{warn_on.isoformat()}", f"tier-warning#{member_id}", member_id, event_id, rules.version, at)
+        RecordOnce(
+            pk=keys.agenda(warn_on),
+            sk=keys.agenda_item("tier-warning", member_id),
+            member_id=member_id,
+            event_id=event_id,
+            rules_version=rules.version,
+            at=at,
+            when=new(after),
+        )
     ]
 
 
-def warning(standing: Standing, review_on: str | None, day: date, rules: RuleSet, now: datetime) -> list[Effect]:
+def warning(standing: Standing, review_on: str | None, day: date, rules: RuleSet, now: datetime) -> list[Instruction]:
     """Ahead of the period end: tell a member whom the review would move down, once per period."""
     rule = rules.loyalty
     days = rule.tiers.downgrade_warning_days
@@ -185,10 +195,18 @@ def warning(standing: Standing, review_on: str | None, day: date, rules: RuleSet
         spend=f"{spend / 100:g}",
         date=chinese_date(date.fromisoformat(review_on)),
     )
-    key = f"tier-warning#{standing.member_id}#{review_on}"
+    key = keys.tier_warning(standing.member_id, review_on)
     return [
         QueueMessage(
-            key, standing.member_id, "custom", "service", text, CAUSE, key, rules.version, store_id=standing.home_store
+            message_key=key,
+            member_id=standing.member_id,
+            channel="custom",
+            category="service",
+            text=text,
+            cause=CAUSE,
+            event_id=key,
+            rules_version=rules.version,
+            store_id=standing.home_store,
         )
     ]
 
@@ -202,7 +220,7 @@ def _coupon(standing: Standing, target: Tier, key: str, event_id: str, rules: Ru
     )
 
 
-def review(standing: Standing, review_on: str | None, day: date, rules: RuleSet, now: datetime) -> list[Effect]:
+def review(standing: Standing, review_on: str | None, day: date, rules: RuleSet, now: datetime) -> list[Instruction]:
     """At the end of the member's period: down (with notice) if the period earned a lower
     tier, up if it earned a higher one, otherwise a new period at the same tier. A stale
     agenda item (the member's review moved, e.g. after an upgrade) does nothing."""
@@ -212,16 +230,17 @@ def review(standing: Standing, review_on: str | None, day: date, rules: RuleSet,
     target = earned_tier(rule, standing, period_end(day, rules, standing.home_store))
     if target.name == rule.tier(standing.tier).name:
         next_review = day + timedelta(days=rule.tiers.period_days)
-        event_id = f"tier-review#{standing.member_id}#{day.isoformat()}"
+        event_id = keys.tier_review(standing.member_id, day.isoformat())
+        kept = UpdateLoyalty(
+            key=keys.tier_keep(standing.member_id, day.isoformat()),
+            member_id=standing.member_id,
+            expect_tier=standing.tier or "",
+            tier_review_on=next_review.isoformat(),
+        )
         return [
-            UpdateLoyalty(
-                f"tier-keep#{standing.member_id}#{day.isoformat()}",
-                standing.member_id,
-                expect_tier=standing.tier or "",
-                tier_review_on=next_review.isoformat(),
-            ),
-            _review(standing.member_id, next_review, event_id, rules.version, now),
-            *_warning_agenda(standing.member_id, next_review, event_id, rules, now),
+            kept,
+            _review(standing.member_id, next_review, event_id, rules.version, now, kept),
+            *_warning_agenda(standing.member_id, next_review, event_id, rules, now, kept),
         ]
     start = datetime.combine(day, time(0), rules.stores.zone_of(standing.home_store)).astimezone(UTC)
-    return change(standing, target, rules, start, f"tier-review#{standing.member_id}#{day.isoformat()}")
+    return change(standing, target, rules, start, keys.tier_review(standing.member_id, day.isoformat()))

@@ -1,8 +1,9 @@
 """Welcome (新人礼 / 入群礼): a new follower or new group member gets a welcome message and a
 no-threshold coupon, once per member ever (docs/domain.md, "Welcome").
 
-The coupon's code is derived from ``welcome#<member>``, so the coupon write itself decides
-"first time ever": a re-follow, a retry, or a concurrent duplicate finds the code taken.
+The coupon's code is derived from ``welcome#<member>`` and read with the event: a re-follow
+finds it taken and gets the re-follow text; a concurrent event that issues it first makes this
+plan's coupon taken at commit, and the plan commits the re-follow text instead.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib import codes
-from chalicelib.effects import Effect, QueueMessage, Reply
 from chalicelib.events import Event, Kind
+from chalicelib.facts import Snapshot
 from chalicelib.offers import offer
+from chalicelib.plans import Instruction, QueueMessage, Reply, new, taken
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
-from chalicelib.state.models import Member
+from chalicelib.state.models import Coupon, Member
+from chalicelib.store import db, keys
 
 TRIGGERS = frozenset({Kind.FOLLOWED, Kind.JOINED_GROUP, Kind.CONTACT_ADDED})
 CAUSE = "welcome"
@@ -32,22 +35,24 @@ class Facts:
     code: str
 
 
-def gather(event: Event, member: Member | None, settings: Settings) -> Facts | None:
+def code_of(member_id: str, settings: Settings) -> str:
+    return codes.derive(keys.welcome(member_id), settings.coupon_secret)
+
+
+def prefetch(event: Event, settings: Settings) -> list[db.Key]:
+    return [(Coupon, code_of(event.member_id, settings), None)] if event.member_id else []
+
+
+def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
     if member is None or event.member_id is None:
         return None
-    return Facts(
-        event,
-        event.member_id,
-        member.store_id or event.store_id,
-        codes.derive(cause_key(event.member_id), settings.coupon_secret),
-    )
+    code = code_of(event.member_id, settings)
+    if reads.get(Coupon, code) is not None:
+        reads.existing.add(("coupon", code))
+    return Facts(event, event.member_id, member.store_id or event.store_id, code)
 
 
-def cause_key(member_id: str) -> str:
-    return f"{CAUSE}#{member_id}"
-
-
-def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
+def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     rule = rules.welcome
     event = facts.event
     if event.kind.value not in rule.triggers or not in_scope(rule, CAUSE, facts.member_id, facts.home_store, now):
@@ -57,7 +62,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         code=facts.code,
         member_id=facts.member_id,
         cause=CAUSE,
-        cause_key=cause_key(facts.member_id),
+        cause_key=keys.welcome(facts.member_id),
         event_id=event.event_id,
         home_store=facts.home_store,
         zone=rules.stores.zone_of(facts.home_store),
@@ -66,17 +71,17 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
     )
     coupon, expires_at = given.coupon, given.coupon.expires_at
     text = fill(rule.text, **given.words, questionnaire_url=rule.questionnaire_url or "")
-    plan: list[Effect] = [coupon]
+    plan: list[Instruction] = [coupon]
     if event.kind is Kind.FOLLOWED:
         plan.append(
             Reply(
-                cause_key(facts.member_id),
-                facts.member_id,
-                text,
-                CAUSE,
-                event.event_id,
-                rules.version,
-                when_coupon=(facts.code, "new"),
+                message_key=keys.welcome(facts.member_id),
+                member_id=facts.member_id,
+                text=text,
+                cause=CAUSE,
+                event_id=event.event_id,
+                rules_version=rules.version,
+                when=new(coupon),
                 template=rule.template,
                 payload=given.words,
             )
@@ -84,13 +89,13 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         if rule.refollow_text:
             plan.append(
                 Reply(
-                    f"refollow#{event.event_id}",
-                    facts.member_id,
-                    rule.refollow_text,
-                    CAUSE,
-                    event.event_id,
-                    rules.version,
-                    when_coupon=(facts.code, "taken"),
+                    message_key=keys.refollow(event.event_id),
+                    member_id=facts.member_id,
+                    text=rule.refollow_text,
+                    cause=CAUSE,
+                    event_id=event.event_id,
+                    rules_version=rules.version,
+                    when=taken(coupon),
                 )
             )
     else:
@@ -98,16 +103,16 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Effect]:
         # WeCom 1:1 message to the external contact, until the offer ends.
         plan.append(
             QueueMessage(
-                cause_key(facts.member_id),
-                facts.member_id,
-                "wecom_customer",
-                "service",
-                text,
-                CAUSE,
-                event.event_id,
-                rules.version,
+                message_key=keys.welcome(facts.member_id),
+                member_id=facts.member_id,
+                channel="wecom_customer",
+                category="service",
+                text=text,
+                cause=CAUSE,
+                event_id=event.event_id,
+                rules_version=rules.version,
                 payload={"group_id": event.group_id or ""},
-                when_coupon=(facts.code, "new"),
+                when=new(coupon),
                 store_id=facts.home_store,
                 expires_at=expires_at,
             )

@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from chalicelib import runtime
-from chalicelib.loyalty import ledger
+from chalicelib import ledger, runtime
+from chalicelib.store import keys
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -38,7 +38,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "entries": [
                 {
                     "seq": int(e.seq or 0),
-                    "key": e.sk.removeprefix(ledger.ENTRY),
+                    "key": e.sk.removeprefix(keys.ENTRY),
                     "delta": int(e.delta or 0),
                     "balance_after": int(e.balance_after or 0),
                     "cause": e.cause,
@@ -58,7 +58,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         expires = f"  expires after {e.expires_on}" if e.expires_on else ""
         print(
             f"{int(e.seq or 0):>5}  {e.at:%Y-%m-%d %H:%M}  {int(e.delta or 0):>+7}  = {int(e.balance_after or 0):>7}"
-            f"  {e.cause:<8} {e.sk.removeprefix(ledger.ENTRY)}  {e.rules_version}{expires}{extra}"
+            f"  {e.cause:<8} {e.sk.removeprefix(keys.ENTRY)}  {e.rules_version}{expires}{extra}"
         )
     if not rows:
         print("no entries", file=sys.stderr)
@@ -75,7 +75,7 @@ def cmd_lottery(args: argparse.Namespace) -> int:
         print(f"week {args.week} has not been drawn yet; --draw draws it (once the week is over)")
         return 1
     if recorded is None:
-        recorded = daily.lottery(ctx, ctx.rules(), ctx.clock.now(), args.week)
+        recorded = daily.lottery(daily.Day(ctx), ctx.rules(), ctx.clock.now(), args.week)
         if recorded is None:
             print("the check-in lottery is off in the active rules: nothing drawn")
             return 1
@@ -88,6 +88,20 @@ def cmd_lottery(args: argparse.Namespace) -> int:
     same = again.winners == recorded.winners
     print("reproduced from the seed and entrants: " + ("yes" if same else "NO — the recorded draw differs"))
     return 0 if same else 1
+
+
+def cmd_day(args: argparse.Namespace) -> int:
+    from chalicelib import executor
+    from chalicelib.loyalty import daily
+
+    dry = executor.DryRun() if args.dry_run else None
+    done = daily.run(runtime.context(), runner=dry)
+    if dry is not None:
+        print(executor.render(dry.writes))
+    print(
+        ("dry run: " if dry is not None else "") + (", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to do")
+    )
+    return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -104,3 +118,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--week", required=True, help="ISO week, e.g. 2026-W47")
     p.add_argument("--draw", action="store_true", help="draw the week now if it is over and not drawn")
     p.set_defaults(run=cmd_lottery)
+    loyalty = sub.add_parser("loyalty", help="the loyalty timer").add_subparsers(dest="action", required=True)
+    p = loyalty.add_parser("day", help="run the loyalty day now (the timer does this hourly)")
+    p.add_argument("--dry-run", action="store_true", help="show every step's plans and writes; write nothing")
+    p.set_defaults(run=cmd_day)

@@ -4,7 +4,8 @@ days, so once every step of a day has succeeded (under the active rule version) 
 runs stop at one read; a failed step leaves the day open and the next hourly run retries.
 
 Each step gathers the facts it needs, decides with the duty's pure function, and hands the plan
-to ``effects.apply`` — the same path as the webhooks.
+to the executor — the same path as the webhooks (``siyu loyalty day --dry-run`` hands it to the
+dry run instead: every plan is shown, nothing is written).
 """
 
 from __future__ import annotations
@@ -14,39 +15,63 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 
-from pynamodb.exceptions import DoesNotExist
-
-from chalicelib import effects
+from chalicelib import executor, ledger, plans
+from chalicelib.calendars import iso_week, local_day, month_end, week_days
 from chalicelib.clock import UTC
 from chalicelib.delivery import queue
 from chalicelib.duties import birthday, checkin, koc, referral, tiers
 from chalicelib.duties import points as points_duty
 from chalicelib.errors import BadRequest, Retryable
 from chalicelib.logs import log
-from chalicelib.loyalty import ledger
-from chalicelib.loyalty.calendar import iso_week, local_day, month_end, week_days
+from chalicelib.plans import Instruction
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.runtime import Context
 from chalicelib.state.models import EventRecord, LoyaltyRecord, Member, PointsRecord
+from chalicelib.store import db, keys
 
 
-def run(ctx: Context) -> dict[str, int]:
+class Day:
+    """One run of the day's work: the clock's time, where plans go (the executor, or a dry run)."""
+
+    def __init__(self, ctx: Context, runner: executor.Runner | None = None) -> None:
+        self.ctx = ctx
+        self.runner = runner or executor.Executor()
+        self.dry = not isinstance(self.runner, executor.Executor)
+
+    def apply(self, plan: list[Instruction], cause: str, now: datetime) -> executor.Applied:
+        """Commit one plan (its points settled against the balances it touches) and queue its messages."""
+        balances = {m: ledger.balance_of(m) for m in ledger.members_posted(plan)}
+        settle = (lambda resolved: ledger.settle(resolved, balances)) if balances else None
+        applied = executor.execute(plan, cause, now, self.runner, settle=settle)
+        if applied.outcome is executor.Outcome.CONFLICT:
+            raise Retryable(f"{cause}: changed while it was decided (the next run does it)")
+        if not self.dry:
+            queue.enqueue(self.ctx.settings, applied.messages)
+        return applied
+
+    def finish(self, step: str, now: datetime) -> None:
+        cursor = plans.SaveCursor(table="loyalty", pk=keys.CURSOR, sk=step, value=None, at=now)
+        executor.execute([cursor], f"{keys.CURSOR}#{step}", now, self.runner)
+
+
+def run(ctx: Context, runner: executor.Runner | None = None) -> dict[str, int]:
     """Every step, each on its own: a step that fails is logged and retried on the next run
     (it marks nothing finished), and does not keep the others from running."""
     rules = ctx.rules()
     now = ctx.clock.now()
     done: dict[str, int] = {}
-    ran = f"day#{local_day(now, rules.stores.zone_of(None)).isoformat()}#{rules.version}"
+    work = Day(ctx, runner)
+    ran = keys.loyalty_day(local_day(now, rules.stores.zone_of(None)).isoformat(), rules.version)
     if not rules.loyalty.enabled or finished(ran):
         return done  # the day's work is keyed by local days: once it all succeeded, it is done
     steps: dict[str, Callable[[], int]] = {
-        "lottery_winners": lambda: len(drawn.winners) if (drawn := lottery(ctx, rules, now)) else 0,
-        "points_expiry": lambda: expire_points(ctx, rules, now),
-        "invites_confirmed": lambda: confirm_invites(ctx, rules, now),
-        "tier_reviews": lambda: review_tiers(ctx, rules, now),
-        "birthdays": lambda: grant_birthdays(ctx, rules, now),
-        "brand_helpers": lambda: select_brand_helpers(ctx, rules, now),
+        "lottery_winners": lambda: len(drawn.winners) if (drawn := lottery(work, rules, now)) else 0,
+        "points_expiry": lambda: expire_points(work, rules, now),
+        "invites_confirmed": lambda: confirm_invites(work, rules, now),
+        "tier_reviews": lambda: review_tiers(work, rules, now),
+        "birthdays": lambda: grant_birthdays(work, rules, now),
+        "brand_helpers": lambda: select_brand_helpers(work, rules, now),
     }
     failed = []
     for name, step in steps.items():
@@ -58,25 +83,16 @@ def run(ctx: Context) -> dict[str, int]:
     log("loyalty.day", failed=",".join(failed) or None, **done)
     if failed:
         raise Retryable(f"loyalty steps failed: {', '.join(failed)} (retried on the next run)")
-    finish(ran, now)
+    work.finish(ran, now)
     return done
 
 
-def _apply(ctx: Context, plan: list[effects.Effect], now: datetime) -> effects.Applied:
-    applied = effects.apply(plan, now)
-    queue.enqueue(ctx.settings, applied.messages)
-    return applied
-
-
 def recorded_draw(week: str) -> checkin.Draw | None:
-    try:
-        record = LoyaltyRecord.get(f"lottery#{week}", "draw", consistent_read=True)
-    except DoesNotExist:
-        return None
-    return checkin.Draw.from_json(record.value or "{}")
+    record = db.get(LoyaltyRecord, keys.lottery(week), keys.DRAW)
+    return checkin.Draw.from_json(record.value or "{}") if record is not None else None
 
 
-def lottery(ctx: Context, rules: RuleSet, now: datetime, week: str | None = None) -> checkin.Draw | None:
+def lottery(work: Day, rules: RuleSet, now: datetime, week: str | None = None) -> checkin.Draw | None:
     """Draw a finished week's check-in lottery once (default: last week, chain time zone).
     A week already drawn is never re-drawn: its recorded draw is what the winners get."""
     manual = week is not None
@@ -88,17 +104,18 @@ def lottery(ctx: Context, rules: RuleSet, now: datetime, week: str | None = None
     except ValueError as exc:
         raise BadRequest(f"{week!r} is not an ISO week like 2026-W47") from exc
     existing = recorded_draw(week)
-    if existing is not None and finished(f"lottery#{week}") and not manual:
+    if existing is not None and finished(keys.lottery(week)) and not manual:
         return existing
     if existing is None:
         if today <= sunday:
             raise BadRequest(f"week {week} is not over yet (last day {sunday.isoformat()})")
         if not section.enabled or section.lottery_winners == 0:
             return None
-        entrants = [r.sk for r in LoyaltyRecord.query(f"checkins#{week}")]
+        entrants = [r.sk for r in LoyaltyRecord.query(keys.week_entrants(week))]
         existing = checkin.draw(week, entrants, section.lottery_winners, rules.version)
-    _apply(ctx, checkin.lottery_plan(existing, rules, now, ctx.settings.coupon_secret), now)
-    finish(f"lottery#{week}", now)
+    for part in checkin.lottery_plans(existing, rules, now, work.ctx.settings.coupon_secret):
+        work.apply(part, keys.lottery(week), now)
+    work.finish(keys.lottery(week), now)
     return existing
 
 
@@ -110,7 +127,7 @@ def _entries(member_id: str) -> list[points_duty.Entry]:
     return [points_duty.Entry(int(e.delta or 0), e.expires_on) for e in ledger.entries(member_id)]
 
 
-def expire_points(ctx: Context, rules: RuleSet, now: datetime) -> int:
+def expire_points(work: Day, rules: RuleSet, now: datetime) -> int:
     """Expire last month's unspent points (and, once, any month the timer missed before it),
     and remind members whose points expire at the end of this month. Returns the number of
     members whose points expired or who were reminded."""
@@ -119,46 +136,41 @@ def expire_points(ctx: Context, rules: RuleSet, now: datetime) -> int:
     for back in (2, 1):  # the month before last too: a timer outage over a month end
         last_day = month_end(today, -back)
         month = last_day.isoformat()[:7]
-        if finished(f"expiry#{month}"):
+        if finished(keys.expiry_step(month)):
             continue
         for member_id in _expiring_members(month):
             amount = points_duty.expiring(_entries(member_id), last_day.isoformat())
             plan = points_duty.expiry_plan(member_id, month, amount, rules, now)
             if plan:
-                _apply(ctx, plan, now)
+                work.apply(plan, keys.expiry_step(month), now)
                 expired += 1
-        finish(f"expiry#{month}", now)
+        work.finish(keys.expiry_step(month), now)
     this_month_end = month_end(today, 0)
     section = rules.loyalty.points
     due = (this_month_end - today).days < section.expiry_reminder_days
-    if due and not finished(f"expiry-reminder#{this_month_end.isoformat()[:7]}"):
+    reminder_step = keys.expiry_reminder_step(this_month_end.isoformat()[:7])
+    if due and not finished(reminder_step):
         for member_id in _expiring_members(this_month_end.isoformat()[:7]):
             entries = _entries(member_id)
             amount = points_duty.expiring(entries, this_month_end.isoformat())
             balance = sum(e.delta for e in entries)
             home = _home_store(member_id)
             plan = points_duty.reminder_plan(member_id, this_month_end.isoformat(), amount, balance, rules, home)
-            if plan and _apply(ctx, plan, now).messages:
+            if plan and work.apply(plan, reminder_step, now).messages:
                 reminded += 1
-        finish(f"expiry-reminder#{this_month_end.isoformat()[:7]}", now)
+        work.finish(reminder_step, now)
     return expired + reminded
 
 
 def finished(step: str) -> bool:
     """Whether a once-only sweep (a month's expiry, a week's lottery) already completed; a sweep
     that crashed midway is not marked and runs again (its effects are idempotent)."""
-    return LoyaltyRecord.count("cursor", LoyaltyRecord.sk == step, consistent_read=True) > 0
-
-
-def finish(step: str, now: datetime) -> None:
-    LoyaltyRecord("cursor", step, at=now).save()
+    return db.get(LoyaltyRecord, keys.CURSOR, step) is not None
 
 
 def _home_store(member_id: str) -> str | None:
-    try:
-        return Member.get(member_id).store_id
-    except DoesNotExist:
-        return None
+    member = db.get(Member, member_id, consistent=False)
+    return member.store_id if member is not None else None
 
 
 AGENDA_DAYS = 14  # days of the agenda looked at on each run (a timer outage shorter than this heals)
@@ -171,19 +183,19 @@ def agenda(today: date, kind: str) -> Iterator[tuple[date, list[LoyaltyRecord]]]
     done = {
         item.sk
         for item in LoyaltyRecord.query(
-            "cursor",
-            LoyaltyRecord.sk.between(f"due#{first.isoformat()}", f"due#{today.isoformat()}#~"),
+            keys.CURSOR,
+            LoyaltyRecord.sk.between(keys.agenda(first), keys.agenda_step(today.isoformat(), "~")),
             consistent_read=True,
         )
     }
     for back in range(AGENDA_DAYS, -1, -1):
         day = today - timedelta(days=back)
-        if f"due#{day.isoformat()}#{kind}" in done:
+        if keys.agenda_step(day.isoformat(), kind) in done:
             continue
-        yield day, list(LoyaltyRecord.query(f"due#{day.isoformat()}", LoyaltyRecord.sk.startswith(f"{kind}#")))
+        yield day, list(LoyaltyRecord.query(keys.agenda(day), LoyaltyRecord.sk.startswith(keys.agenda_item(kind, ""))))
 
 
-def confirm_invites(ctx: Context, rules: RuleSet, now: datetime) -> int:
+def confirm_invites(work: Day, rules: RuleSet, now: datetime) -> int:
     """Count (or void) the invites whose grace period ended."""
     today = local_day(now, rules.stores.zone_of(None))
     counted = 0
@@ -192,111 +204,95 @@ def confirm_invites(ctx: Context, rules: RuleSet, now: datetime) -> int:
             pending = _pending(str(item.member_id))
             if pending is None:
                 continue
-            plan = referral.confirm(pending, rules, now, ctx.settings.coupon_secret)
-            applied = _apply(ctx, plan, now)
+            plan = referral.confirm(pending, rules, now, work.ctx.settings.coupon_secret)
+            applied = work.apply(plan, keys.invitee(pending.invitee), now)
             first = plan[0] if plan else None
-            if isinstance(first, effects.CountInvite) and not first.void and applied.records.get(first.key) == "new":
+            if isinstance(first, plans.CountInvite) and not first.void and applied.kept(first):
                 counted += 1
-        finish(f"due#{day.isoformat()}#referral", now)
+        work.finish(keys.agenda_step(day.isoformat(), "referral"), now)
     return counted
 
 
 def _pending(invitee: str) -> referral.Pending | None:
-    try:
-        invite = LoyaltyRecord.get(f"invitee#{invitee}", "-", consistent_read=True)
-        member = Member.get(invitee, consistent_read=True)
-    except DoesNotExist:
+    invite = db.get(LoyaltyRecord, keys.invitee(invitee), keys.INVITE)
+    member = db.get(Member, invitee)
+    if invite is None or member is None:
         return None
     inviter = str(invite.member_id)
-    try:
-        count = int(LoyaltyRecord.get(f"inviter#{inviter}", "count", consistent_read=True).number or 0)
-    except DoesNotExist:
-        count = 0
+    counted = db.get(LoyaltyRecord, keys.inviter(inviter), keys.COUNT)
     return referral.Pending(
         invitee,
         inviter,
         str(invite.status),
         int(invite.number or 0),
-        invite.at,  # type: ignore[arg-type]
+        invite.at,
         member.unsubscribed_at,
         member.subscribed == "yes",
-        count,
+        int(counted.number or 0) if counted is not None else 0,
         _home_store(inviter),
     )
 
 
-def review_tiers(ctx: Context, rules: RuleSet, now: datetime) -> int:
+def review_tiers(work: Day, rules: RuleSet, now: datetime) -> int:
     """Tier reviews due today (and any day the timer missed): down only here, at period end;
     and the warnings ahead of reviews that would move a member down."""
     today = local_day(now, rules.stores.zone_of(None))
     reviewed = 0
     for kind, decide in (("tier-warning", tiers.warning), ("tier", tiers.review)):
-        reviewed += _tier_agenda(ctx, rules, now, today, kind, decide)
+        reviewed += _tier_agenda(work, rules, now, today, kind, decide)
     return reviewed
 
 
-def _tier_agenda(
-    ctx: Context, rules: RuleSet, now: datetime, today: date, kind: str, decide: Callable[..., list]
-) -> int:
+def _tier_agenda(work: Day, rules: RuleSet, now: datetime, today: date, kind: str, decide: Callable[..., list]) -> int:
     reviewed = 0
     for day, items in agenda(today, kind):
         for item in items:
-            try:
-                member = Member.get(str(item.member_id), consistent_read=True)
-            except DoesNotExist:
+            member = db.get(Member, str(item.member_id))
+            if member is None:
                 continue
             standing = tiers.Standing(
                 member.member_id,
                 member.store_id,
                 member.tier,
                 tiers.orders_of(member.member_id, now),
-                ctx.settings.coupon_secret,
+                work.ctx.settings.coupon_secret,
             )
             plan = decide(standing, member.tier_review_on, day, rules, now)
             if plan:
-                _apply(ctx, plan, now)
+                work.apply(plan, keys.tier_review(member.member_id, day.isoformat()), now)
                 reviewed += 1
-        finish(f"due#{day.isoformat()}#{kind}", now)
+        work.finish(keys.agenda_step(day.isoformat(), kind), now)
     return reviewed
 
 
-def grant_birthdays(ctx: Context, rules: RuleSet, now: datetime) -> int:
+def grant_birthdays(work: Day, rules: RuleSet, now: datetime) -> int:
     """On the first run of a month: the birthday benefit of every member born in that month."""
     today = local_day(now, rules.stores.zone_of(None))
-    step = f"birthday#{today.year}-{today.month:02d}"
+    step = keys.birthday_step(today.year, today.month)
     if not rules.loyalty.birthday.enabled or finished(step):
         return 0
     granted = 0
-    for item in LoyaltyRecord.query(f"birthdays#{today.month:02d}"):
-        try:
-            member = Member.get(item.sk, consistent_read=True)
-        except DoesNotExist:
-            continue
-        if not member.birthday or member.birthday[:2] != f"{today.month:02d}":
-            continue  # the member changed their birthday since
+    for item in LoyaltyRecord.query(keys.birthdays(f"{today.month:02d}")):
+        member = db.get(Member, item.sk)
+        if member is None or not member.birthday or member.birthday[:2] != f"{today.month:02d}":
+            continue  # gone, or the member changed their birthday since
         plan = birthday.benefit(
-            member.member_id,
-            member.tier,
-            member.store_id,
-            now,
-            rules,
-            ctx.settings.coupon_secret,
-            step,
+            member.member_id, member.tier, member.store_id, now, rules, work.ctx.settings.coupon_secret, step
         )
-        if plan and _apply(ctx, plan, now).messages:
+        if plan and work.apply(plan, keys.birthday_benefit(member.member_id, today.year), now).messages:
             granted += 1
-    finish(step, now)
+    work.finish(step, now)
     return granted
 
 
-def select_brand_helpers(ctx: Context, rules: RuleSet, now: datetime) -> int:
+def select_brand_helpers(work: Day, rules: RuleSet, now: datetime) -> int:
     """On the first run of a month: last month's most active members of each store group."""
     section = rules.loyalty.koc
     zone = rules.stores.zone_of(None)
     today = local_day(now, zone)
     last = month_end(today, -1)
     month = last.isoformat()[:7]
-    if not section.enabled or finished(f"koc#{month}"):
+    if not section.enabled or finished(keys.helpers_step(month)):
         return 0
     start = datetime.combine(last.replace(day=1), time(0), zone).astimezone(UTC)
     end = datetime.combine(today.replace(day=1), time(0), zone).astimezone(UTC)
@@ -310,21 +306,19 @@ def select_brand_helpers(ctx: Context, rules: RuleSet, now: datetime) -> int:
     everyone = {m for _, helpers, _ in chosen.values() for m in helpers}
     count = 0
     for group_id, (store_id, helpers, previous) in chosen.items():
-        _apply(ctx, koc.monthly_plan(group_id, store_id, month, helpers, previous, everyone, rules, now), now)
+        for part in koc.monthly_plans(group_id, store_id, month, helpers, previous, everyone, rules, now):
+            work.apply(part, keys.helpers_month(group_id, month), now)
         count += len(helpers)
-    finish(f"koc#{month}", now)
+    work.finish(keys.helpers_step(month), now)
     return count
 
 
 def _roster(group_id: str) -> list[str]:
     """The group's members now: those who joined it and have not left it since."""
     members = []
-    for item in LoyaltyRecord.query(f"group#{group_id}"):
-        try:
-            member = Member.get(item.sk)
-        except DoesNotExist:
-            continue
-        if group_id in (member.groups or set()):
+    for item in LoyaltyRecord.query(keys.roster(group_id)):
+        member = db.get(Member, item.sk, consistent=False)
+        if member is not None and group_id in (member.groups or set()):
             members.append(member.member_id)
     return members
 
@@ -334,7 +328,5 @@ def _events(member_id: str, start: datetime, end: datetime) -> int:
 
 
 def _helpers_of(group_id: str, month: str) -> set[str]:
-    try:
-        return set(json.loads(LoyaltyRecord.get(f"koc#{group_id}", month).value or "[]"))
-    except DoesNotExist:
-        return set()
+    record = db.get(LoyaltyRecord, keys.helpers(group_id), month, consistent=False)
+    return set(json.loads(record.value or "[]")) if record is not None else set()

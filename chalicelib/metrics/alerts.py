@@ -21,22 +21,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.transactions import TransactWrite
-
-from chalicelib.delivery import queue
-from chalicelib.effects import QueueMessage
+from chalicelib import executor
+from chalicelib.counters import CHAIN
 from chalicelib.logs import log
 from chalicelib.metrics import kpis, read
-from chalicelib.metrics.counters import CHAIN
+from chalicelib.plans import Instruction, MoveAlert, QueueMessage, SaveCursor
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import LEVELS, AlertsRule, Check
 from chalicelib.runtime import Context
-from chalicelib.state.conditions import cancellation_codes
-from chalicelib.state.items import pending_message
-from chalicelib.state.models import Alert, OutboxMessage, Shared
+from chalicelib.state.models import Alert, Shared
+from chalicelib.store import db, keys
+from chalicelib.store.db import Outcome
 
 LEVEL_NAMES = {"notice": "关注", "yellow": "黄色预警", "orange": "橙色预警", "red": "红色预警"}
 COLOURS = {"notice": "comment", "yellow": "warning", "orange": "warning", "red": "warning"}
@@ -93,7 +91,7 @@ def measure(check: Check, scope: str, today: date, rules: AlertsRule) -> Reading
         levels.append(grade(check, shown, rules))
     if any(level is None for level in levels):
         return Reading(latest, None, judged=True)
-    return Reading(latest, min(levels, key=LEVELS.index), judged=True)  # type: ignore[arg-type]
+    return Reading(latest, min(levels, key=LEVELS.index), judged=True)
 
 
 def _cohort_lag(metric: str) -> int:
@@ -101,48 +99,47 @@ def _cohort_lag(metric: str) -> int:
     return 1 if metric == "retention_d1" else 7
 
 
-def evaluate(ctx: Context) -> int:
-    """Run every check (timer, hourly); returns the number of messages queued."""
+def evaluate(ctx: Context, runner: executor.Runner | None = None) -> list[str]:
+    """Run every check (timer, hourly); returns the keys of the messages queued (with a ``DryRun``
+    runner: that would be queued; nothing is written)."""
     rules = ctx.rules()
     rule = rules.alerts
     now = ctx.clock.now()
     if not rule.active_at(now):
-        return 0
+        return []
     today = now.astimezone(ZoneInfo(rules.stores.default_timezone)).date()
     suppressed = any(s.starts_at <= now < s.ends_at for s in rule.suppress)
     measured = _measured(today, rules.version)
     if measured == "clear" or (measured == "suppressed" and suppressed):
-        queued = _reminders(rules, today, now)
-    else:
-        queued = []
-        for check in rule.checks:
-            scopes = [CHAIN] if check.scope == "chain" else sorted(rules.stores.ids)
-            for scope in scopes:
-                reading = measure(check, scope, today, rule)
-                if not reading.judged:
-                    continue
-                message = _transition(check, scope, reading, rules, suppressed, now)
-                if message:
-                    queued.append(message)
-        Shared(
-            "alerts",
-            f"measured#{today.isoformat()}#{rules.version}",
-            value="suppressed" if suppressed else "clear",
-            expires=now + timedelta(days=40),
-        ).save()
-    queue.enqueue(ctx.settings, queued)
-    return len(queued)
+        return _reminders(rules, today, now, runner)
+    queued = []
+    for check in rule.checks:
+        scopes = [CHAIN] if check.scope == "chain" else sorted(rules.stores.ids)
+        for scope in scopes:
+            reading = measure(check, scope, today, rule)
+            if not reading.judged:
+                continue
+            alert_id = keys.alert(check.name, scope)
+            plan = transition(check, scope, reading, db.get(Alert, alert_id), rules, suppressed, now)
+            queued += _commit(plan, now, runner)
+    cursor = SaveCursor(
+        table="shared",
+        pk=keys.ALERTS,
+        sk=keys.measured(today.isoformat(), rules.version),
+        value="suppressed" if suppressed else "clear",
+        at=now,
+    )
+    executor.execute([cursor], cursor.sk, now, runner)
+    return queued
 
 
 def _measured(today: date, version: str) -> str | None:
     """Whether today's readings were taken (under this rule version), and under suppression."""
-    try:
-        return Shared.get("alerts", f"measured#{today.isoformat()}#{version}", consistent_read=True).value
-    except Shared.DoesNotExist:
-        return None
+    item = db.get(Shared, keys.ALERTS, keys.measured(today.isoformat(), version))
+    return item.value if item is not None else None
 
 
-def _reminders(rules: RuleSet, today: date, now: datetime) -> list[str]:
+def _reminders(rules: RuleSet, today: date, now: datetime, runner: executor.Runner | None) -> list[str]:
     """Between daily measurements: remind the open alerts whose reminder fell due."""
     checks = {check.name: check for check in rules.alerts.checks}
     queued = []
@@ -152,95 +149,95 @@ def _reminders(rules: RuleSet, today: date, now: datetime) -> list[str]:
             continue
         reading = measure(check, current.scope, today, rules.alerts)
         if reading.judged and reading.level is not None:
-            message = _remind(current, check, current.scope, reading, rules, now)
-            if message:
-                queued.append(message)
+            queued += _commit(_remind(current, check, current.scope, reading, rules, now), now, runner)
     return queued
 
 
-def _transition(
-    check: Check, scope: str, reading: Reading, rules: RuleSet, suppressed: bool, now: datetime
-) -> str | None:
-    alert_id = f"{check.name}#{scope}"
-    try:
-        current: Alert | None = Alert.get(alert_id, consistent_read=True)
-    except Alert.DoesNotExist:
-        current = None
-    is_open = current is not None and current.status == "open"
+def _commit(plan: list[Instruction], now: datetime, runner: executor.Runner | None) -> list[str]:
+    move = next((i for i in plan if isinstance(i, MoveAlert)), None)
+    if move is None:
+        return []
+    applied = executor.execute(plan, f"{move.alert_id}#{move.transition}", now, runner)
+    if applied.outcome is not Outcome.NEW:
+        return []  # another checker made this transition
+    log("alert.transition", alert=move.alert_id, key=applied.messages[0].rsplit("#", 1)[-1])
+    return applied.messages
+
+
+def transition(
+    check: Check,
+    scope: str,
+    reading: Reading,
+    current: Alert | None,
+    rules: RuleSet,
+    suppressed: bool,
+    now: datetime,
+) -> list[Instruction]:
+    """The alert's next transition for this reading (pure): its move and its robot message."""
     level = reading.level
+    if current is None or current.status != "open":
+        return [] if level is None or suppressed else _open(check, scope, reading, rules, now)
     if level is None:
-        return _close(current, check, scope, reading, rules, now) if is_open else None
-    if not is_open:
-        return None if suppressed else _open(alert_id, current, check, scope, reading, rules, now)
-    assert current is not None
+        return _close(current, check, scope, reading, rules, now)
     if LEVELS.index(level) > LEVELS.index(current.level):
-        return None if suppressed else _escalate(current, check, scope, reading, rules, now)
+        return [] if suppressed else _escalate(current, check, scope, reading, rules, now)
     if now - current.notified_at >= timedelta(hours=rules.alerts.remind_hours):
         return _remind(current, check, scope, reading, rules, now)
-    return None
+    return []
 
 
-def _open(alert_id, current, check, scope, reading, rules, now) -> str | None:
-    alert = Alert(
-        alert_id,
+def _move(
+    check: Check,
+    scope: str,
+    reading: Reading,
+    now: datetime,
+    transition: Literal["open", "escalate", "remind", "close"],
+    current: Alert | None = None,
+) -> MoveAlert:
+    """The move, on the condition that the alert is as ``current`` (None: closed or absent)."""
+    return MoveAlert(
+        alert_id=keys.alert(check.name, scope),
+        transition=transition,
         check=check.name,
         scope=scope,
-        status="open",
-        level=reading.level,
-        opened_at=now,
-        notified_at=now,
-        escalations=0,
-        reminders=0,
+        level=reading.level or "notice",
         value=_shown(check, reading.value),
+        now=now,
+        expect_level=current.level if current is not None else None,
+        expect_opened_at=current.opened_at if current is not None else None,
+        expect_notified_at=current.notified_at if current is not None else None,
     )
-    condition = Alert.alert_id.does_not_exist() | (Alert.status == "closed")
-    key = f"alert#{alert_id}#{now:%Y%m%dT%H%M}#open"
-    return _commit("save", alert, condition, [], _message(key, check, scope, reading, rules, "open"), now)
 
 
-def _escalate(current, check, scope, reading, rules, now) -> str | None:
-    actions = [
-        Alert.level.set(reading.level),
-        Alert.notified_at.set(now),
-        Alert.escalations.add(1),
-        Alert.value.set(_shown(check, reading.value)),
-    ]
-    condition = (Alert.status == "open") & (Alert.level == current.level) & (Alert.opened_at == current.opened_at)
-    key = f"alert#{current.alert_id}#{current.opened_at:%Y%m%dT%H%M}#{reading.level}"
-    return _commit("update", current, condition, actions, _message(key, check, scope, reading, rules, "escalate"), now)
+def _open(check: Check, scope: str, reading: Reading, rules: RuleSet, now: datetime) -> list[Instruction]:
+    key = keys.alert_message(keys.alert(check.name, scope), now, "open")
+    return [_move(check, scope, reading, now, "open"), _message(key, check, scope, reading, rules, "open")]
 
 
-def _remind(current, check, scope, reading, rules, now) -> str | None:
-    actions = [Alert.notified_at.set(now), Alert.reminders.add(1), Alert.value.set(_shown(check, reading.value))]
-    condition = (Alert.status == "open") & (Alert.notified_at == current.notified_at)
-    key = f"alert#{current.alert_id}#{current.opened_at:%Y%m%dT%H%M}#remind{int(current.reminders) + 1}"
+def _escalate(
+    current: Alert, check: Check, scope: str, reading: Reading, rules: RuleSet, now: datetime
+) -> list[Instruction]:
+    move = _move(check, scope, reading, now, "escalate", current)
+    key = keys.alert_message(current.alert_id, current.opened_at, str(reading.level))
+    return [move, _message(key, check, scope, reading, rules, "escalate")]
+
+
+def _remind(
+    current: Alert, check: Check, scope: str, reading: Reading, rules: RuleSet, now: datetime
+) -> list[Instruction]:
     held = Reading(reading.value, current.level, True)
-    return _commit("update", current, condition, actions, _message(key, check, scope, held, rules, "remind"), now)
+    move = _move(check, scope, held, now, "remind", current)
+    key = keys.alert_message(current.alert_id, current.opened_at, f"remind{int(current.reminders) + 1}")
+    return [move, _message(key, check, scope, held, rules, "remind")]
 
 
-def _close(current, check, scope, reading, rules, now) -> str | None:
-    actions = [Alert.status.set("closed"), Alert.closed_at.set(now), Alert.value.set(_shown(check, reading.value))]
-    condition = (Alert.status == "open") & (Alert.opened_at == current.opened_at)
-    key = f"alert#{current.alert_id}#{current.opened_at:%Y%m%dT%H%M}#closed"
+def _close(
+    current: Alert, check: Check, scope: str, reading: Reading, rules: RuleSet, now: datetime
+) -> list[Instruction]:
     held = Reading(reading.value, current.level, True)
-    return _commit("update", current, condition, actions, _message(key, check, scope, held, rules, "close"), now)
-
-
-def _commit(kind: str, alert: Alert, condition, actions, message: QueueMessage, now: datetime) -> str | None:
-    try:
-        with TransactWrite(connection=Alert._get_connection().connection) as transaction:
-            transaction.save(pending_message(message, now), condition=OutboxMessage.message_key.does_not_exist())
-            if kind == "save":
-                transaction.save(alert, condition=condition)
-            else:
-                transaction.update(Alert(alert.alert_id), actions=actions, condition=condition)
-    except TransactWriteError as exc:
-        reasons = cancellation_codes(exc)
-        if "ConditionalCheckFailed" in reasons:
-            return None  # another checker made this transition
-        raise
-    log("alert.transition", alert=alert.alert_id, key=message.message_key.rsplit("#", 1)[-1])
-    return message.message_key
+    move = _move(check, scope, held, now, "close", current)
+    key = keys.alert_message(current.alert_id, current.opened_at, "closed")
+    return [move, _message(key, check, scope, held, rules, "close")]
 
 
 def _shown(check: Check, value: float | None) -> str:

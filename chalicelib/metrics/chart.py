@@ -7,6 +7,7 @@ than the digest never load them, so their cold start does not pay for a plotting
 from __future__ import annotations
 
 import io
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,8 +57,8 @@ def render(digest: Digest, rules: RuleSet) -> bytes:
     top.set_title("核心比率", fontsize=11, loc="left")
     top.grid(alpha=0.3)
     top.legend(loc="upper left", fontsize=9, ncol=4)
-    active = [chain.daily.get(d, {}).get("active_members", 0) for d in days]
-    orders = [chain.daily.get(d, {}).get("orders", 0) for d in days]
+    active = [chain.daily.get(d, Counter()).get("active_members", 0) for d in days]
+    orders = [chain.daily.get(d, Counter()).get("orders", 0) for d in days]
     width = 0.38
     bottom.bar([i - width / 2 for i in range(7)], active, width, label="活跃会员（人）")
     bottom.bar([i + width / 2 for i in range(7)], orders, width, label="订单（单）")

@@ -7,9 +7,9 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from chalicelib import runtime
-from chalicelib.metrics import kpis, read
+from chalicelib.counters import CHAIN
+from chalicelib.metrics import alerts, kpis, read
 from chalicelib.metrics.alerts import LEVEL_NAMES, unit
-from chalicelib.metrics.counters import CHAIN
 from chalicelib.state.models import Alert
 
 
@@ -83,14 +83,34 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from chalicelib import executor
+    from chalicelib.delivery import queue
+
+    ctx = runtime.context()
+    dry = executor.DryRun() if args.dry_run else None
+    queued = alerts.evaluate(ctx, runner=dry)
+    if dry is not None:
+        print(executor.render(dry.writes))
+        print(f"dry run: {len(queued)} alert message(s) would be queued, nothing written")
+        return 0
+    queue.enqueue(ctx.settings, queued)
+    print(f"{len(queued)} alert message(s) queued")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("digest", help="a weekly digest: print it, or write markdown + chart (--out)")
     p.add_argument("--week", required=True, help="ISO week, e.g. 2026-W47")
     p.add_argument("--out", help="FILE.md; the chart goes beside it as FILE.png")
     p.set_defaults(run=cmd_digest)
-    p = sub.add_parser("alerts", help="open and recent threshold alerts")
+    p = sub.add_parser("alerts", help="open and recent threshold alerts; check them now")
     p.add_argument("--all", action="store_true", help="every alert ever opened")
     p.set_defaults(run=cmd_alerts)
+    checks = p.add_subparsers(dest="action")
+    c = checks.add_parser("check", help="run the threshold checker now (the timer does this hourly)")
+    c.add_argument("--dry-run", action="store_true", help="show the transitions and writes; write nothing")
+    c.set_defaults(run=cmd_check)
     p = sub.add_parser("kpis", help="the KPIs of the chain or a store over the last days")
     p.add_argument("--store")
     p.add_argument("--days", type=int, default=7)

@@ -21,20 +21,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from pynamodb.exceptions import PutError
-
-from chalicelib.delivery import queue
-from chalicelib.effects import QueueMessage
+from chalicelib import executor
+from chalicelib.counters import CHAIN
+from chalicelib.events import robot_recipient
 from chalicelib.logs import log
 from chalicelib.metrics import kpis, read
 from chalicelib.metrics.alerts import LEVEL_NAMES, unit
-from chalicelib.metrics.counters import CHAIN
 from chalicelib.offers import yuan
+from chalicelib.plans import Instruction, KeepDigest, QueueMessage, new
 from chalicelib.recall import report
 from chalicelib.rules.loader import RuleSet
 from chalicelib.runtime import Context
-from chalicelib.state.items import pending_message
-from chalicelib.state.models import Alert, OutboxMessage, Shared
+from chalicelib.state.models import Alert, Shared
+from chalicelib.store import db, keys
+from chalicelib.store.db import Outcome
 
 ROBOT_MARKDOWN_BYTES = 4096
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -105,12 +105,14 @@ def build(rules: RuleSet, monday: date, now: datetime) -> Digest:
 
 def _scope(scope: str, name: str, monday: date, sunday: date) -> Scope:
     days = read.days(scope, monday - timedelta(days=7), sunday)
-    week, before = Counter(), Counter()
+    week: Counter[str] = Counter()
+    before: Counter[str] = Counter()
     for day, counts in days.items():
         (week if day >= monday else before).update(counts)
     week["days"] = before["days"] = 7
     cohorts = read.cohorts(scope, monday - timedelta(days=7), sunday)
-    cohort, cohort_before = Counter(), Counter()
+    cohort: Counter[str] = Counter()
+    cohort_before: Counter[str] = Counter()
     for day, counts in cohorts.items():
         (cohort if day >= monday else cohort_before).update(counts)
     daily = {d: c for d, c in days.items() if d >= monday}
@@ -204,7 +206,7 @@ def render(digest: Digest, rules: RuleSet) -> str:
     fixed = [line for section in (head, alerts, recall, ranking) if section for line in (*section, "")]
     fixed.append("**各门店**")
     text = "\n".join(fixed)
-    kept = []
+    kept: list[str] = []
     for line in store_lines:
         candidate = "\n".join([text, *kept, line, "…（其余门店见 siyu digest）"])
         if len(candidate.encode("utf-8")) > ROBOT_MARKDOWN_BYTES:
@@ -220,34 +222,19 @@ def _metric_of(alert: Alert, rules: RuleSet) -> str:
 
 def _ranking(stores: list[Scope], rules: RuleSet) -> list[str]:
     name = rules.digest.rank_by
-    valued = [(s, s.kpi(name).value) for s in stores if s.kpi(name).value is not None]
+    valued = [(s, value) for s in stores if (value := s.kpi(name).value) is not None]
     if len(valued) < 2:
         return []
-    valued.sort(key=lambda pair: pair[1], reverse=name not in kpis.LOWER_IS_BETTER)  # type: ignore[arg-type]
+    valued.sort(key=lambda pair: pair[1], reverse=name not in kpis.LOWER_IS_BETTER)
     n = min(rules.digest.top_bottom, len(valued) // 2 or 1)
     top = "、".join(f"{s.name} {shown(name, v)}" for s, v in valued[:n])
     bottom = "、".join(f"{s.name} {shown(name, v)}" for s, v in valued[-n:])
     return [f"**门店排名（{kpis.NAMES[name]}）**", f"> 前{n}：{top}", f"> 后{n}：{bottom}"]
 
 
-def store(digest: Digest) -> bool:
-    """Keep the digest under its week; False if it was stored already (another run sent it)."""
-    value = json.dumps(
-        {"markdown": digest.markdown, "chart": base64.b64encode(digest.chart_png).decode("ascii")}, ensure_ascii=False
-    )
-    try:
-        Shared("digest", digest.week, value=value).save(condition=Shared.sk.does_not_exist())
-    except PutError as exc:
-        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
 def stored(week: str) -> tuple[str, bytes] | None:
-    try:
-        item = Shared.get("digest", week, consistent_read=True)
-    except Shared.DoesNotExist:
+    item = db.get(Shared, keys.DIGEST, week)
+    if item is None:
         return None
     data = json.loads(item.value or "{}")
     return data.get("markdown", ""), base64.b64decode(data.get("chart", ""))
@@ -264,47 +251,47 @@ def due_week(rules: RuleSet, now: datetime) -> str | None:
     return iso_week(monday - timedelta(days=7))
 
 
-def run(ctx: Context) -> str | None:
-    """Timer (hourly): build, store and send last week's digest once its time has come."""
+def run(ctx: Context, runner: executor.Runner | None = None) -> tuple[str, list[str]] | None:
+    """Timer (hourly): build, store and send last week's digest once its time has come; returns
+    the week and the keys of its messages (to queue), None when nothing is due."""
     rules = ctx.rules()
     now = ctx.clock.now()
     week = due_week(rules, now) if rules.digest.active_at(now) else None
     if week is None or stored(week) is not None:
         return None
     digest = build(rules, week_of(week), now)
-    if not store(digest):
-        return None
-    messages = [
-        QueueMessage(
-            f"digest#{week}#markdown",
-            rules.digest.robot,
-            "robot",
-            "alert",
-            digest.markdown,
-            "digest",
-            f"digest#{week}",
-            rules.version,
-            payload={"robot": "markdown"},
-        ),
-        QueueMessage(
-            f"digest#{week}#chart",
-            rules.digest.robot,
-            "robot",
-            "alert",
-            None,
-            "digest",
-            f"digest#{week}",
-            rules.version,
-            payload={"robot": "image", "image_base64": base64.b64encode(digest.chart_png).decode("ascii")},
-        ),
-    ]
-    messages = messages if digest.chart_png else messages[:1]
-    for message in messages:
-        try:
-            pending_message(message, now).save(condition=OutboxMessage.message_key.does_not_exist())
-        except PutError as exc:
-            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-                raise
-    queue.enqueue(ctx.settings, [m.message_key for m in messages])
+    applied = executor.execute(plan(digest, rules), keys.digest_message(week, "markdown"), now, runner)
+    if applied.outcome is not Outcome.NEW or not applied.messages:
+        return None  # another run stored and sent it
     log("digest.sent", week=week, markdown_bytes=len(digest.markdown.encode("utf-8")), png_bytes=len(digest.chart_png))
-    return week
+    return week, applied.messages
+
+
+def plan(digest: Digest, rules: RuleSet) -> list[Instruction]:
+    """Keep the digest under its week and, if it is new, send it to the digest's robot (markdown,
+    and the chart as an image when there is one)."""
+    value = json.dumps(
+        {"markdown": digest.markdown, "chart": base64.b64encode(digest.chart_png).decode("ascii")}, ensure_ascii=False
+    )
+    kept = KeepDigest(week=digest.week, value=value)
+    parts = [("markdown", digest.markdown, {"robot": "markdown"})]
+    if digest.chart_png:
+        image = {"robot": "image", "image_base64": base64.b64encode(digest.chart_png).decode("ascii")}
+        parts.append(("chart", "", image))
+    out: list[Instruction] = [kept]
+    for part, text, payload in parts:
+        out.append(
+            QueueMessage(
+                message_key=keys.digest_message(digest.week, part),
+                member_id=robot_recipient(rules.digest.robot),
+                channel="robot",
+                category="alert",
+                text=text,
+                cause="digest",
+                event_id=keys.digest_event(digest.week),
+                rules_version=rules.version,
+                payload=payload,
+                when=new(kept),
+            )
+        )
+    return out

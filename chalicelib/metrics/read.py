@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
-from chalicelib.metrics.counters import TOTAL, cohort_key
+from chalicelib.counters import TOTAL, cohort_key
 from chalicelib.state.models import Metric
 
 

@@ -16,10 +16,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Retryable
 from chalicelib.privacy.pseudonyms import substitute
+from chalicelib.store import db
+from chalicelib.store.db import Write
 
 DELETED = "deleted"
 PSEUDONYMIZED = "pseudonymized"
@@ -38,8 +39,8 @@ class Erasing:
 
 
 class Tally(Protocol):
-    def commit(self, table: str, outcome: str, writes: Callable[[TransactWrite], None]) -> bool:
-        """Run the row's writes and count them in one transaction; False when the row's own
+    def commit(self, table: str, outcome: str, writes: list[Write]) -> bool:
+        """Commit the row's writes and count them in one transaction; False when the row's own
         condition failed (an earlier run changed it already)."""
 
     def mark(self, table: str, outcome: str) -> None:
@@ -59,16 +60,14 @@ def table_of(item: Model) -> str:
 
 
 def _key_attribute(model: type[Model]) -> Any:
-    return model.get_attributes()[model._hash_keyname]
+    return model.get_attributes()[db.key_names(model)[0]]
 
 
 def _exists(item: Model) -> Any:
     return _key_attribute(type(item)).exists()
 
 
-def key_of(item: Model) -> tuple[Any, Any]:
-    model = type(item)
-    return getattr(item, model._hash_keyname), getattr(item, model._range_keyname) if model._range_keyname else None
+key_of = db.key_of
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Delete:
             raise Retryable(f"a row of the {table_of(item)} table is being worked on; run the erase again shortly")
         if self.before is not None:
             self.before(item, e.now)
-        done = tally.commit(table_of(item), DELETED, lambda tx: tx.delete(item, condition=_exists(item)))
+        done = tally.commit(table_of(item), DELETED, [Write("delete", item, condition=_exists(item))])
         return DELETED if done else None
 
 
@@ -120,14 +119,13 @@ class Pseudonymize:
             return None
         model = type(item)
         if key_of(new) == key_of(item):
-            actions = _changes(model, item.attribute_values, new.attribute_values)
-            done = tally.commit(table_of(item), self.outcome, lambda tx: tx.update(item, actions, _exists(item)))
+            actions = tuple(_changes(model, item.attribute_values, new.attribute_values))
+            done = tally.commit(table_of(item), self.outcome, [Write("update", item, actions, _exists(item))])
             return self.outcome if done else None
-
-        def move(tx: TransactWrite) -> None:
-            tx.delete(item, condition=_exists(item))
-            tx.save(new, condition=_key_attribute(model).does_not_exist())
-
+        move = [
+            Write("delete", item, condition=_exists(item)),
+            Write("put", new, condition=_key_attribute(model).does_not_exist(), tag="moved"),
+        ]
         return self.outcome if tally.commit(table_of(item), self.outcome, move) else None
 
 

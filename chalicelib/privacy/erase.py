@@ -39,10 +39,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.operand import Path
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.logs import log
@@ -51,8 +49,9 @@ from chalicelib.privacy.actions import REWRITE, Erasing, key_of, table_of
 from chalicelib.privacy.records import COMPLETED, IN_PROGRESS
 from chalicelib.privacy.registry import REGISTRY, Policy
 from chalicelib.runtime import Context
-from chalicelib.state.conditions import CONDITION_FAILED, cancellation_codes, is_condition_failure
-from chalicelib.state.models import BASE_NAMES, Erasure, Member
+from chalicelib.state.models import BASE_NAMES, Erasure, Member, Shared
+from chalicelib.store import db, keys
+from chalicelib.store.db import Outcome, Write
 
 LEASE = timedelta(minutes=2)
 INVITEES = "invitees"
@@ -100,26 +99,25 @@ class _Run:
     def _mine(self) -> Any:
         return Erasure.lease == self.token
 
-    def commit(self, table: str, outcome: str, writes: Callable[[TransactWrite], None]) -> bool:
-        try:
-            with TransactWrite(connection=Erasure._get_connection().connection) as transaction:
-                writes(transaction)
-                transaction.update(
-                    Erasure(self.record.subject, self.record.number),
-                    actions=[Path(f"{table}:{outcome}").add(1)],
-                    condition=self._mine(),
-                )
-        except TransactWriteError as exc:
-            # One code per item: the row's delete / put / update first, the record's update last.
-            codes = cancellation_codes(exc)
-            if codes and codes[-1] == CONDITION_FAILED:
-                raise Conflict("another run of this erase took over") from exc
-            if codes and codes[0] == CONDITION_FAILED:
-                return False  # changed (or gone) since it was found: an earlier run did it
-            if CONDITION_FAILED in codes:
-                raise Conflict(f"a {table} row the erase moves is already at its new key") from exc
-            raise
-        return True
+    def commit(self, table: str, outcome: str, writes: list[Write]) -> bool:
+        count = Write(
+            "update",
+            Erasure(self.record.subject, self.record.number),
+            (Path(f"{table}:{outcome}").add(1),),
+            self._mine(),
+            tag="record",
+        )
+        committed = db.commit([*writes, count], f"erase#{self.record.subject}#{self.token}#{table}")
+        if committed.outcome is Outcome.NEW:
+            return True
+        tags = {write.tag for write in committed.failed}
+        if "record" in tags:
+            raise Conflict("another run of this erase took over")
+        if "moved" in tags:
+            raise Conflict(f"a {table} row the erase moves is already at its new key")
+        if committed.failed:
+            return False  # changed (or gone) since it was found: an earlier run did it
+        raise Conflict("a row the erase changes is being written right now; run the erase again")
 
     def mark(self, table: str, outcome: str) -> None:
         self._update([Path(f"{table}:{outcome}").set(1)])
@@ -128,18 +126,18 @@ class _Run:
         self._update([Erasure.steps_done.add({step}), Erasure.lease_until.set(self.clock() + LEASE)])
 
     def complete(self) -> None:
+        completed_at = self.record.completed_at or self.clock()
         actions = [Erasure.status.set(COMPLETED), Erasure.lease.remove(), Erasure.lease_until.remove()]
         if self.record.completed_at is None:
-            actions.append(Erasure.completed_at.set(self.clock()))
-        self._update(actions)
+            actions.append(Erasure.completed_at.set(completed_at))
+        record = Write("update", Erasure(self.record.subject, self.record.number), tuple(actions), self._mine())
+        committed = db.commit([record, tombstone(self.record.subject, COMPLETED, completed_at)], f"erased#{self.token}")
+        if committed.outcome is not Outcome.NEW:
+            raise Conflict("another run of this erase took over")
 
     def _update(self, actions: list[Any]) -> None:
-        try:
-            Erasure(self.record.subject, self.record.number).update(actions=actions, condition=self._mine())
-        except UpdateError as exc:
-            if is_condition_failure(exc):
-                raise Conflict("another run of this erase took over") from exc
-            raise
+        if db.update(Erasure(self.record.subject, self.record.number), actions, self._mine()) is not Outcome.NEW:
+            raise Conflict("another run of this erase took over")
 
     def release(self) -> None:
         with contextlib.suppress(Conflict):  # not ours any more
@@ -181,21 +179,20 @@ def _open(ctx: Context, member_id: str, requested_by: str) -> tuple[_Run, bool]:
             lease=token,
             lease_until=now + LEASE,
         )
-        try:
-            record.save(condition=Erasure.number.does_not_exist())
-        except PutError as exc:
-            if not is_condition_failure(exc):
-                raise
-            raise Conflict("another erase of this member is starting") from exc
+        opened = Write("put", record, condition=Erasure.number.does_not_exist())
+        if db.commit([opened, tombstone(subject, IN_PROGRESS)], f"erase#{subject}#{number}").outcome is not Outcome.NEW:
+            raise Conflict("another erase of this member is starting")
         return _Run(record, token, ctx.clock.now), False
     free = Erasure.lease_until.does_not_exist() | (Erasure.lease_until < now)
-    try:
-        latest.update(actions=[Erasure.lease.set(token), Erasure.lease_until.set(now + LEASE)], condition=free)
-    except UpdateError as exc:
-        if not is_condition_failure(exc):
-            raise
-        raise Conflict("an erase of this member is running; try again in a few minutes") from exc
+    if db.update(latest, [Erasure.lease.set(token), Erasure.lease_until.set(now + LEASE)], free) is not Outcome.NEW:
+        raise Conflict("an erase of this member is running; try again in a few minutes")
     return _Run(latest, token, ctx.clock.now), latest.status == COMPLETED
+
+
+def tombstone(subject: str, status: str, completed_at: datetime | None = None) -> Write:
+    """What the pipeline reads, with every event, to recognize an erased id (``guard``): the keyed
+    hash of the id, the erase's status and when it completed. No personal data."""
+    return Write("put", Shared(keys.ERASED, subject, value=status, valid_until=completed_at))
 
 
 Work = Iterable[tuple[Any, Model, Erasing]]  # (action, row, whose row / which id goes)
@@ -287,11 +284,7 @@ def plan(ctx: Context, member_id: str, policies: Sequence[Policy] = REGISTRY) ->
 
 
 def _mark_erasing(member_id: str) -> None:
-    try:
-        Member(member_id).update(actions=[Member.erasing.set("yes")], condition=Member.member_id.exists())
-    except UpdateError as exc:
-        if not is_condition_failure(exc):
-            raise
+    db.update(Member(member_id), [Member.erasing.set("yes")], Member.member_id.exists())  # gone already: fine
 
 
 def _result(record: Erasure, counted: dict[str, dict[str, int]], policies: Sequence[Policy]) -> Result:

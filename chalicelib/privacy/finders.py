@@ -14,26 +14,27 @@ from typing import Any
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.metrics import counters
+from chalicelib import counters
 from chalicelib.privacy.actions import Erasing
 from chalicelib.privacy.pseudonyms import mentions
 from chalicelib.state.models import LoyaltyRecord, Metric, PointsRecord, Shared
+from chalicelib.store import db, keys
 
 Finder = Callable[[Erasing], Iterable[Model]]
 
 
-def _whole(model: type[Model], keys: Iterable[tuple[Any, ...]]) -> Iterator[Model]:
-    """The items of ``keys`` (hash, range), read in batches."""
-    wanted = list(dict.fromkeys(keys))
+def _whole(model: type[Model], items: Iterable[tuple[Any, ...]]) -> Iterator[Model]:
+    """The items of these keys ((hash, range) or (hash,)), read in batches."""
+    wanted = list(dict.fromkeys(items))
+    ranged = db.key_names(model)[1] is not None
     for start in range(0, len(wanted), 100):
-        chunk = [k if model._range_keyname else k[0] for k in wanted[start : start + 100]]
+        chunk = [k if ranged else k[0] for k in wanted[start : start + 100]]
         yield from model.batch_get(chunk, consistent_read=True)
 
 
 def _key_of(item: Model) -> tuple[Any, ...]:
-    model = type(item)
-    hash_key = getattr(item, model._hash_keyname)
-    return (hash_key, getattr(item, model._range_keyname)) if model._range_keyname else (hash_key,)
+    hash_key, range_key = db.key_of(item)
+    return (hash_key, range_key) if db.key_names(type(item))[1] else (hash_key,)
 
 
 def partition(model: type[Model]) -> Finder:
@@ -70,26 +71,28 @@ def loyalty_records(e: Erasing) -> Iterator[Model]:
     rows, their invite count) and the record of the invite they came through; not the invites
     they made (``invites_made``)."""
     own = [key for key in _loyalty_keys(e) if not key[0].startswith("invitee#")]
-    return _whole(LoyaltyRecord, [*own, (f"invitee#{e.member_id}", "-")])
+    return _whole(LoyaltyRecord, [*own, (keys.invitee(e.member_id), keys.INVITE)])
 
 
 def invites_made(e: Erasing) -> Iterator[Model]:
     """The invite records of the members this member invited (they name the inviter)."""
-    mine = f"invitee#{e.member_id}"
+    mine = keys.invitee(e.member_id)
     return _whole(LoyaltyRecord, [k for k in _loyalty_keys(e) if k[0].startswith("invitee#") and k[0] != mine])
 
 
 def lottery_draws(e: Erasing) -> Iterator[Model]:
     """The recorded draws of the weeks the member entered (entrants, perhaps winners)."""
-    weeks = [pk.removeprefix("checkins#") for pk, _ in _loyalty_keys(e) if pk.startswith("checkins#")]
-    return (d for d in _whole(LoyaltyRecord, [(f"lottery#{w}", "draw") for w in weeks]) if mentions(d.value, e.erased))
+    prefix = keys.week_entrants("")
+    weeks = [pk.removeprefix(prefix) for pk, _ in _loyalty_keys(e) if pk.startswith(prefix)]
+    draws: Iterator[Any] = _whole(LoyaltyRecord, [(keys.lottery(w), keys.DRAW) for w in weeks])
+    return (d for d in draws if mentions(d.value, e.erased))
 
 
 def helper_lists(e: Erasing) -> Iterator[Model]:
     """The monthly brand-helper lists of the groups the member joined that name them."""
     groups = [pk.removeprefix("group#") for pk, _ in _loyalty_keys(e) if pk.startswith("group#")]
     for group in groups:
-        yield from (r for r in LoyaltyRecord.query(f"koc#{group}") if mentions(r.value, e.erased))
+        yield from (r for r in LoyaltyRecord.query(keys.helpers(group)) if mentions(r.value, e.erased))
 
 
 # --- points: the forfeit is posted on the pseudonym's partition ---------------------------------
@@ -113,18 +116,15 @@ def active_markers(e: Erasing) -> Iterator[Model]:
     ``counters.KEEP``): about 400 keys, read in batches of 100."""
     today = e.now.date()
     days = [today - timedelta(days=n) for n in range(-2, counters.KEEP.days + 3)]
-    return _whole(Metric, [(f"active#{day.isoformat()}", e.member_id) for day in days])
-
-
-# The sender's per-member counters under ("count", …): caps, pacing, quotas (delivery/sender.py).
-MEMBER_COUNTERS = ("cap#{m}#", "kind#{m}#", "sent#{m}#", "promo#{m}#", "quota#custom#{m}#", "slot#{m}#")
+    return _whole(Metric, [(keys.active(day.isoformat()), e.member_id) for day in days])
 
 
 def member_counters(e: Erasing) -> Iterator[Model]:
-    for prefix in MEMBER_COUNTERS:
-        yield from Shared.query("count", Shared.sk.startswith(prefix.format(m=e.member_id)))
+    """The sender's per-member counters (caps, pacing, quotas, group slots: delivery/sender.py)."""
+    for prefix in keys.member_counter_prefixes(e.member_id):
+        yield from Shared.query(keys.COUNTERS, Shared.sk.startswith(prefix))
 
 
 def sweep_cursors(e: Erasing) -> Iterator[Model]:
     """Recall-sweep cursors that stopped at the member (their key quotes the member id)."""
-    return (item for item in Shared.query("sweep") if mentions(item.value, e.erased))
+    return (item for item in Shared.query(keys.SWEEP) if mentions(item.value, e.erased))

@@ -1,4 +1,5 @@
-"""What the pipeline does with the id of an erased member (called right after the member update).
+"""What the pipeline does with the id of an erased member (decided on the event's reads, before
+anything is written).
 
 The choice, for the privacy officer and for ops:
 
@@ -6,56 +7,46 @@ The choice, for the privacy officer and for ops:
   POS retry, the redrive timer finishes the rest, and by then the erase is done.
 - **Anything from before the erase that arrives after it** (a WeChat retry, a delivery receipt,
   a POS replay, a redriven event) and **anything about the id that is not the member doing
-  something** (an unfollow, a receipt of a message sent before) is dropped: the row the update
-  just created is removed, the event is forgotten, nothing is counted. An erase does not come
-  undone by a late event.
+  something** (an unfollow, a receipt of a message sent before) is dropped: nothing is written,
+  nothing is counted, the event is kept nowhere. An erase does not come undone by a late event.
 - **The member doing something after the erase** (a follow, a message, an order …: ``ACTIVITY``)
   is a new member: a new profile with no past, counted as a new member. Two things still go by
   the WeChat account rather than the person: gifts the chain gives once per account keep their
   coupon codes in the register (a second follow gets no second welcome gift), and the
   ``members`` / ``followers`` totals, which are history, keep counting the erased member.
 
-The cost is one read, for a member id the update has just created (a first event), never for a
-member siyu already knows.
+The erase leaves a tombstone keyed by the id's keyed hash (``Shared("erased", <subject>)``), read
+with the event's other items in the same request: it costs no request of its own.
 """
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DeleteError
-
+from chalicelib.counters import is_new
 from chalicelib.errors import Erased, Retryable
 from chalicelib.events import ACTIVITY, Event
-from chalicelib.metrics.counters import is_new
-from chalicelib.privacy import pseudonyms, records
+from chalicelib.privacy import pseudonyms
+from chalicelib.privacy.records import COMPLETED
 from chalicelib.settings import Settings
-from chalicelib.state.conditions import is_condition_failure
-from chalicelib.state.models import Member
+from chalicelib.state.models import Member, Shared
+from chalicelib.store import db, keys
 
 
-def admit(settings: Settings, event: Event, member: Member | None) -> None:
-    """Return if the event may go on; raise Retryable (erase running) or Erased (drop it)."""
+def tombstone_key(settings: Settings, member_id: str) -> db.Key:
+    return (Shared, keys.ERASED, pseudonyms.subject(settings.privacy_secret, member_id))
+
+
+def admit(event: Event, before: Member | None, member: Member | None, tombstone: Shared | None) -> None:
+    """Return if the event may go on; raise Retryable (erase running) or Erased (drop it).
+    ``member``: the member as this event would leave them."""
     if member is None:
         return
-    if member.erasing:
+    if before is not None and before.erasing:
         raise Retryable("this member is being erased; retry shortly")
-    if not is_new(event, member):
+    if not is_new(before, member) or tombstone is None:
         return
-    erased = records.latest(pseudonyms.subject(settings.privacy_secret, member.member_id))
-    if erased is None:
-        return
-    done = erased.status == records.COMPLETED and erased.completed_at is not None
-    if done and event.kind in ACTIVITY and event.occurred_at > erased.completed_at:  # type: ignore[operator]
+    done = tombstone.value == COMPLETED and tombstone.valid_until is not None
+    if done and event.kind in ACTIVITY and event.occurred_at > tombstone.valid_until:
         return  # the member is back: a new member
-    _remove(member, event)
     if not done:
         raise Retryable("this member is being erased; retry shortly")
     raise Erased("an event of an erased member: dropped")
-
-
-def _remove(member: Member, event: Event) -> None:
-    """The row this very event created (first seen now), and nothing newer."""
-    try:
-        member.delete(condition=Member.first_seen == event.occurred_at)
-    except DeleteError as exc:
-        if not is_condition_failure(exc):
-            raise

@@ -19,7 +19,7 @@ def latest(subject: str) -> Erasure | None:
 def counts(record: Erasure) -> dict[str, dict[str, int]]:
     """The record's counts, ``{table: {outcome: rows}}`` (top-level ``<table>:<outcome>`` numbers
     the model does not declare, so read raw)."""
-    raw = Erasure._get_connection().get_item(record.subject, record.number, consistent_read=True)
+    raw = Erasure._get_connection().get_item(record.subject, str(int(record.number)), consistent_read=True)
     tables: dict[str, dict[str, int]] = defaultdict(dict)
     for name, value in raw.get("Item", {}).items():
         table, sep, outcome = name.partition(":")

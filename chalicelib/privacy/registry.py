@@ -51,8 +51,9 @@ from datetime import datetime
 
 from pynamodb.models import Model
 
+from chalicelib import executor, ledger, plans
 from chalicelib.delivery import sender
-from chalicelib.loyalty import ledger
+from chalicelib.errors import Retryable
 from chalicelib.privacy import finders
 from chalicelib.privacy.actions import FORFEITED, Action, Delete, Erasing, Pseudonymize, Tally
 from chalicelib.privacy.finders import Finder, index, partition, row
@@ -72,6 +73,8 @@ from chalicelib.state.models import (
     Shared,
     Ticket,
 )
+from chalicelib.store import keys
+from chalicelib.store.db import Outcome
 
 
 class Keep:
@@ -112,24 +115,30 @@ def _give_back(message: OutboxMessage, now: datetime) -> None:
         sender.release_reservation(message, now)
 
 
-def _event_busy(record: EventRecord, now: datetime) -> bool:
-    return record.status == "in_progress" and record.lease_until is not None and record.lease_until > now
-
-
 class ForfeitPoints:
     """Close the pseudonym's balance with one ``erase`` entry (the ledger's own exactly-once key)."""
 
     def plan(self, item: Model, e: Erasing) -> str | None:
-        return FORFEITED if int(item.balance or 0) > 0 else None
+        return FORFEITED if int(getattr(item, "balance", 0) or 0) > 0 else None
 
     def apply(self, item: Model, e: Erasing, tally: Tally) -> str | None:
-        if ledger.entry(e.pseudonym, "erase") is None:
-            points = ledger.balance_of(e.pseudonym).points
-            if points <= 0:
+        if ledger.entry(e.pseudonym, keys.ERASE) is None:
+            balance = ledger.balance_of(e.pseudonym)
+            if balance.points <= 0:
                 return None
-            ledger.post(
-                ledger.Posting(e.pseudonym, "erase", -points, "reverse", "erase", f"erase#{e.pseudonym}", "-", e.now)
+            forfeit = plans.PostPoints(
+                member_id=e.pseudonym,
+                key=keys.ERASE,
+                delta=-balance.points,
+                mode="reverse",
+                cause="erase",
+                event_id=keys.erase_event(e.pseudonym),
+                rules_version="-",
+                at=e.now,
             )
+            settle = lambda resolved: ledger.settle(resolved, {e.pseudonym: balance})  # noqa: E731
+            if executor.execute([forfeit], forfeit.event_id, e.now, settle=settle).outcome is Outcome.CONFLICT:
+                raise Retryable("the pseudonym's balance changed meanwhile; run the erase again")
         tally.mark("points", FORFEITED)
         return FORFEITED
 
@@ -199,7 +208,7 @@ REGISTRY: tuple[Policy, ...] = (
     Policy(Shared, DELETE, finders.sweep_cursors, "a cursor at the member: the sweep re-reads", step="shared.cursors"),
     Policy(
         EventRecord,
-        Delete(busy=_event_busy),
+        Delete(),
         index(EventRecord, EventRecord.by_member),
         "what the member did and said; counted at event time",
         quoted=True,

@@ -31,7 +31,7 @@ def sha1_signature(*parts: str) -> str:
 
 def signature_matches(expected: str, given: str | None) -> bool:
     # compare_digest raises TypeError on non-ASCII text; such a signature is simply wrong.
-    return bool(given) and given.isascii() and hmac.compare_digest(expected, given.lower())
+    return given is not None and given.isascii() and hmac.compare_digest(expected, given.lower())
 
 
 def pkcs7_pad(data: bytes, block: int = BLOCK) -> bytes:

@@ -15,6 +15,7 @@ from chalicelib.protocol.crypto import MessageCrypto, sha1_signature, signature_
 from chalicelib.protocol.inbound import Inbound, check_fresh, require_str, require_time
 from chalicelib.protocol.scene import parse_scene
 from chalicelib.settings import Settings
+from chalicelib.store import keys
 
 
 @dataclass(frozen=True)
@@ -95,66 +96,49 @@ def to_event(fields: dict[str, Any]) -> Event:
         data: dict[str, Any] = {"msg_type": msg_type, "msg_id": msg_id}
         if msg_type == "text":
             data["content"] = fields.get("Content") or ""
-        return Event(Kind.MESSAGED, f"oa:msg:{msg_id}-{created}-{openid}", "oa", occurred, openid, data=data)
-
+        return Event(Kind.MESSAGED, keys.oa_message(msg_id, created, openid), "oa", occurred, openid, data=data)
     name = require_str(fields, "Event")
     key = fields.get("EventKey") or ""
-    if not isinstance(key, str):
-        key = ""
-    event_id = f"oa:evt:{created}-{openid}-{key}-{name}"
+    key = key if isinstance(key, str) else ""
+    event_id = keys.oa_event(created, openid, key, name)
     lowered = name.lower()
+    simple: dict[str, tuple[Kind, dict[str, Any]]] = {
+        "unsubscribe": (Kind.UNFOLLOWED, {}),
+        "location": (Kind.LOCATED, {}),
+    }
+    simple |= {"click": (Kind.CLICKED, {"key": key}), "view": (Kind.VIEWED, {"url": key})}
+    if lowered in simple:
+        kind, data = simple[lowered]
+        return Event(kind, event_id, "oa", occurred, openid, data=data)
     if lowered in ("subscribe", "scan"):
         scene = parse_scene(key, subscribe=lowered == "subscribe")
         kind = Kind.FOLLOWED if lowered == "subscribe" else Kind.SCANNED
-        return Event(
-            kind,
-            event_id,
-            "oa",
-            occurred,
-            openid,
-            store_id=scene.store_id,
-            channel=scene.channel or "direct",
-            inviter=scene.inviter,
-        )
-    if lowered == "unsubscribe":
-        return Event(Kind.UNFOLLOWED, event_id, "oa", occurred, openid)
-    if lowered == "click":
-        return Event(Kind.CLICKED, event_id, "oa", occurred, openid, data={"key": key})
-    if lowered == "view":
-        return Event(Kind.VIEWED, event_id, "oa", occurred, openid, data={"url": key})
-    if lowered == "location":
-        return Event(Kind.LOCATED, event_id, "oa", occurred, openid)
-    if lowered == "templatesendjobfinish":
-        msg_id = str(fields.get("MsgID") or "")
-        status = str(fields.get("Status") or "")
-        return Event(
-            Kind.TEMPLATE_DELIVERY,
-            f"oa:tpl:{msg_id}-{openid}",
-            "oa",
-            occurred,
-            openid,
-            data={"channel": "template", "msg_id": msg_id, "status": status, "ok": status == "success"},
-        )
+        channel = scene.channel or "direct"
+        return Event(kind, event_id, "oa", occurred, openid, scene.store_id, channel, scene.inviter)
     if lowered in ("subscribe_msg_popup_event", "subscribe_msg_change_event"):
         return _consent_event(fields, name, event_id, occurred, openid)
-    if lowered == "subscribe_msg_sent_event":
-        item = next(iter(xmlsafe.as_list(_dig(fields, "SubscribeMsgSentEvent", "List"))), {})
-        item = item if isinstance(item, dict) else {}
-        msg_id = str(item.get("MsgID") or "")
-        return Event(
-            Kind.TEMPLATE_DELIVERY,
-            f"oa:sub:{msg_id}-{openid}",
-            "oa",
-            occurred,
-            openid,
-            data={
-                "channel": "subscribe",
-                "msg_id": msg_id,
-                "status": str(item.get("ErrorStatus") or ""),
-                "ok": str(item.get("ErrorCode") or "") == "0",
-            },
-        )
+    if lowered in ("templatesendjobfinish", "subscribe_msg_sent_event"):
+        return _delivery_event(fields, lowered, occurred, openid)
     return Event(Kind.UNKNOWN, event_id, "oa", occurred, openid, data={"event": name[:64]})
+
+
+def _delivery_event(fields: dict[str, Any], name: str, occurred: datetime, openid: str) -> Event:
+    """WeChat's later word on a template (``MsgID``, ``Status``) or a subscribe message it sent
+    (``List`` of ``MsgID``, ``ErrorCode``, ``ErrorStatus``): docs/wechat.md §1.3."""
+    if name == "templatesendjobfinish":
+        msg_id, status = str(fields.get("MsgID") or ""), str(fields.get("Status") or "")
+        data = {"channel": "template", "msg_id": msg_id, "status": status, "ok": status == "success"}
+        return Event(Kind.TEMPLATE_DELIVERY, keys.oa_delivery("tpl", msg_id, openid), "oa", occurred, openid, data=data)
+    first: Any = next(iter(xmlsafe.as_list(_dig(fields, "SubscribeMsgSentEvent", "List"))), {})
+    item: dict[str, Any] = first if isinstance(first, dict) else {}
+    msg_id = str(item.get("MsgID") or "")
+    data = {
+        "channel": "subscribe",
+        "msg_id": msg_id,
+        "status": str(item.get("ErrorStatus") or ""),
+        "ok": str(item.get("ErrorCode") or "") == "0",
+    }
+    return Event(Kind.TEMPLATE_DELIVERY, keys.oa_delivery("sub", msg_id, openid), "oa", occurred, openid, data=data)
 
 
 def _dig(fields: dict[str, Any], *path: str) -> Any:

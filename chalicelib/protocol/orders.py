@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from chalicelib.errors import BadRequest, Forbidden, Unauthorized
 from chalicelib.events import Event, Kind
 from chalicelib.protocol.inbound import EARLIEST, LATEST, Inbound, check_fresh
+from chalicelib.store import keys
 
 SIGNATURE_HEADER = "x-siyu-signature"
 TIMESTAMP_HEADER = "x-siyu-timestamp"
@@ -201,23 +202,23 @@ def describe(exc: ValidationError) -> str:
 def to_event(payload: Body) -> Event:
     data = payload.model_dump(mode="json", exclude={"openid", "store_id", "at", "type"})
     if isinstance(payload, OrderPaid):
-        kind, key = Kind.ORDER_PAID, f"orders:paid:{payload.order_id}"
+        kind, key = Kind.ORDER_PAID, keys.order_event("paid", payload.order_id)
     elif isinstance(payload, OrderRefunded):
-        kind, key = Kind.ORDER_REFUNDED, f"orders:refund:{payload.order_id}:{payload.refund_id}"
+        kind, key = Kind.ORDER_REFUNDED, keys.order_event("refund", payload.order_id, payload.refund_id)
     elif isinstance(payload, Review):
-        kind, key = Kind.REVIEWED, f"orders:review:{payload.review_id}"
+        kind, key = Kind.REVIEWED, keys.order_event("review", payload.review_id)
     elif isinstance(payload, NpsAnswer):
-        kind, key = Kind.NPS_ANSWERED, f"orders:nps:{payload.answer_id}"
+        kind, key = Kind.NPS_ANSWERED, keys.order_event("nps", payload.answer_id)
     elif isinstance(payload, CouponRedeemed):
         # The reporting member is part of the identity: a refused report (another member's openid)
         # must not take the key that the owner's real redemption needs.
-        kind, key = Kind.COUPON_REDEEMED, f"orders:redeem:{payload.coupon_code}:{payload.openid}"
+        kind, key = Kind.COUPON_REDEEMED, keys.order_event("redeem", payload.coupon_code, payload.openid)
     elif isinstance(payload, PointsRedeemed):
-        kind, key = Kind.POINTS_REDEEMED, f"orders:points:{payload.redemption_id}"
+        kind, key = Kind.POINTS_REDEEMED, keys.order_event("points", payload.redemption_id)
     elif isinstance(payload, CheckedIn):
-        kind, key = Kind.CHECKED_IN, f"orders:checkin:{payload.openid}:{payload.checkin_id}"
+        kind, key = Kind.CHECKED_IN, keys.order_event("checkin", payload.openid, payload.checkin_id)
     else:
-        kind, key = Kind.PROFILE_UPDATED, f"orders:profile:{payload.openid}:{payload.update_id}"
+        kind, key = Kind.PROFILE_UPDATED, keys.order_event("profile", payload.openid, payload.update_id)
     at = payload.at if payload.at.tzinfo else None
     if at is None:
         raise BadRequest("/at: needs a time zone offset, e.g. 2026-11-23T10:00:00+08:00")

@@ -13,6 +13,7 @@ from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.protocol.inbound import Inbound, check_fresh, require_str, require_time
 from chalicelib.protocol.scene import parse_scene
 from chalicelib.settings import Settings
+from chalicelib.store import keys
 
 
 class WeCom:
@@ -50,7 +51,7 @@ def to_events(fields: dict[str, Any]) -> list[Event]:
     return [
         Event(
             Kind.UNKNOWN,
-            f"wecom:{created}-{fields.get('FromUserName', '')}-{name}-{change}",
+            keys.wecom_event(created, str(fields.get("FromUserName", "")), name, change),
             "wecom",
             occurred,
             data={"event": name[:64], "change": change[:64]},
@@ -61,7 +62,7 @@ def to_events(fields: dict[str, Any]) -> list[Event]:
 def _contact_event(fields: dict[str, Any], created: int, change: str) -> Event:
     customer = require_str(fields, "ExternalUserID")
     staff = str(fields.get("UserID") or "")
-    event_id = f"wecom:contact:{created}-{customer}-{change}-{staff}"
+    event_id = keys.wecom_contact(created, customer, change, staff)
     occurred = from_unix(created)
     if change == "add_external_contact":
         scene = parse_scene(str(fields.get("State") or ""), subscribe=False)
@@ -95,7 +96,7 @@ def _chat_events(fields: dict[str, Any], created: int, change: str) -> list[Even
         return [
             Event(
                 Kind.JOINED_GROUP if joined else Kind.LEFT_GROUP,
-                f"wecom:chat:{created}-{chat}-{detail}-{member}",
+                keys.wecom_chat(created, chat, detail, member),
                 "wecom",
                 occurred,
                 member,
@@ -109,7 +110,7 @@ def _chat_events(fields: dict[str, Any], created: int, change: str) -> list[Even
     return [
         Event(
             Kind.GROUP_CHANGED,
-            f"wecom:chat:{created}-{chat}-{change}-{detail}",
+            keys.wecom_chat(created, chat, change, detail),
             "wecom",
             occurred,
             group_id=chat,

@@ -8,7 +8,7 @@ import re
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from chalicelib import runtime
+from chalicelib import executor, runtime
 from chalicelib.recall import report, silent, sweep
 
 
@@ -48,9 +48,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    result = sweep.run(runtime.context(), budget_s=args.budget, max_pages=args.pages)
+    dry = executor.DryRun() if args.dry_run else None
+    result = sweep.run(runtime.context(), budget_s=args.budget, max_pages=args.pages, runner=dry)
     state = "finished" if result.finished else "paused (run again to continue)"
     decided = ", ".join(f"{arm} {count}" for arm, count in sorted(result.decided.items())) or "nobody due"
+    if dry is not None:
+        for d in result.planned:
+            print(f"{d.member_id:<32} {d.stage:<12} {d.arm:<8} {d.reason or ''}")
+        print(executor.render(dry.writes))
+        state = "dry run, nothing written"
     print(f"sweep {state}: days {', '.join(result.days) or '-'}; read {result.members_read} members; {decided}")
     return 0
 
@@ -90,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sweep", help="run the daily sweep now (the timer does this every 15 minutes)")
     p.add_argument("--pages", type=int, help="stop after this many pages (the next run continues)")
     p.add_argument("--budget", type=float, default=600.0, help="seconds before pausing")
+    p.add_argument("--dry-run", action="store_true", help="decide every member due, write nothing, show the plans")
     p.set_defaults(run=cmd_sweep)
 
     groups = sub.add_parser("groups", help="store groups").add_subparsers(dest="action", required=True)

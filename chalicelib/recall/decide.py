@@ -16,69 +16,64 @@ member's cooldown and attempts the same way, so later stages stay comparable too
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from chalicelib.effects import IssueCoupon, QueueMessage
+from chalicelib.counters import counters_of, scopes_of
 from chalicelib.offers import offer
-from chalicelib.recall.outcomes import cause_key
+from chalicelib.plans import Instruction, IssueCoupon, QueueMessage, RecallDecision, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import RecallStage
 from chalicelib.rules.scope import bucket, in_scope
 from chalicelib.state.models import Member
+from chalicelib.store import keys
 
 CAUSE = "recall"
 Arm = Literal["treated", "holdout", "skipped"]
 
 
-@dataclass(frozen=True)
-class Decision:
-    member_id: str
-    key: str  # <lapse>#<stage>
-    lapse: str
-    stage: str
-    arm: Arm
-    store_id: str | None
-    window_until: datetime
-    attempts: int  # the member's attempts in this lapse, this one included
-    reason: str | None = None
-    coupon: IssueCoupon | None = None
-    message: QueueMessage | None = None
-    previous: dict[str, object] = field(default_factory=dict)  # what the member said when read
-
-
-def record_key(lapse: str, stage: str) -> str:
-    return f"{lapse}#{stage}"
-
-
-def decide(member: Member, stage: RecallStage, rules: RuleSet, lapse: date, day: date, now: datetime, code: str):
+def decide(
+    member: Member, stage: RecallStage, rules: RuleSet, lapse: date, day: date, now: datetime, code: str
+) -> RecallDecision | None:
     """The decision for ``member``, whose last activity fell on ``lapse``, at ``stage`` on the
     sweep's local ``day``; None when the stage does not concern them."""
     rule = rules.recall
     if not _in_audience(stage, member) or not in_scope(rule, CAUSE, member.member_id, member.store_id, now):
         return None
-    key = record_key(lapse.isoformat(), stage.name)
+    key = keys.recall_record(lapse.isoformat(), stage.name)
     same_lapse = member.recall_lapse == lapse.isoformat()
     attempts = int(member.recall_attempts or 0) if same_lapse else 0
     base = {
         "member_id": member.member_id,
         "key": key,
+        "day": day.isoformat(),
         "lapse": lapse.isoformat(),
         "stage": stage.name,
         "store_id": member.store_id,
         "window_until": now + timedelta(days=rule.attribution_days),
+        "now": now,
+        "rules_version": rules.version,
         "previous": {"lapse": member.recall_lapse, "attempts": member.recall_attempts},
     }
     channel, reason = _reach(member, stage, rules, now)
     if reason is None:
         reason = _restraint(member, attempts, rules, now)
     if reason is not None:
-        return Decision(**base, arm="skipped", reason=reason, attempts=attempts)  # type: ignore[arg-type]
+        return RecallDecision(**base, arm="skipped", reason=reason, attempts=attempts)  # type: ignore[arg-type]
     if bucket(f"{CAUSE}-holdout#{lapse.isoformat()}", member.member_id) < rule.holdout_percent:
-        return Decision(**base, arm="holdout", attempts=attempts + 1)  # type: ignore[arg-type]
+        return RecallDecision(**base, arm="holdout", attempts=attempts + 1)  # type: ignore[arg-type]
     coupon, message = _plan(member, stage, rules, key, channel or "", now, code, day)
-    return Decision(**base, arm="treated", attempts=attempts + 1, coupon=coupon, message=message)  # type: ignore[arg-type]
+    return RecallDecision(**base, arm="treated", attempts=attempts + 1, coupon=coupon, message=message)  # type: ignore[arg-type]
+
+
+def plan_of(decision: RecallDecision) -> list[Instruction]:
+    """The decision and its counters (``recall_due`` / ``recall_<arm>``, the coupon issued), which
+    count only if the decision is new."""
+    counts = Counter({"recall_due": 1, f"recall_{decision.arm}": 1})
+    if decision.coupon is not None:
+        counts.update({"coupons_issued": 1, f"coupons_issued:{decision.coupon.cause}": 1})
+    return [decision, *counters_of(scopes_of(decision.store_id, counts), decision.day, when=new(decision))]
 
 
 def _in_audience(stage: RecallStage, member: Member) -> bool:
@@ -127,8 +122,8 @@ def _plan(
             code=code,
             member_id=member.member_id,
             cause=CAUSE,
-            cause_key=cause_key(member.member_id, key),
-            event_id=f"recall:{day.isoformat()}",
+            cause_key=keys.recall_cause(member.member_id, key),
+            event_id=keys.recall_event(day.isoformat()),
             home_store=member.store_id,
             zone=zone,
             now=now,
@@ -137,13 +132,13 @@ def _plan(
         coupon, expires_at = given.coupon, given.coupon.expires_at
         words |= given.words
     message = QueueMessage(
-        message_key=cause_key(member.member_id, key),
+        message_key=keys.recall_cause(member.member_id, key),
         member_id=member.member_id,
         channel=channel,
         category=stage.category,
         text=stage.text.format_map(_Blank(words)),
         cause=CAUSE,
-        event_id=f"recall:{day.isoformat()}",
+        event_id=keys.recall_event(day.isoformat()),
         rules_version=rules.version,
         payload=words,
         template=stage.template if channel == "custom" else None,

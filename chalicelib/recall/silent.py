@@ -35,7 +35,7 @@ def silent_members(rules: RuleSet, now: datetime) -> list[Silent]:
     today = now.astimezone(ZoneInfo(rules.stores.default_timezone)).date()
     since = today - timedelta(days=rule.attribution_days)
     until = today - timedelta(days=rule.silent_grace_days)
-    found = []
+    found: list[Silent] = []
     for record in records(since, until):
         if record.stage not in stages or record.arm != "treated" or record.returned_at is not None:
             continue

@@ -49,6 +49,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sla(args: argparse.Namespace) -> int:
+    from chalicelib import executor
+
+    dry = executor.DryRun() if args.dry_run else None
+    queued = tickets.run(runtime.context(), runner=dry)
+    if dry is not None:
+        print(executor.render(dry.writes))
+        print(f"dry run: {queued} SLA message(s) would be queued, nothing written")
+    else:
+        print(f"{queued} SLA message(s) queued")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tickets", help="negative-review tickets; record a response, resolution or follow-up")
     p.add_argument("--status", choices=STATUSES)
@@ -65,3 +78,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         a.add_argument("--by", required=True, help="who did it (name or staff id)")
         a.add_argument("--note")
         a.set_defaults(run=cmd_record, action=action.replace("-", "_"))
+    a = actions.add_parser("sla", help="take the SLA steps that are due now (the timer does this every 5 minutes)")
+    a.add_argument("--dry-run", action="store_true", help="show the steps and writes; write nothing")
+    a.set_defaults(run=cmd_sla)

@@ -10,32 +10,30 @@ or ``siyu tickets``. The SLA timer takes each step once, when it falls due and s
 - ``follow_up``: at ``follow_up_hours``, unless already followed up → the store's robot.
 
 The clock starts when the customer wrote the review (the event's time), not when siyu heard of
-it. Each step is a conditional update of the ticket (the step not yet taken, the status as read)
-in one transaction with its robot message and its counter, so a step is sent once however many
-timers run. ``next_at`` always holds the next step that applies, so the timer reads only the
-tickets that are due (the sparse ``by_due`` index).
+it. Each step is a plan — the ticket's move (conditioned on the step not yet taken and the status
+as read), its robot message and its counter — committed as one transaction, so a step is sent
+once however many timers run; ``--dry-run`` shows the plans. ``next_at`` always holds the next
+step that applies, so the timer reads only the tickets that are due (the sparse ``by_due`` index).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
-
+from chalicelib import counters, executor
 from chalicelib.delivery import queue
-from chalicelib.effects import OpenTicket, QueueMessage
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.logs import log
-from chalicelib.metrics import counters
+from chalicelib.plans import Instruction, MoveTicket, OpenTicket, QueueMessage, new
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import ReviewSla
 from chalicelib.runtime import Context
-from chalicelib.state.conditions import cancellation_codes, is_condition_failure
-from chalicelib.state.items import pending_message
-from chalicelib.state.models import OutboxMessage, Ticket
+from chalicelib.state.models import Ticket
+from chalicelib.store import db, keys
+from chalicelib.store.db import Outcome
 
 STEPS = ("late", "escalated", "follow_up")
 ACTIONS = ("respond", "resolve", "follow_up")
@@ -84,8 +82,9 @@ def opening(
     opened_at: datetime,
     event_id: str,
     rules: RuleSet,
-) -> OpenTicket:
-    """The plan to open a ticket (pure): the ticket and the store's message."""
+    now: datetime,
+) -> list[Instruction]:
+    """The plan to open a ticket (pure): the ticket and, if it is new, the store's message."""
     rule = rules.alerts.reviews
     deadline = _local(opened_at + timedelta(minutes=rule.respond_minutes), rules, store_id)
     lines = [
@@ -94,48 +93,23 @@ def opening(
         f'> 请在 <font color="warning">{deadline}</font> 前联系顾客，并记录响应',
         f"> （siyu tickets respond {ticket_id}）",
     ]
-    key = f"ticket#{ticket_id}#opened"
     step = next_step("open", set(), opened_at, rule)
-    return OpenTicket(
-        ticket_id,
-        member_id,
-        store_id,
-        score,
-        order_id,
-        opened_at,
-        step[1] if step else None,
-        event_id,
-        rules.version,
-        QueueMessage.to_robot(key, store_id or rule.escalate_robot, lines, CAUSE, rules.version, store_id),
-    )
-
-
-def open_ticket(effect: OpenTicket, now: datetime) -> Literal["new", "taken"]:
-    """Write the ticket and its message once: a retried review finds the ticket taken."""
-    ticket = Ticket(
-        effect.ticket_id,
-        member_id=effect.member_id,
-        store_id=effect.store_id,
-        score=effect.score,
-        order_id=effect.order_id,
-        opened_at=effect.opened_at,
-        status="open",
-        due="due" if effect.next_at else None,
-        next_at=effect.next_at,
-        event_id=effect.event_id,
-        rules_version=effect.rules_version,
+    ticket = OpenTicket(
+        ticket_id=ticket_id,
+        member_id=member_id,
+        store_id=store_id,
+        score=score,
+        order_id=order_id,
+        opened_at=opened_at,
+        next_at=step[1] if step else None,
+        event_id=event_id,
+        rules_version=rules.version,
         expires=now + KEEP,
     )
-    try:
-        with TransactWrite(connection=Ticket._get_connection().connection) as transaction:
-            transaction.save(ticket, condition=Ticket.ticket_id.does_not_exist())
-            transaction.save(pending_message(effect.message, now), condition=OutboxMessage.message_key.does_not_exist())
-    except TransactWriteError as exc:
-        if "ConditionalCheckFailed" in cancellation_codes(exc):
-            return "taken"
-        raise
-    log("ticket.opened", ticket=effect.ticket_id, store=effect.store_id, score=effect.score)
-    return "new"
+    message = QueueMessage.to_robot(
+        keys.ticket_message(ticket_id, "opened"), store_id or rule.escalate_robot, lines, CAUSE, rules.version, store_id
+    )
+    return [ticket, replace(message, when=new(ticket))]
 
 
 def record(ticket_id: str, action: Action, by: str, note: str | None, rules: RuleSet, now: datetime) -> Ticket:
@@ -155,78 +129,90 @@ def record(ticket_id: str, action: Action, by: str, note: str | None, rules: Rul
         if ticket.status not in sources:
             raise Conflict(f"ticket {ticket_id} is {ticket.status}; it cannot be marked {target}")
         step = next_step(target, set(ticket.steps or ()), ticket.opened_at, rules.alerts.reviews)
-        actions = [Ticket.status.set(target), Ticket.handled_by.set(by.strip())]
-        actions += [Ticket.note.set(note)] if note else []
-        actions += [Ticket.responded_at.set(now)] if ticket.responded_at is None else []
-        actions += [Ticket.resolved_at.set(now)] if target in ("resolved", "closed") and not ticket.resolved_at else []
-        actions += [Ticket.closed_at.set(now)] if target == "closed" else []
-        actions += [Ticket.due.set("due"), Ticket.next_at.set(step[1])] if step else [Ticket.due.remove()]
-        try:
-            ticket.update(actions=actions, condition=Ticket.status == ticket.status)
-        except UpdateError as exc:
-            if is_condition_failure(exc):
-                continue  # someone else moved it meanwhile: read again
-            raise
-        log("ticket.recorded", ticket=ticket_id, action=action, status=target)
-        return ticket
+        move = MoveTicket(
+            ticket_id=ticket_id,
+            expect_status=ticket.status,
+            status=target,
+            handled_by=by.strip(),
+            note=note or None,
+            responded_at=now if ticket.responded_at is None else None,
+            resolved_at=now if target in ("resolved", "closed") and not ticket.resolved_at else None,
+            closed_at=now if target == "closed" else None,
+            next_at=step[1] if step else None,
+            clear_due=step is None,
+        )
+        if executor.execute([move], keys.ticket_message(ticket_id, action), now).outcome is Outcome.NEW:
+            log("ticket.recorded", ticket=ticket_id, action=action, status=target)
+            return get(ticket_id)
+        # someone else moved it meanwhile: read again
     raise Conflict(f"ticket {ticket_id} keeps changing; try again")
 
 
 def get(ticket_id: str) -> Ticket:
-    try:
-        return Ticket.get(ticket_id, consistent_read=True)
-    except Ticket.DoesNotExist:
-        raise NotFound(f"no ticket {ticket_id}") from None
+    ticket = db.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id}")
+    return ticket
 
 
-def run(ctx: Context) -> int:
+def run(ctx: Context, runner: executor.Runner | None = None) -> int:
     """The SLA timer (every 5 minutes): take every step that has fallen due; returns the number
-    of messages queued."""
+    of messages queued (with a ``DryRun`` runner: that would be queued; nothing is written)."""
     rules, now = ctx.rules(), ctx.clock.now()
     queued = []
     for ticket in Ticket.by_due.query("due", Ticket.next_at <= now):
         for _ in STEPS:  # a ticket the timer has not seen for a while may owe several steps
-            key = _take_step(ticket, rules, now)
-            if not key:
-                break
-            queued.append(key)
+            plan = step_plan(ticket, rules, now)
+            applied = executor.execute(plan, keys.ticket_message(ticket.ticket_id, "sla"), now, runner)
+            if applied.outcome is not Outcome.NEW or not applied.messages:
+                break  # nothing due (the ticket's time moved on), or another timer took the step
+            step = next(i.step for i in plan if isinstance(i, MoveTicket))
+            log("ticket.step", ticket=ticket.ticket_id, step=step, store=ticket.store_id)
+            queued += applied.messages
+            if runner is not None and not isinstance(runner, executor.Executor):
+                break  # a dry run: the ticket has not moved, its next step is not due yet
             ticket = get(ticket.ticket_id)
             if ticket.due is None or ticket.next_at > now:
                 break
-    queue.enqueue(ctx.settings, queued)
+    if runner is None or isinstance(runner, executor.Executor):
+        queue.enqueue(ctx.settings, queued)
     return len(queued)
 
 
-def _take_step(ticket: Ticket, rules: RuleSet, now: datetime) -> str | None:
+def step_plan(ticket: Ticket, rules: RuleSet, now: datetime) -> list[Instruction]:
+    """The ticket's next step if it is due (pure): the move, its message and its counter; or, when
+    the rules changed since the step was scheduled, only the ticket's new ``next_at``."""
     rule = rules.alerts.reviews
     taken = set(ticket.steps or ())
     step = next_step(ticket.status, taken, ticket.opened_at, rule)
-    condition = (Ticket.status == ticket.status) & (Ticket.next_at == ticket.next_at)
-    if step is None or step[1] > now:  # the rules changed since: only move the ticket's next_at
-        actions = [Ticket.due.set("due"), Ticket.next_at.set(step[1])] if step else [Ticket.due.remove()]
-        try:
-            ticket.update(actions=actions, condition=condition)
-        except UpdateError as exc:
-            if not is_condition_failure(exc):
-                raise
-        return None
+    if step is None or step[1] > now:
+        return [_as_read(ticket, next_at=step[1] if step else None, clear_due=step is None)]
     name = step[0]
     following = next_step(ticket.status, taken | {name}, ticket.opened_at, rule)
-    actions = [Ticket.steps.add({name})]
-    actions += [Ticket.next_at.set(following[1])] if following else [Ticket.due.remove()]
-    message = _step_message(ticket, name, rules)
-    day = now.astimezone(rules.stores.zone_of(ticket.store_id)).date()
-    try:
-        with TransactWrite(connection=Ticket._get_connection().connection) as transaction:
-            transaction.update(ticket, actions=actions, condition=condition & ~Ticket.steps.contains(name))
-            transaction.save(pending_message(message, now), condition=OutboxMessage.message_key.does_not_exist())
-            counters.add(counters.scopes_of(ticket.store_id, Counter({f"tickets_{name}": 1})), day, transaction)
-    except TransactWriteError as exc:
-        if "ConditionalCheckFailed" in cancellation_codes(exc):
-            return None  # another timer took this step
-        raise
-    log("ticket.step", ticket=ticket.ticket_id, step=name, store=ticket.store_id)
-    return message.message_key
+    move = _as_read(
+        ticket,
+        step=name,
+        next_at=following[1] if following else None,
+        clear_due=following is None,
+    )
+    day = now.astimezone(rules.stores.zone_of(ticket.store_id)).date().isoformat()
+    counts = counters.scopes_of(ticket.store_id, Counter({f"tickets_{name}": 1}))
+    return [move, _step_message(ticket, name, rules), *counters.counters_of(counts, day)]
+
+
+def _as_read(
+    ticket: Ticket, step: str | None = None, next_at: datetime | None = None, clear_due: bool = False
+) -> MoveTicket:
+    """A move of the ticket on the condition that its status and its ``next_at`` are as read."""
+    return MoveTicket(
+        ticket_id=ticket.ticket_id,
+        expect_status=ticket.status,
+        expect_next_at=ticket.next_at,
+        check_next_at=True,
+        step=step,
+        next_at=next_at,
+        clear_due=clear_due,
+    )
 
 
 def _step_message(ticket: Ticket, step: str, rules: RuleSet) -> QueueMessage:
@@ -245,7 +231,7 @@ def _step_message(ticket: Ticket, step: str, rules: RuleSet) -> QueueMessage:
         lines = [f"【差评回访提醒】{place}", about, f"> 已满{rule.follow_up_hours}小时，请回访顾客并记录回访。"]
         robot = ticket.store_id or rule.escalate_robot
     return QueueMessage.to_robot(
-        f"ticket#{ticket.ticket_id}#{step}", robot, lines, CAUSE, rules.version, ticket.store_id
+        keys.ticket_message(ticket.ticket_id, step), robot, lines, CAUSE, rules.version, ticket.store_id
     )
 
 

@@ -18,6 +18,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -136,7 +137,7 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def sentence(error: dict[str, Any], model: type[BaseModel]) -> str:
+def sentence(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     kind, value = error["type"], error.get("input")
     ctx = {name: re.sub(r"Decimal\('([^']*)'\)", r"\1", str(bound)) for name, bound in (error.get("ctx") or {}).items()}
     shown = f" (is {value})" if isinstance(value, int | float | Decimal | str) and len(str(value)) <= 40 else ""
@@ -252,12 +253,13 @@ def _store_problems(stores: StoresRule, problem: Any) -> None:
 
 def _template_refs(rule: RuleFile) -> list[tuple[str, str]]:
     """(pointer, template name) of every messaging.json template a rule file names."""
-    refs = [("/template", rule.template)] if getattr(rule, "template", None) else []
+    template = getattr(rule, "template", None)
+    refs = [("/template", template)] if template else []
     if isinstance(rule, RecallRule):
         refs += [(f"/stages/{k}/template", s.template) for k, s in enumerate(rule.stages) if s.template]
         if rule.challenge.template:
             refs.append(("/challenge/template", rule.challenge.template))
-    return refs  # type: ignore[return-value]
+    return refs
 
 
 def check(files: dict[str, str]) -> tuple[dict[str, RuleFile], list[Problem]]:

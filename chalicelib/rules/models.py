@@ -31,7 +31,7 @@ COUPON_CEILING_YUAN = Decimal("500")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class RuleFile(Strict):
@@ -75,7 +75,9 @@ def _money(minimum: str, ceiling: Decimal) -> object:
     return Annotated[
         Decimal,
         BeforeValidator(_number_only),
-        Field(**{minimum: 0}, le=int(ceiling), decimal_places=2),
+        Field(gt=0, le=int(ceiling), decimal_places=2)
+        if minimum == "gt"
+        else Field(ge=0, le=int(ceiling), decimal_places=2),
         WithJsonSchema({"type": "number", **bound, "maximum": float(ceiling), "multipleOf": 0.01}),
     ]
 
@@ -100,9 +102,7 @@ class Scoped(RuleFile):
     pilot_stores: list[StoreId] = Field(
         default_factory=list, description="Only members of these stores; empty = every store."
     )
-    rollout_percent: Percent = Field(  # type: ignore[valid-type]
-        default=100, validate_default=True, description="Share of members reached, 0-100."
-    )
+    rollout_percent: Percent = Field(default=100, validate_default=True, description="Share of members reached, 0-100.")
 
     @model_validator(mode="after")
     def _window(self) -> Scoped:
@@ -138,12 +138,17 @@ WELCOME_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "ques
 Text = Annotated[str, Field(min_length=1, max_length=600)]
 
 
+WelcomeTrigger = Literal["followed", "joined_group", "contact_added"]
+
+
+def _welcome_triggers() -> list[WelcomeTrigger]:
+    return ["followed", "joined_group"]
+
+
 class WelcomeRule(Scoped):
     """welcome.json: the new-member gift (新人礼 / 入群礼)."""
 
-    triggers: list[Literal["followed", "joined_group", "contact_added"]] = Field(
-        default_factory=lambda: ["followed", "joined_group"], min_length=1
-    )
+    triggers: list[WelcomeTrigger] = Field(default_factory=_welcome_triggers, min_length=1)
     coupon: CouponSpec
     text: Text
     refollow_text: Text | None = None
@@ -248,6 +253,12 @@ class Caps(Strict):
 
 
 Category = Literal["promo", "service", "alert"]
+
+
+def _default_caps() -> dict[Category, Caps]:
+    return {"promo": Caps(per_day=1, per_week=3), "service": Caps(per_day=5)}
+
+
 TemplateChannel = Literal["template", "subscribe", "miniprogram_subscribe"]
 MESSAGE_PLACEHOLDERS = frozenset({"text", "title", "value", "code", "expires", "store"})
 
@@ -305,9 +316,7 @@ class MessagingRule(RuleFile):
 
     quiet_hours: Window = Window(start="22:00", end="08:00")
     promo_banned_hours: Window | None = Window(start="10:00", end="21:00")
-    caps: dict[Category, Caps] = Field(
-        default_factory=lambda: {"promo": Caps(per_day=1, per_week=3), "service": Caps(per_day=5)}
-    )
+    caps: dict[Category, Caps] = Field(default_factory=_default_caps)
     release_spread_minutes: Annotated[int, Field(ge=0, le=600)] = 60
     promo_share_max_percent: Annotated[int, Field(ge=0, le=100)] = Field(
         default=40, description="Promotions at most this share of a member's messages over the week."
@@ -413,7 +422,7 @@ class RecallRule(Scoped):
 
     run_at: HHMM = Field(default="09:30", description="When the daily sweep starts (chain time zone).")
     stages: list[RecallStage] = Field(default_factory=list, max_length=10)
-    holdout_percent: Percent = Field(  # type: ignore[valid-type]
+    holdout_percent: Percent = Field(
         default=10, validate_default=True, description="Share of due members held out (they get nothing)."
     )
     attribution_days: Annotated[int, Field(ge=1, le=90)] = Field(
@@ -466,11 +475,9 @@ Tag = Annotated[str, Field(min_length=1, max_length=30)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
 
 
-def _texts(allowed: frozenset[str], *names: str):  # type: ignore[no-untyped-def]
+def _texts(allowed: frozenset[str], *names: str):
     """A field validator checking the placeholders of the named text fields."""
-    return field_validator(*names)(
-        classmethod(lambda cls, v: None if v is None else _check_placeholders(v, allowed))  # type: ignore[arg-type]
-    )
+    return field_validator(*names)(classmethod(lambda cls, v: None if v is None else _check_placeholders(v, allowed)))
 
 
 POINTS_PLACEHOLDERS = frozenset({"points", "balance", "date"})
@@ -501,9 +508,9 @@ TIER_PLACEHOLDERS = frozenset({"tier", "previous", "spend", "date"})
 
 class Tier(Strict):
     name: Name
-    min_spend_yuan: BigYuan = Field(default=Decimal(0), description="Spend over the period to reach this tier.")  # type: ignore[valid-type]
+    min_spend_yuan: BigYuan = Field(default=Decimal(0), description="Spend over the period to reach this tier.")
     min_orders: Annotated[int, Field(ge=0, le=10_000)] = Field(default=0, description="Orders over the period.")
-    points_multiplier: Multiplier = Field(default=Decimal(1), description="Points earned × this (1.3 = 30% faster).")  # type: ignore[valid-type]
+    points_multiplier: Multiplier = Field(default=Decimal(1), description="Points earned × this (1.3 = 30% faster).")
     coupon: CouponSpec | None = Field(default=None, description="Benefit coupon issued on reaching the tier.")
     birthday_coupon: CouponSpec | None = Field(default=None, description="Birthday-month coupon of this tier.")
     tags: list[Tag] = Field(default_factory=list, description="Tags the tier carries, e.g. early_access.")
@@ -605,7 +612,7 @@ class ReferralSection(Strict):
     grace_days: Annotated[int, Field(ge=0, le=90)] = Field(
         default=7, description="An invitee who unfollows within this many days does not count."
     )
-    unlock_spend_yuan: BigYuan = Field(  # type: ignore[valid-type]
+    unlock_spend_yuan: BigYuan = Field(
         default=Decimal(200), description="Spend needed before a member's invites count; 0 = everyone."
     )
     invite_link: Annotated[str, Field(pattern=r"^https://", max_length=200)] = "https://example.com/siyu/invite"
@@ -667,7 +674,7 @@ class KocSection(Strict):
     """Each month, the most active share of each store group's members are brand helpers."""
 
     enabled: StrictBool = True
-    share_percent: Percent = Field(default=30, validate_default=True)  # type: ignore[valid-type]
+    share_percent: Percent = Field(default=30, validate_default=True)
     min_events: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=1, description="Events in the month a member needs to be considered at all."
     )
@@ -706,6 +713,10 @@ KPI_NAMES = Literal[
     "nps",
 ]
 LEVELS = ("notice", "yellow", "orange", "red")
+
+
+def _core_kpis() -> list[KPI_NAMES]:
+    return ["interaction_rate", "conversion_rate", "churn_rate", "nps", "average_order_value"]
 
 
 class AlertLevel(Strict):
@@ -802,7 +813,7 @@ class DigestRule(Scoped):
     at: HHMM = Field(default="10:00", description="When it is sent, in the chain's time zone.")
     robot: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=32)] = "ops"
     core: list[KPI_NAMES] = Field(
-        default_factory=lambda: ["interaction_rate", "conversion_rate", "churn_rate", "nps", "average_order_value"],
+        default_factory=_core_kpis,
         min_length=1,
         max_length=9,
         description="The core metrics, in this order.",

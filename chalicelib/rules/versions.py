@@ -14,12 +14,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.errors import Conflict, InvalidRules, NotFound
 from chalicelib.rules.loader import build, content_hash
 from chalicelib.state.models import RuleRecord
+from chalicelib.store import db
 
 ACTIVE = ("active", "-")
 
@@ -128,17 +128,14 @@ def _move_pointer(
         note=note,
     )
     unchanged = RuleRecord.pk.does_not_exist() if current is None else RuleRecord.version == current
-    try:
-        with TransactWrite(connection=RuleRecord._get_connection().connection) as transaction:
-            if version is not None:
-                transaction.save(version, condition=RuleRecord.pk.does_not_exist())
-            transaction.save(pointer, condition=unchanged)
-            transaction.save(log)
-    except TransactWriteError as exc:
+    writes = [db.Write("put", pointer, condition=unchanged), db.Write("put", log)]
+    if version is not None:
+        writes.insert(0, db.Write("put", version, condition=RuleRecord.pk.does_not_exist()))
+    if db.commit(writes, f"rules#{reason}#{number}#{current}").outcome is not db.Outcome.NEW:
         raise Conflict(
             "another change to the rules was published first; nothing was written — "
             "check the new active version and publish again"
-        ) from exc
+        )
 
 
 def diff(a: dict[str, str], b: dict[str, str], a_name: str, b_name: str) -> str:

@@ -17,7 +17,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.loyalty import ledger
+from chalicelib import ledger
 from chalicelib.metrics import digest
 from chalicelib.recall import report
 from chalicelib.state.models import Alert, Coupon, EventRecord, OutboxMessage, Ticket

@@ -14,22 +14,28 @@ _bound: tuple[str, str | None, str] | None = None
 
 
 def bind(settings: Settings) -> None:
-    """Idempotent and cheap when nothing changed; resets cached connections when it did."""
+    """Idempotent and cheap when nothing changed. The webhook path reads and writes through the
+    store's one connection (``chalicelib.store.db``, made anew for a new endpoint): one botocore
+    client, made on first use, whatever the tables.
+
+    PynamoDB makes a model's own connection anew only when the model's table name changes (it
+    has no way to change the endpoint of a model at runtime: pynamodb/PynamoDB issue #1275). A
+    binding that keeps the names but moves the endpoint (a test restarting the local DynamoDB on
+    another port) therefore passes each model through another name once, so that its next
+    connection is made for the new endpoint (it costs no request: a connection's client is made
+    on first use)."""
     global _bound
     wanted = (settings.table_prefix, settings.dynamodb_endpoint, settings.region)
     if _bound == wanted:
         return
     with _lock:
         for model in MODELS:
-            model.Meta.table_name = settings.table_prefix + BASE_NAMES[model]
+            name = settings.table_prefix + BASE_NAMES[model]
             model.Meta.host = settings.dynamodb_endpoint
             model.Meta.region = settings.region
-            model._connection = None
-        # One botocore client for every table (PynamoDB makes one per model, each loading the
-        # endpoint data again: ~0.2 s apiece on a cold start). Same region, endpoint and config.
-        shared = MODELS[0]._get_connection().connection.client
-        for model in MODELS[1:]:
-            model._get_connection().connection._client = shared
+            model.Meta.table_name = name + "-rebinding"
+            model._get_connection()
+            model.Meta.table_name = name
         _bound = wanted
 
 

@@ -1,80 +1,77 @@
-"""Member updates: one conditional UpdateItem per event, idempotent under retries."""
+"""What one event says about its member: the ``TouchMember`` instruction of its plan, and the
+member as they will be once it is written (what the duties decide on). Pure."""
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta, tzinfo
 
-from pynamodb.exceptions import UpdateError
-
+from chalicelib import plans
 from chalicelib.clock import SHANGHAI
 from chalicelib.events import ACTIVITY, Event, Kind
-from chalicelib.state.conditions import is_condition_failure
 from chalicelib.state.models import Member
 
 SERVICE_WINDOW = timedelta(hours=48)
-
-
-def touch(event: Event, now: datetime, zone: tzinfo = SHANGHAI) -> Member | None:
-    """Apply what the event says about its member: first seen, last active, first-touch
-    attribution (store, channel, inviter), subscription, group membership, order days.
-
-    Every action is idempotent (set / if_not_exists / set add / set delete), so a retried event
-    leaves the member as one delivery would. ``last_active`` only moves forward: an event that
-    arrives late does not move it back; ``active_day`` (its local day in the chain's ``zone``)
-    moves with it and is what the recall sweep's index is keyed by. Returns the member as
-    stored after the update.
-    """
-    if not event.member_id:
-        return None
-    member = Member(event.member_id)
-    actions = _actions(event, now, zone)
-    if event.kind in ACTIVITY:
-        moves_forward = Member.last_active.does_not_exist() | (Member.last_active <= event.occurred_at)
-        active = [Member.last_active.set(event.occurred_at), Member.active_day.set(local_day(event.occurred_at, zone))]
-        try:
-            member.update(actions=[*actions, *active], condition=moves_forward)
-            return member
-        except UpdateError as exc:
-            if not is_condition_failure(exc):
-                raise
-    member.update(actions=actions)
-    return member
-
-
-def exists(member_id: str) -> bool:
-    try:
-        Member.get(member_id, attributes_to_get=["member_id"])
-    except Member.DoesNotExist:
-        return False
-    return True
 
 
 def local_day(moment: datetime, zone: tzinfo) -> str:
     return moment.astimezone(zone).date().isoformat()
 
 
-def _actions(event: Event, now: datetime, zone: tzinfo) -> list:
-    actions = [
-        Member.first_seen.set(Member.first_seen | event.occurred_at),
-        Member.origin.set(Member.origin | event.source),
-        Member.updated_at.set(now),
-    ]
-    if event.store_id:
-        actions.append(Member.store_id.set(Member.store_id | event.store_id))
-    if event.channel:
-        actions.append(Member.channel.set(Member.channel | event.channel))
-    if event.inviter and event.inviter != event.member_id:
-        actions.append(Member.inviter.set(Member.inviter | event.inviter))
-    if event.kind is Kind.MESSAGED:  # opens the customer-service window (docs/wechat.md §3.5)
-        actions.append(Member.service_window_until.set(event.occurred_at + SERVICE_WINDOW))
-    if event.kind is Kind.FOLLOWED:
-        actions += [Member.subscribed.set("yes"), Member.subscribed_at.set(event.occurred_at)]
-    elif event.kind is Kind.UNFOLLOWED:
-        actions += [Member.subscribed.set("no"), Member.unsubscribed_at.set(event.occurred_at)]
-    if event.group_id and event.kind is Kind.JOINED_GROUP:
-        actions.append(Member.groups.add({event.group_id}))
-    elif event.group_id and event.kind is Kind.LEFT_GROUP:
-        actions.append(Member.groups.delete({event.group_id}))
-    if event.kind is Kind.ORDER_PAID:
-        actions.append(Member.order_days.add({local_day(event.occurred_at, zone)}))
-    return actions
+def touch(event: Event, before: Member | None, now: datetime, zone: tzinfo = SHANGHAI) -> plans.TouchMember | None:
+    """First seen, last active forward-only with its local day in the chain's ``zone`` (the key of
+    the recall sweep's index), first-touch attribution (store, channel, inviter), subscription,
+    group membership, order days. None for an event that names no member."""
+    if not event.member_id:
+        return None
+    at = event.occurred_at
+    previous = before.last_active if before is not None else None
+    moves = event.kind in ACTIVITY and (previous is None or previous <= at)
+    inviter = event.inviter if event.inviter and event.inviter != event.member_id else None
+    return plans.TouchMember(
+        member_id=event.member_id,
+        at=at,
+        now=now,
+        source=event.source,
+        existed=before is not None,
+        store_id=event.store_id,
+        channel=event.channel,
+        inviter=inviter,
+        last_active=at if moves else None,
+        active_day=local_day(at, zone) if moves else None,
+        previous_active=previous,
+        # a member's own message opens the customer-service window (docs/wechat.md §3.5)
+        service_window_until=at + SERVICE_WINDOW if event.kind is Kind.MESSAGED else None,
+        subscribed="yes" if event.kind is Kind.FOLLOWED else "no" if event.kind is Kind.UNFOLLOWED else None,
+        add_group=event.group_id if event.group_id and event.kind is Kind.JOINED_GROUP else None,
+        remove_group=event.group_id if event.group_id and event.kind is Kind.LEFT_GROUP else None,
+        order_day=local_day(at, zone) if event.kind is Kind.ORDER_PAID else None,
+    )
+
+
+def after(before: Member | None, touch_: plans.TouchMember) -> Member:
+    """The member as stored once ``touch_`` is written (the same rules as the update's actions)."""
+    member = copy.deepcopy(before) if before is not None else Member(touch_.member_id)
+    member.first_seen = member.first_seen or touch_.at
+    member.origin = member.origin or touch_.source
+    member.updated_at = touch_.now
+    member.store_id = member.store_id or touch_.store_id
+    member.channel = member.channel or touch_.channel
+    member.inviter = member.inviter or touch_.inviter
+    if touch_.last_active is not None:
+        member.last_active, member.active_day = touch_.last_active, touch_.active_day
+    if touch_.service_window_until is not None:
+        member.service_window_until = touch_.service_window_until
+    if touch_.subscribed is not None:
+        member.subscribed = touch_.subscribed
+        if touch_.subscribed == "yes":
+            member.subscribed_at = touch_.at
+        else:
+            member.unsubscribed_at = touch_.at
+    if touch_.add_group:
+        member.groups = (member.groups or set()) | {touch_.add_group}
+    if touch_.remove_group:
+        member.groups = (member.groups or set()) - {touch_.remove_group} or None
+    if touch_.order_day:
+        member.order_days = (member.order_days or set()) | {touch_.order_day}
+    return member

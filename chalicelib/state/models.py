@@ -21,6 +21,7 @@ class _Base(Model):
         abstract = True
         table_name = ""
         region = "ap-east-1"
+        host: str | None = None  # the endpoint, set by ``state.binding`` (None: AWS's own)
         billing_mode = "PAY_PER_REQUEST"
 
 
@@ -80,7 +81,9 @@ class Member(_Base):
     recall_attempts = NumberAttribute(null=True)
     recall_last_at = UTCDateTimeAttribute(null=True)  # cooldown between recalls
     order_days = UnicodeSetAttribute(null=True)  # local days with a paid order (YYYY-MM-DD)
-    challenge = UnicodeAttribute(null=True)  # the open low-repurchase challenge's record key
+    challenge = UnicodeAttribute(null=True)  # the latest low-repurchase challenge's record key
+    challenge_arm = UnicodeAttribute(null=True)  # its arm: treated | holdout
+    challenge_done = UnicodeAttribute(null=True)  # "yes" once it was completed
 
     # --- loyalty (issue 7): written by chalicelib/loyalty and the loyalty duties only ---
     tier = UnicodeAttribute(null=True)  # loyalty.json tier name; absent = the entry tier
@@ -89,6 +92,8 @@ class Member(_Base):
     birthday = UnicodeAttribute(null=True)  # MM-DD, from the questionnaire or the member profile
     loyalty_tags = UnicodeSetAttribute(null=True)  # tier tags (early_access), badges, brand_helper
     invite_unlocked_at = UTCDateTimeAttribute(null=True)  # referral: spent enough to invite
+    checkin_day = UnicodeAttribute(null=True)  # the latest check-in's local date (YYYY-MM-DD)
+    checkin_streak = NumberAttribute(null=True)  # and the streak it made
     erasing = UnicodeAttribute(null=True)  # "yes" while chalicelib/privacy erases the member
 
     by_active_day = MembersByActiveDay()
@@ -148,9 +153,9 @@ class EventRecord(_Base):
     attempts = NumberAttribute(default=1)
     lease_until = UTCDateTimeAttribute(null=True)
     stalled = UnicodeAttribute(null=True)
-    reply = UnicodeAttribute(null=True)
+    reply = UnicodeAttribute(null=True)  # the passive reply (official account)
+    answer = UnicodeAttribute(null=True)  # the order webhook's answer (JSON): coupons, points, check-in
     error = UnicodeAttribute(null=True)
-    counted = UnicodeAttribute(null=True)  # set with the event's counters, in one transaction
     expires = TTLAttribute(null=True)
 
     by_day = ByDay()
@@ -330,7 +335,7 @@ class Recall(_Base):
 class Metric(_Base):
     """Counters, written at event time (never computed by scanning events). One item per scope
     (``chain`` or a store id) and local day, its counters as top-level numbers named by
-    ``chalicelib.metrics.counters`` (added atomically, so the item has no fixed attributes
+    ``chalicelib.counters`` (added atomically, so the item has no fixed attributes
     beyond the keys); ``cohort#<day>`` items hold the new members of a day and how many came
     back on day 1 and day 7; ``total`` the running member and follower counts. Markers
     ``(active#<day>, <member>)`` make "active members" count each member once a day.
@@ -474,7 +479,7 @@ class Shared(_Base):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     value = UnicodeAttribute(null=True)
-    count = NumberAttribute(null=True)
+    tally = NumberAttribute(null=True, attr_name="count")  # ``count`` is Model.count's name
     valid_until = UTCDateTimeAttribute(null=True)
     expires = TTLAttribute(null=True)
 
@@ -491,7 +496,7 @@ class PointsExpiring(GlobalSecondaryIndex["PointsRecord"]):
 
 
 class PointsRecord(_Base):
-    """The points ledger, one partition per member (``chalicelib/loyalty/ledger.py``):
+    """The points ledger, one partition per member (``chalicelib/ledger.py``):
 
     - ``balance``: the balance, the number of entries (``seq``) and the member's net spend;
     - ``entry#<cause key>`` (``entry#earn#O1``, ``entry#refund#O1#R1``, ``entry#redeem#X`` …): one
@@ -621,4 +626,4 @@ MODELS: tuple[type[_Base], ...] = (
     Ticket,
     Erasure,
 )
-BASE_NAMES = {model: model.Meta.table_name for model in MODELS}
+BASE_NAMES: dict[type[Model], str] = {model: model.Meta.table_name for model in MODELS}

@@ -1,9 +1,11 @@
 """``siyu rules preview``: what would a candidate rule set do, compared with the active one?
 
 Replays the recorded events of a window through every duty's pure ``decide`` with both rule
-sets, against the members as they are now, and tallies per duty and store: members reached,
-coupons and their face value, messages. Nothing is written: the only I/O is reading events,
-members and existing coupons (a coupon issued before the window is not issued again).
+sets, against the members as they are now, resolves each plan as the executor would (a coupon
+issued before the window, or earlier in the replay, is not issued again, and what depends on it
+follows) and hands it to the dry-run executor; then tallies per duty and store: members
+reached, coupons and their face value, messages. Nothing is written: the only I/O is reading
+events, members and existing coupons.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
+from chalicelib import executor
 from chalicelib.duties import REGISTRY
-from chalicelib.effects import IssueCoupon, QueueMessage, Reply
 from chalicelib.events import Event
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction, IssueCoupon, QueueMessage, Ref, Reply
 from chalicelib.rules.loader import RuleSet
 from chalicelib.settings import Settings
 from chalicelib.state.models import Coupon, EventRecord, Member
@@ -73,8 +75,8 @@ class _Side:
     def __init__(self, rules: RuleSet, since: datetime) -> None:
         self.rules = rules
         self.since = since
-        self.issued: set[str] = set()
-        self.messages: set[str] = set()
+        self.created: set[Ref] = set()  # coupons and messages this side's replay made so far
+        self.dry_run = executor.DryRun()
 
 
 def recorded_events(since: datetime, until: datetime):
@@ -89,12 +91,11 @@ def recorded_events(since: datetime, until: datetime):
 def preview(candidate: RuleSet, active: RuleSet, since: datetime, until: datetime, settings: Settings) -> Report:
     sides = {"active": _Side(active, since), "candidate": _Side(candidate, since)}
     rows: dict[tuple[str, str], dict[str, Tally]] = defaultdict(lambda: {s: Tally() for s in SIDES})
-    members: dict[str, Member | None] = {}
-    existing: dict[str, bool] = {}
+    reads = Snapshot()  # one cache for the whole replay: members and coupons as they are now
     count = 0
     for event in recorded_events(since, until):
         count += 1
-        member = _member(event.member_id, members)
+        member = reads.get(Member, event.member_id) if event.member_id else None
         for name, side in sides.items():
             side_event = event
             if event.group_id and not event.store_id:
@@ -102,12 +103,12 @@ def preview(candidate: RuleSet, active: RuleSet, since: datetime, until: datetim
             for duty in REGISTRY:
                 if side_event.kind not in duty.TRIGGERS:
                     continue
-                facts = duty.gather(side_event, member, settings)
+                facts = duty.gather(side_event, member, reads, settings)
                 if facts is None:
                     continue
                 plan = duty.decide(facts, side.rules, side_event.occurred_at)
                 store = (member.store_id if member else None) or side_event.store_id or "-"
-                _tally(plan, side, rows[(duty.CAUSE, store)][name], existing)
+                _tally(plan, side, rows[(duty.CAUSE, store)][name], reads, side_event)
     rows = {key: value for key, value in rows.items() if any(_nonzero(t) for t in value.values())}
     return Report(since, until, count, active.version, candidate.version, rows)
 
@@ -116,48 +117,27 @@ def _nonzero(tally: Tally) -> bool:
     return bool(tally.members or tally.coupons or tally.messages)
 
 
-def _member(member_id: str | None, cache: dict[str, Member | None]) -> Member | None:
-    if not member_id:
-        return None
-    if member_id not in cache:
-        try:
-            cache[member_id] = Member.get(member_id)
-        except DoesNotExist:
-            cache[member_id] = None
-    return cache[member_id]
-
-
-def _issued_before(code: str, since: datetime, cache: dict[str, bool]) -> bool:
-    if code not in cache:
-        try:
-            cache[code] = Coupon.get(code).issued_at < since
-        except DoesNotExist:
-            cache[code] = False
-    return cache[code]
-
-
-def _tally(plan: list, side: _Side, tally: Tally, existing: dict[str, bool]) -> None:
-    outcome: dict[str, str] = {}  # coupon code -> "new" | "taken", for this event's plan
-    for effect in plan:
-        if isinstance(effect, IssueCoupon):
-            if effect.code in side.issued or _issued_before(effect.code, side.since, existing):
-                outcome[effect.code] = "taken"
-                continue
-            side.issued.add(effect.code)
-            outcome[effect.code] = "new"
+def _tally(plan: list[Instruction], side: _Side, tally: Tally, reads: Snapshot, event: Event) -> None:
+    existing = set(side.created)
+    for instruction in plan:
+        if isinstance(instruction, IssueCoupon):
+            coupon = reads.get(Coupon, instruction.code)
+            if coupon is not None and coupon.issued_at < side.since:
+                existing.add(instruction.ref)
+    resolved = executor.resolve(plan, existing)
+    side.dry_run.run(resolved, event.event_id, event.occurred_at)  # what would be written, checked as the executor does
+    for instruction in resolved:
+        if isinstance(instruction, IssueCoupon):
             tally.coupons += 1
-            tally.face_value_fen += effect.value_fen
-            tally.members.add(effect.member_id)
-        elif isinstance(effect, Reply | QueueMessage):
-            if effect.when_coupon is not None and outcome.get(effect.when_coupon[0]) != effect.when_coupon[1]:
-                continue
-            if effect.message_key in side.messages:
-                continue
-            side.messages.add(effect.message_key)
+            tally.face_value_fen += instruction.value_fen
+            tally.members.add(instruction.member_id)
+        elif isinstance(instruction, Reply | QueueMessage):
             tally.messages += 1
-            if isinstance(effect, QueueMessage):  # passive replies are free
-                tally.message_cost_fen += int(getattr(side.rules.messaging.prices, effect.channel, 0) * 100)
-            tally.members.add(effect.member_id)
+            if isinstance(instruction, QueueMessage):  # passive replies are free
+                tally.message_cost_fen += int(getattr(side.rules.messaging.prices, instruction.channel, 0) * 100)
+            tally.members.add(instruction.member_id)
+        if instruction.ref is not None:
+            side.created.add(instruction.ref)
 
 
 def render(report: Report) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from chalicelib import runtime
 from chalicelib.errors import NotFound
-from chalicelib.rules import loader, preview, schema, versions
+from chalicelib.rule_changes import preview
+from chalicelib.rules import loader, schema, versions
 from chalicelib.rules.check import check
 from chalicelib.settings import PROJECT_DIR
 

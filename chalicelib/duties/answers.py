@@ -1,0 +1,60 @@
+"""What the order webhook answers besides ``ok``: decided with the plan and stored with the
+event, so a retry answers the same (``RecordEvent.answer``).
+
+- ``coupons`` (an order paid with coupons, ``coupon_redeemed``): per code ``redeemed: true``, or
+  ``false`` with the ``reason`` (``unknown``, ``not_this_member``, ``used`` and the order that
+  used it);
+- ``redeemed`` and ``balance`` (``points_redeemed``): whether the points were debited, and the
+  balance after;
+- ``checkin`` (``checked_in``): the day and the streak of the member's latest check-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from chalicelib import ledger, plans
+from chalicelib.duties import redemption
+from chalicelib.events import Event, Kind
+from chalicelib.facts import Snapshot
+from chalicelib.plans import Instruction
+from chalicelib.state.models import Coupon, Member
+from chalicelib.store import keys
+
+
+def of(event: Event, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, Any]:
+    member_id = event.member_id or ""
+    if event.kind in (Kind.ORDER_PAID, Kind.COUPON_REDEEMED) and redemption.codes_of(event):
+        return {"coupons": [_coupon(code, member_id, plan, reads) for code in redemption.codes_of(event)]}
+    if event.kind is Kind.POINTS_REDEEMED and member_id:
+        key = keys.redeem_points(str(event.data["redemption_id"]))
+        debited = any(isinstance(i, plans.PostPoints) and i.key == key for i in plan)
+        balance = next((i.balance for i in plan if isinstance(i, plans.SetBalance) and i.member_id == member_id), None)
+        return {
+            "redeemed": debited,
+            "balance": ledger.balance_of(member_id, reads).points if balance is None else balance,
+        }
+    if event.kind is Kind.CHECKED_IN and member_id:
+        return {"checkin": _checkin(member_id, plan, reads)}
+    return {}
+
+
+def _coupon(code: str, member_id: str, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, Any]:
+    if any(isinstance(i, plans.RedeemCoupon) and i.code == code for i in plan):
+        return {"code": code, "redeemed": True}
+    coupon = reads.get(Coupon, code)
+    answer: dict[str, Any] = {"code": code, "redeemed": False, "reason": redemption.refusal(coupon, member_id)}
+    if answer["reason"] == "used" and coupon is not None and coupon.redeemed_order:
+        answer["used_by_order"] = coupon.redeemed_order
+    return answer
+
+
+def _checkin(member_id: str, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, Any] | None:
+    made = next((i for i in plan if isinstance(i, plans.UpdateLoyalty) and i.checkin_day), None)
+    if made is not None:
+        return {"day": made.checkin_day, "streak": made.checkin_streak}
+    member = reads.get(Member, member_id)
+    if member is None or not member.checkin_day:
+        return None
+    return {"day": member.checkin_day, "streak": int(member.checkin_streak or 0)}
