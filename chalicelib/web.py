@@ -16,6 +16,8 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import admin, pipeline, runtime
+from chalicelib.console import auth as console_auth
+from chalicelib.console.auth import Principal
 from chalicelib.duties import checkin, coupons
 from chalicelib.errors import BadRequest, InvalidRules, SiyuError
 from chalicelib.events import ID_RULE, Kind, is_platform_id
@@ -125,7 +127,7 @@ def _iam_caller(request: Any) -> str | None:
     return identity.get("userArn") or None
 
 
-def _member_id(member_id: str) -> str:
+def valid_member_id(member_id: str) -> str:
     """A path's member id, checked before any read: DynamoDB refuses over-long keys (2,048 bytes),
     and no member id holds characters outside ``ID_PATTERN`` (robots' recipients among them)."""
     if not is_platform_id(member_id):
@@ -133,7 +135,7 @@ def _member_id(member_id: str) -> str:
     return member_id
 
 
-def _ticket_id(ticket_id: str) -> str:
+def valid_ticket_id(ticket_id: str) -> str:
     """A ticket is keyed by its review's id: an order-webhook id (``orders.Id``)."""
     if not orders.is_id(ticket_id):
         raise BadRequest(f"ticket id must be 1 to {orders.ID_MAX} letters, digits or _ - . :")
@@ -142,7 +144,7 @@ def _ticket_id(ticket_id: str) -> str:
 
 def admin_member(request: Any, member_id: str) -> Response:
     return _admin(
-        request, "admin_member", lambda ctx, caller: admin.member_view(_member_id(member_id), ctx.clock.now())
+        request, "admin_member", lambda ctx, caller: admin.member_view(valid_member_id(member_id), ctx.clock.now())
     )
 
 
@@ -150,7 +152,7 @@ def admin_erase_member(request: Any, member_id: str) -> Response:
     """200 with the rows changed per table; 202 when the time budget ran out first (call again)."""
 
     def work(ctx: runtime.Context, caller: str) -> Response:
-        result = erase.erase(ctx, _member_id(member_id), caller, budget_s=erase.API_BUDGET_S)
+        result = erase.erase(ctx, valid_member_id(member_id), caller, budget_s=erase.API_BUDGET_S)
         status = 200 if result.erased else 202
         return Response(json.dumps(result.as_dict(), ensure_ascii=False), status_code=status, headers=JSON)
 
@@ -192,12 +194,34 @@ def admin_rules_activate(request: Any, version: str) -> Response:
 
 
 def admin_ticket_get(request: Any, ticket_id: str) -> Response:
-    return _admin(request, "admin_ticket_get", lambda ctx, caller: tickets_api.show(ctx, _ticket_id(ticket_id)))
+    return _admin(request, "admin_ticket_get", lambda ctx, caller: tickets_api.show(ctx, valid_ticket_id(ticket_id)))
 
 
 def admin_ticket_record(request: Any, ticket_id: str) -> Response:
     return _admin(
         request,
         "admin_ticket_record",
-        lambda ctx, caller: tickets_api.record(ctx, caller, _ticket_id(ticket_id), request.raw_body or b""),
+        lambda ctx, caller: tickets_api.record(ctx, caller, valid_ticket_id(ticket_id), request.raw_body or b""),
     )
+
+
+# --- the ops console (chalicelib/console): the same error mapping --------------------------------
+
+
+def console_answer(request: Any, route: str, work: Callable[[runtime.Context, Principal], Any]) -> Response:
+    """A console API call: the principal (Cognito claims in AWS, the local login token elsewhere),
+    the work, its JSON answer; errors through ``_answer`` like every other route."""
+
+    def run() -> Response:
+        ctx = runtime.context()
+        answer = work(ctx, console_auth.authenticate(ctx.settings, request))
+        if isinstance(answer, Response):
+            return answer
+        return Response(_json(answer), headers={**JSON, "Cache-Control": "no-store"})
+
+    return _answer(route, run)
+
+
+def console_page(route: str, work: Callable[[], Response]) -> Response:
+    """The console's page and its assets (no login: the data is behind ``console_answer``)."""
+    return _answer(route, work)
