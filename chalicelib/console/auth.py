@@ -121,3 +121,12 @@ def authenticate(settings: Settings, request: Any) -> Principal:
         return _from_claims(claims)
     headers = {k.lower(): v for k, v in (getattr(request, "headers", None) or {}).items()}
     return _from_token(settings, headers.get(TOKEN_HEADER.lower()))
+
+
+def local_logins(settings: Settings, store_ids: list[str]) -> list[str]:
+    """The console's logins of the local stage, as ``make run``'s banner prints them: ops, and a
+    manager of the first store (any other store's: ``store_token``)."""
+    logins = [f"ops: {settings.admin_token}"] if settings.admin_token else ["closed: SIYU_ADMIN_TOKEN is not set"]
+    if settings.admin_token and store_ids:
+        logins.append(f"store manager of {store_ids[0]}: {store_token(settings, store_ids[:1])}")
+    return logins
