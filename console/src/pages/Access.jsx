@@ -22,7 +22,7 @@ export function Access({ me }) {
         <p>
           {me.role_name}（{me.user}）：{me.stores.length ? `门店 ${me.stores.join("、")}` : "全部门店与全连锁"}
         </p>
-        <table>
+        <table class="wrap">
           <thead>
             <tr>
               <th>可以做什么</th>

@@ -7,7 +7,7 @@ import { Status, useApi } from "../hooks.jsx";
 import { Table } from "../table.jsx";
 
 function LiftChart({ rows, minSample }) {
-  const labels = rows.map((r) => `${r.stage} · ${r.store_name}`);
+  const labels = rows.map((r) => `${r.stage} · ${r.store_name}${r.lift ? "" : "（样本不足）"}`);
   const config = {
     type: "bar",
     data: {
@@ -28,7 +28,8 @@ function LiftChart({ rows, minSample }) {
           data: rows.map((r) => (r.lift ? 100 * r.lift.value : null)),
           showLine: false,
           pointRadius: 6,
-          pointBackgroundColor: "#0a7d5a",
+          backgroundColor: "#0a7d5a",
+          borderColor: "#0a7d5a",
           indexAxis: "y",
         },
       ],
@@ -36,7 +37,12 @@ function LiftChart({ rows, minSample }) {
     options: {
       indexAxis: "y",
       plugins: { legend: { position: "bottom" } },
-      scales: { x: { title: { display: true, text: "回流率差（发送组 − 对照组），百分点" } } },
+      scales: {
+        x: {
+          title: { display: true, text: "回流率差（发送组 − 对照组），百分点" },
+          grid: { color: (c) => (c.tick && c.tick.value === 0 ? "#52606d" : "#e4ebe7") },
+        },
+      },
     },
   };
   const measured = rows.filter((r) => r.lift).length;

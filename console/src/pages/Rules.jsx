@@ -94,7 +94,7 @@ function changedFiles(a, b) {
   return Object.keys({ ...a, ...b }).filter((n) => a[n] !== b[n]);
 }
 
-function Workbench({ shown, me, onPublished }) {
+function Workbench({ shown, me, onPublished, onConflict }) {
   const [base, setBase] = useState({ version: shown.active, files: shown.files });
   const [draft, setDraft] = useState({ ...shown.files });
   const names = Object.keys(draft).sort();
@@ -141,6 +141,7 @@ function Workbench({ shown, me, onPublished }) {
         const latest = await api("rules");
         setConflict({ latest, theirs: changedFiles(base.files, latest.files) });
         setMessage("");
+        onConflict();
       } else {
         setMessage(e.message);
         if (e.data.problems) setServer(e.data.problems);
@@ -345,10 +346,23 @@ export function Rules({ me }) {
     });
   }, [schemas.data]);
   const ready = shown.data && compiled;
+  // After your own publish or rollback the editor starts again from the new active version, once it
+  // has been read; after a conflict only the history is read again (the editor keeps your text).
+  const [restart, setRestart] = useState(false);
+  useEffect(() => {
+    if (restart && !shown.loading) {
+      setRestart(false);
+      setGeneration((g) => g + 1);
+    }
+  }, [shown.data, shown.loading]);
   const changed = (text) => {
     setPublished(typeof text === "string" ? text : "");
+    setRestart(true);
     shown.reload();
-    setGeneration((g) => g + 1);
+  };
+  const conflicted = () => {
+    setPublished("");
+    shown.reload();
   };
   return (
     <div>
@@ -361,7 +375,7 @@ export function Rules({ me }) {
       )}
       {ready && (
         <>
-          <Workbench shown={shown.data} me={me} onPublished={changed} key={`${shown.data.active}-${generation}`} />
+          <Workbench shown={shown.data} me={me} onPublished={changed} onConflict={conflicted} key={generation} />
           <History shown={shown.data} me={me} onChanged={changed} />
         </>
       )}
