@@ -371,3 +371,20 @@ def test_the_committed_build_is_the_build_of_the_committed_sources():
     assert (ROOT / "chalicelib" / "console" / "static" / "index.html").read_bytes() == (
         console / "src" / "index.html"
     ).read_bytes()
+
+
+def test_in_aws_every_console_api_route_is_behind_the_user_pool_and_users_cannot_grant_themselves_a_role():
+    from app import STAFF, app
+
+    template = json.loads((ROOT / "infra" / "resources.json").read_text())
+    api_routes = {(path, method): entry for path, methods in app.routes.items() for method, entry in methods.items()}
+    console_api = {key: entry for key, entry in api_routes.items() if key[0].startswith("/console/api/")}
+    assert len(console_api) >= 15
+    assert all(entry.authorizer is STAFF for entry in console_api.values())
+    assert api_routes[("/console", "GET")].authorizer is None  # the page itself; its data is behind the pool
+    authorizer = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"]["console"]
+    assert authorizer["x-amazon-apigateway-authorizer"]["providerARNs"] == [{"Fn::GetAtt": ["ConsoleUserPool", "Arn"]}]
+    client = template["Resources"]["ConsoleUserPoolClient"]["Properties"]
+    assert {"custom:role", "custom:stores"} <= set(client["ReadAttributes"])
+    assert not {"custom:role", "custom:stores"} & set(client["WriteAttributes"])
+    assert api_routes[("/admin/rules", "PUT")].authorizer is not STAFF  # machines keep IAM
