@@ -41,10 +41,11 @@ template: $(STAMP)
 console:
 	cd console && npm ci --no-audit --no-fund && node build.mjs
 
-## make browser: Debian's chromium + chromium-driver for the console's browser tests (as root)
+## make browser: Debian's chromium + chromium-driver (and a CJK font for the screenshots), as root
 browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q .; then :; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null) \
+	  || echo "*** apt-get could not install chromium: the console's browser tests will skip"; \
 	else echo "*** not root: the console's browser tests will skip (apt-get install -y chromium chromium-driver)"; fi
 
 bench: $(STAMP)
