@@ -84,12 +84,22 @@ def preview_files(ctx: Context, raw: bytes) -> dict[str, Any]:
     return {**result.as_dict(), "days": days, "text": preview.render(result)}
 
 
-def diff(a: str, b: str) -> dict[str, Any]:
-    numbers = [rules_api._number(x or "") for x in (a, b)]
-    if None in numbers:
+def _version(text: str) -> int:
+    """``v7`` or ``7`` → 7 (ASCII digits only)."""
+    value = text.strip().lstrip("vV")
+    if not (value.isascii() and value.isdigit() and len(value) <= 8):
         raise BadRequest("a and b name versions, e.g. v3")
-    left, right = (versions.files_of(n) for n in numbers)  # type: ignore[arg-type]
-    return {"a": f"v{numbers[0]}", "b": f"v{numbers[1]}", "diff": versions.diff(left, right, a, b)}
+    return int(value)
+
+
+def diff(a: str, b: str) -> dict[str, Any]:
+    left, right = _version(a), _version(b)
+    names = f"v{left}", f"v{right}"
+    return {
+        "a": names[0],
+        "b": names[1],
+        "diff": versions.diff(versions.files_of(left), versions.files_of(right), *names),
+    }
 
 
 def publish(ctx: Context, principal: Principal, raw: bytes, if_match: str | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ for anything of another store is refused here, not merely hidden by the page.
 from __future__ import annotations
 
 import contextlib
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -211,7 +211,3 @@ def recall(principal: Principal, rules: RuleSet, now: datetime, days: int) -> di
         ],
         "text": report.render(shown, since, until, min_sample),
     }
-
-
-def today_of(rules: RuleSet, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(rules.stores.default_timezone)).date()
