@@ -78,7 +78,7 @@ def stack() -> Iterator[object]:
         try:
             local_stack.sync_rules()
             now = datetime.now(UTC)
-            console_chain.seed(running.url, settings.current(), now)
+            console_chain.seed(running.url, settings.current(), now, days=10)
             _recall_experiment(now)
             _open_alert(now)
             yield running
@@ -91,22 +91,27 @@ def stack() -> Iterator[object]:
 def _recall_experiment(now: datetime) -> None:
     """Decisions of last week's 7-day recall: S001 large enough to measure, S002 not."""
     day = (now - timedelta(days=5)).date().isoformat()
-    for i in range(160):
-        store = "S001" if i < 150 else "S002"
-        arm = "holdout" if i % 3 == 0 else "treated"
-        back = (arm == "treated" and i % 5 < 2) or (arm == "holdout" and i % 9 == 0)
-        Recall(
-            f"oLapsed{i}",
-            f"{day}#7d",
-            day=day,
-            stage="7d",
-            store_id=store,
-            arm=arm,
-            created_at=now,
-            window_until=now + timedelta(days=7),
-            returned_at=now if back else None,
-            rules_version="v1",
-        ).save()
+    with Recall.batch_write() as batch:
+        for i in range(160):
+            store = "S001" if i < 150 else "S002"
+            arm = "holdout" if i % 3 == 0 else "treated"
+            back = (arm == "treated" and i % 5 < 2) or (arm == "holdout" and i % 9 == 0)
+            batch.save(_recall(i, day, store, arm, now, back))
+
+
+def _recall(i: int, day: str, store: str, arm: str, now: datetime, back: bool) -> Recall:
+    return Recall(
+        f"oLapsed{i}",
+        f"{day}#7d",
+        day=day,
+        stage="7d",
+        store_id=store,
+        arm=arm,
+        created_at=now,
+        window_until=now + timedelta(days=7),
+        returned_at=now if back else None,
+        rules_version="v1",
+    )
 
 
 def _open_alert(now: datetime) -> None:
