@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= ap-east-1
 
-.PHONY: run test install lint unit template bench package clean
+.PHONY: run test install lint unit template bench package clean console browser
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-digest.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/python -m chalicelib.local.stack
 
 ## make test: lint, unit + functional + end-to-end tests, and the deployment template check
-test: lint unit template
+test: lint browser unit template
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,6 +36,17 @@ template: $(STAMP)
 	$(BIN)/chalice package --stage dev --merge-template infra/resources.json build/package; \
 	  rc=$$?; rm -rf chalicelib/bundled_rules; test $$rc -eq 0
 	$(BIN)/cfn-lint build/package/sam.json
+
+## make console: rebuild the console's page (console/src → chalicelib/console/static, committed)
+console:
+	cd console && npm ci --no-audit --no-fund && node build.mjs
+
+## make browser: Debian's chromium + chromium-driver (and a CJK font for the screenshots), as root
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q .; then :; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null) \
+	  || echo "*** apt-get could not install chromium: the console's browser tests will skip"; \
+	else echo "*** not root: the console's browser tests will skip (apt-get install -y chromium chromium-driver)"; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py

@@ -64,7 +64,10 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
             "category": m.category,
             "cause": m.cause,
             "status": m.status,
+            "reason": m.reason,
             "created_at": _iso(m.created_at),
+            "sent_at": _iso(m.sent_at),
+            "delivery": m.delivery,  # WeChat's later receipt (success / failed:…), when it came
             "rules_version": m.rules_version,
         }
         for m in OutboxMessage.by_member.query(member_id)

@@ -185,7 +185,7 @@ def merge(writes: Sequence[Write]) -> list[Write]:
             continue
         if earlier.kind != "update" or write.kind != "update":
             raise ValueError(f"one plan writes {key[0]} {key[1:]} twice ({earlier.kind}, {write.kind})")
-        condition = _and(earlier.condition, write.condition)
+        condition = db.both(earlier.condition, write.condition)
         tags = _tags(earlier) + _tags(write)
         merged[key] = Write("update", earlier.item, earlier.actions + write.actions, condition, tag=tags)
     return list(merged.values())
@@ -193,12 +193,6 @@ def merge(writes: Sequence[Write]) -> list[Write]:
 
 def _tags(write: Write) -> tuple[Tag, ...]:
     return write.tag if isinstance(write.tag, tuple) else (write.tag,)
-
-
-def _and(a: Condition | None, b: Condition | None) -> Condition | None:
-    if a is None:
-        return b
-    return a if b is None else a & b
 
 
 _key_of = db.key_of
@@ -320,7 +314,7 @@ def _update_loyalty(i: plans.UpdateLoyalty, ctx: Context) -> list[Write]:
         return []
     condition = _exists_unless_touched(i.member_id, ctx)
     if i.expect_tier is not None:
-        condition = _and(
+        condition = db.both(
             condition, Member.tier.does_not_exist() if i.expect_tier == "" else Member.tier == i.expect_tier
         )
     return [_write("update", Member(i.member_id), i, "exists", actions=actions, condition=condition)]
@@ -598,7 +592,7 @@ def _recall_member(i: plans.RecallDecision, ctx: Context) -> tuple[list[Any], Co
             Member.challenge_arm.set(i.arm),
             Member.challenge_done.remove(),
         ]
-        return opening, _and(_exists_unless_touched(i.member_id, ctx), condition)
+        return opening, db.both(_exists_unless_touched(i.member_id, ctx), condition)
     lapse, attempts = previous.get("lapse"), previous.get("attempts")
     unchanged = (Member.recall_lapse.does_not_exist() if lapse is None else Member.recall_lapse == lapse) & (
         Member.recall_attempts.does_not_exist() if attempts is None else Member.recall_attempts == attempts

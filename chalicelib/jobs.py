@@ -1,17 +1,30 @@
-"""Timer jobs behind app.py's schedules."""
+"""Timer jobs behind app.py's schedules. Each imports what it runs when it runs: a timer's cold
+start loads its own duty, not the webhook pipeline (bench/RESULTS.md, "Cold start")."""
 
 from __future__ import annotations
 
-from chalicelib import pipeline, runtime
+from typing import TYPE_CHECKING
+
 from chalicelib.logs import log
+
+if TYPE_CHECKING:
+    from chalicelib.runtime import Context
 
 # The sweep function's Lambda timeout is 900 s (.chalice/config.json); it stops well before and
 # the next run continues from the saved cursor.
 RECALL_BUDGET_SECONDS = 600.0
 
 
+def _context() -> Context:
+    from chalicelib import runtime
+
+    return runtime.context()
+
+
 def redrive_stalled_events() -> int:
-    ctx = runtime.context()
+    from chalicelib import pipeline
+
+    ctx = _context()
     count = pipeline.redrive(ctx)
     log("redrive.finished", redriven=count)
     return count
@@ -20,7 +33,7 @@ def redrive_stalled_events() -> int:
 def send_messages(bodies: list[str]) -> int:
     from chalicelib.delivery import queue, sender
 
-    ctx = runtime.context()
+    ctx = _context()
     outcomes = sender.handle_batch(ctx, queue.keys_of(bodies))
     return len(outcomes)
 
@@ -28,7 +41,7 @@ def send_messages(bodies: list[str]) -> int:
 def release_due_messages() -> int:
     from chalicelib.delivery import sender
 
-    count = sender.release_due(runtime.context())
+    count = sender.release_due(_context())
     if count:
         log("outbox.released", count=count)
     return count
@@ -37,21 +50,21 @@ def release_due_messages() -> int:
 def recall_sweep() -> int:
     from chalicelib.recall import sweep
 
-    result = sweep.run(runtime.context(), budget_s=RECALL_BUDGET_SECONDS)
+    result = sweep.run(_context(), budget_s=RECALL_BUDGET_SECONDS)
     return sum(result.decided.values())
 
 
 def run_loyalty_day() -> dict[str, int]:
     from chalicelib.loyalty import daily
 
-    return daily.run(runtime.context())
+    return daily.run(_context())
 
 
 def check_thresholds() -> int:
     from chalicelib.delivery import queue
     from chalicelib.metrics import alerts
 
-    ctx = runtime.context()
+    ctx = _context()
     queued = alerts.evaluate(ctx)
     queue.enqueue(ctx.settings, queued)
     return len(queued)
@@ -61,7 +74,7 @@ def send_weekly_digest() -> str | None:
     from chalicelib.delivery import queue
     from chalicelib.metrics import digest
 
-    ctx = runtime.context()
+    ctx = _context()
     sent = digest.run(ctx)
     if sent is None:
         return None
@@ -73,4 +86,4 @@ def send_weekly_digest() -> str | None:
 def review_sla() -> int:
     from chalicelib.reviews import tickets
 
-    return tickets.run(runtime.context())
+    return tickets.run(_context())

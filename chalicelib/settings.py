@@ -43,6 +43,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SIYU_OUTBOX_QUEUE": ("off", "Where recorded messages go to be sent: an SQS queue URL, local, or off."),
     "SIYU_HTTP_TIMEOUT_S": ("5", "Read timeout of calls to WeChat (seconds)."),
     "SIYU_ADMIN_TOKEN": ("", "Bearer token of the admin routes outside AWS; empty = admin closed."),
+    "SIYU_CONSOLE_LOGIN_URL": (
+        "",
+        "The console's Cognito hosted login (…/login?client_id=…&response_type=token); empty = token login.",
+    ),
     "SIYU_RULES_DIR": ("", "Directory of the rule files; empty = the bundled rules/."),
     "SIYU_RULES_CACHE_SECONDS": ("30", "How long a container keeps the active rule version before re-reading."),
     "SIYU_MAX_BODY_BYTES": ("65536", "Largest webhook body accepted (bytes)."),
@@ -77,6 +81,7 @@ class Settings:
     outbox_queue: str
     http_timeout_s: float
     admin_token: str
+    console_login_url: str
     rules_dir: Path
     rules_cache_seconds: float
     max_body_bytes: int
@@ -129,6 +134,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         outbox_queue=_get(env, "SIYU_OUTBOX_QUEUE"),
         http_timeout_s=float(_get(env, "SIYU_HTTP_TIMEOUT_S")),
         admin_token=_get(env, "SIYU_ADMIN_TOKEN"),
+        console_login_url=_get(env, "SIYU_CONSOLE_LOGIN_URL"),
         rules_dir=Path(rules_dir) if rules_dir else _default_rules_dir(),
         rules_cache_seconds=float(_get(env, "SIYU_RULES_CACHE_SECONDS")),
         max_body_bytes=int(_get(env, "SIYU_MAX_BODY_BYTES")),

@@ -11,21 +11,21 @@ import json
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 
-from chalicelib import admin, pipeline, runtime
 from chalicelib.errors import BadRequest, InvalidRules, SiyuError
 from chalicelib.events import ID_RULE, is_platform_id
 from chalicelib.logs import log
-from chalicelib.privacy import erase
-from chalicelib.protocol import orders
-from chalicelib.protocol.inbound import Inbound
-from chalicelib.protocol.official_account import OfficialAccount
-from chalicelib.protocol.work import WeCom
-from chalicelib.reviews import api as tickets_api
-from chalicelib.rule_changes import api as rules_api
+
+if TYPE_CHECKING:
+    from chalicelib.protocol.inbound import Inbound
+    from chalicelib.runtime import Context
+
+# What a request needs is imported when the first such request arrives: a cold start loads the
+# framework and this edge, the first webhook the pipeline, the first admin call the admin view
+# (bench/RESULTS.md, "Cold start").
 
 Headers = dict[str, str | list[str]]
 TEXT: Headers = {"Content-Type": "text/plain; charset=utf-8"}
@@ -34,18 +34,20 @@ JSON: Headers = {"Content-Type": "application/json; charset=utf-8"}
 
 
 def inbound(request: Any) -> Inbound:
+    from chalicelib.protocol.inbound import Inbound
+
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     body = request.raw_body if request.method in ("POST", "PUT") else b""
     return Inbound(request.method, dict(request.query_params or {}), headers, body or b"")
 
 
-def _json(value: Any) -> str:
+def to_json(value: Any) -> str:
     """JSON text that encodes as UTF-8 even when a reason quotes input holding a lone surrogate
     (JSON's ``"\\ud800"``): it is written back as the same escape."""
     return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _answer(route: str, work: Callable[[], Response]) -> Response:
+def answer(route: str, work: Callable[[], Response]) -> Response:
     try:
         return work()
     except SiyuError as exc:
@@ -53,7 +55,7 @@ def _answer(route: str, work: Callable[[], Response]) -> Response:
         body: dict[str, Any] = {"error": exc.code, "reason": exc.reason}
         if isinstance(exc, InvalidRules):
             body["problems"] = [problem.as_dict() for problem in exc.problems]
-        return Response(_json(body), status_code=exc.status, headers=JSON)
+        return Response(to_json(body), status_code=exc.status, headers=JSON)
     except Exception as exc:
         # The traceback's frames, not the exception's message: messages may quote member input.
         log(
@@ -69,6 +71,9 @@ def _answer(route: str, work: Callable[[], Response]) -> Response:
 
 
 def official_account(request: Any) -> Response:
+    from chalicelib import pipeline, runtime
+    from chalicelib.protocol.official_account import OfficialAccount
+
     def work() -> Response:
         ctx = runtime.context()
         now = ctx.clock.now()
@@ -82,10 +87,13 @@ def official_account(request: Any) -> Response:
             return Response("success", headers=TEXT)
         return Response(account.render_text_reply(received, outcome.reply, now), headers=XML)
 
-    return _answer("wechat_oa", work)
+    return answer("wechat_oa", work)
 
 
 def work_callback(request: Any) -> Response:
+    from chalicelib import pipeline, runtime
+    from chalicelib.protocol.work import WeCom
+
     def work() -> Response:
         ctx = runtime.context()
         now = ctx.clock.now()
@@ -97,10 +105,13 @@ def work_callback(request: Any) -> Response:
             pipeline.process(ctx, event)
         return Response("success", headers=TEXT)
 
-    return _answer("wechat_work", work)
+    return answer("wechat_work", work)
 
 
 def order_hook(request: Any) -> Response:
+    from chalicelib import pipeline, runtime
+    from chalicelib.protocol import orders
+
     def work() -> Response:
         ctx = runtime.context()
         req = inbound(request)
@@ -112,7 +123,7 @@ def order_hook(request: Any) -> Response:
         body = {"ok": True, "event_id": event.event_id, "duplicate": outcome.duplicate, **outcome.answer}
         return Response(json.dumps(body, ensure_ascii=False), headers=JSON)
 
-    return _answer("orders", work)
+    return answer("orders", work)
 
 
 def _iam_caller(request: Any) -> str | None:
@@ -120,7 +131,7 @@ def _iam_caller(request: Any) -> str | None:
     return identity.get("userArn") or None
 
 
-def _member_id(member_id: str) -> str:
+def valid_member_id(member_id: str) -> str:
     """A path's member id, checked before any read: DynamoDB refuses over-long keys (2,048 bytes),
     and no member id holds characters outside ``ID_PATTERN`` (robots' recipients among them)."""
     if not is_platform_id(member_id):
@@ -128,47 +139,58 @@ def _member_id(member_id: str) -> str:
     return member_id
 
 
-def _ticket_id(ticket_id: str) -> str:
+def valid_ticket_id(ticket_id: str) -> str:
     """A ticket is keyed by its review's id: an order-webhook id (``orders.Id``)."""
+    from chalicelib.protocol import orders
+
     if not orders.is_id(ticket_id):
         raise BadRequest(f"ticket id must be 1 to {orders.ID_MAX} letters, digits or _ - . :")
     return ticket_id
 
 
 def admin_member(request: Any, member_id: str) -> Response:
+    from chalicelib import admin
+
     return _admin(
-        request, "admin_member", lambda ctx, caller: admin.member_view(_member_id(member_id), ctx.clock.now())
+        request, "admin_member", lambda ctx, caller: admin.member_view(valid_member_id(member_id), ctx.clock.now())
     )
 
 
 def admin_erase_member(request: Any, member_id: str) -> Response:
     """200 with the rows changed per table; 202 when the time budget ran out first (call again)."""
+    from chalicelib.privacy import erase
 
-    def work(ctx: runtime.Context, caller: str) -> Response:
-        result = erase.erase(ctx, _member_id(member_id), caller, budget_s=erase.API_BUDGET_S)
+    def work(ctx: Context, caller: str) -> Response:
+        result = erase.erase(ctx, valid_member_id(member_id), caller, budget_s=erase.API_BUDGET_S)
         status = 200 if result.erased else 202
         return Response(json.dumps(result.as_dict(), ensure_ascii=False), status_code=status, headers=JSON)
 
     return _admin(request, "admin_erase_member", work)
 
 
-def _admin(request: Any, route: str, work: Callable[[runtime.Context, str], Any]) -> Response:
+def _admin(request: Any, route: str, work: Callable[[Context, str], Any]) -> Response:
+    from chalicelib import admin, runtime
+
     def run() -> Response:
         ctx = runtime.context()
         caller = admin.authorize(ctx.settings, request.headers.get("authorization"), _iam_caller(request))
         answer = work(ctx, caller)
         if isinstance(answer, Response):
             return answer
-        return Response(_json(answer), headers=JSON)
+        return Response(to_json(answer), headers=JSON)
 
-    return _answer(route, run)
+    return answer(route, run)
 
 
 def admin_rules_get(request: Any) -> Response:
+    from chalicelib.rule_changes import api as rules_api
+
     return _admin(request, "admin_rules_get", lambda ctx, caller: rules_api.show(ctx))
 
 
 def admin_rules_put(request: Any) -> Response:
+    from chalicelib.rule_changes import api as rules_api
+
     return _admin(
         request,
         "admin_rules_put",
@@ -177,6 +199,8 @@ def admin_rules_put(request: Any) -> Response:
 
 
 def admin_rules_activate(request: Any, version: str) -> Response:
+    from chalicelib.rule_changes import api as rules_api
+
     return _admin(
         request,
         "admin_rules_activate",
@@ -187,12 +211,16 @@ def admin_rules_activate(request: Any, version: str) -> Response:
 
 
 def admin_ticket_get(request: Any, ticket_id: str) -> Response:
-    return _admin(request, "admin_ticket_get", lambda ctx, caller: tickets_api.show(ctx, _ticket_id(ticket_id)))
+    from chalicelib.reviews import api as tickets_api
+
+    return _admin(request, "admin_ticket_get", lambda ctx, caller: tickets_api.show(ctx, valid_ticket_id(ticket_id)))
 
 
 def admin_ticket_record(request: Any, ticket_id: str) -> Response:
+    from chalicelib.reviews import api as tickets_api
+
     return _admin(
         request,
         "admin_ticket_record",
-        lambda ctx, caller: tickets_api.record(ctx, caller, _ticket_id(ticket_id), request.raw_body or b""),
+        lambda ctx, caller: tickets_api.record(ctx, caller, valid_ticket_id(ticket_id), request.raw_body or b""),
     )

@@ -146,7 +146,11 @@ def write_env_file(path: Path = ENV_FILE) -> None:
 
 
 def banner(stack: Stack, rules: str) -> str:
+    from chalicelib.console.auth import local_logins
+    from chalicelib.rules.loader import active
+
     s = settings.current()
+    logins = "\n                             ".join(local_logins(s, [store.id for store in active(s).stores.stores]))
     fake_note = "  (the fake WeChat: GET /_fake/received shows what it got)" if stack.wechat else ""
     return f"""
 siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} writes replayed)
@@ -158,6 +162,8 @@ siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} 
   Order webhook              {stack.url}/hooks/orders  HMAC secret={s.orders_hmac_secret}
   Admin                      {stack.url}/admin/members/<openid>
                              Authorization: Bearer {s.admin_token}
+  Ops console (运营台)       {stack.url}/console   log in with a token:
+                             {logins}
   Embedded DynamoDB          {stack.dynamodb.endpoint}  tables {s.table_prefix}*
   Timers                     {", ".join(job.name for job in stack.timers.jobs)}
   Outbox                     sent by an in-process queue worker; `.venv/bin/siyu outbox` lists messages

@@ -39,6 +39,8 @@ Per table (in the order the erase runs):
 - **rules, alerts: keep.** Rule sets and their authors; one alert per check and store. Nothing
   about members.
 - **erasures: keep.** The audit of erases: a keyed hash, the pseudonym, times and counts.
+- **console-audit: keep.** Who changed what through the console: staff names, the ticket id, the
+  rule version or the erase's pseudonym. No member id and no staff note is written there.
 
 Members invited by the erased member quote their id (their ``inviter``, the scene in their
 follow's event id): those rows are rewritten with the pseudonym (policies marked ``quoted``).
@@ -60,6 +62,7 @@ from chalicelib.privacy.finders import Finder, index, partition, row
 from chalicelib.state.models import (
     BASE_NAMES,
     Alert,
+    ConsoleAction,
     Coupon,
     Erasure,
     EventRecord,
@@ -223,4 +226,5 @@ REGISTRY: tuple[Policy, ...] = (
     Policy(RuleRecord, KEEP, None, "rule sets and their authors: nothing about members"),
     Policy(Alert, KEEP, None, "one per check and store: nothing about members"),
     Policy(Erasure, KEEP, None, "the audit of erases: keyed hash, pseudonym, times, counts"),
+    Policy(ConsoleAction, KEEP, None, "the console's audit: staff, action, ticket / version / pseudonym; no member id"),
 )

@@ -611,6 +611,31 @@ class Erasure(_Base):
     lease_until = UTCDateTimeAttribute(null=True)
 
 
+class ConsoleAction(_Base):
+    """One change made through the ops console (``chalicelib/console``): who, what, when. The
+    audit log of the console; the changes themselves are recorded where they always are (the
+    ticket, the rule versions, the erasure).
+
+    Keyed by the UTC month (``month``, ``2026-11``) and ``<ISO time>#<random>``, so the newest
+    changes are one query of the current month, newest first. The target names a ticket, a rule
+    version or an erase's pseudonym, never a member id; staff notes are not copied here. Access:
+    put (once per change), query a month newest first (the console's audit page)."""
+
+    class Meta(_Base.Meta):
+        table_name = "console-audit"
+
+    month = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UTCDateTimeAttribute()
+    user = UnicodeAttribute()  # a Cognito user name, or the local login (ops-token, store-manager:S001)
+    role = UnicodeAttribute()  # ops | store_manager
+    action = UnicodeAttribute()  # ticket.respond | rules.publish | rules.rollback | member.erase | …
+    target = UnicodeAttribute()  # ticket id, rule version, erase pseudonym
+    outcome = UnicodeAttribute()  # what came of it (ok | conflict | refused | in_progress)
+    detail = UnicodeAttribute(null=True)  # a short JSON object: the new status, the version note
+    expires = TTLAttribute(null=True)
+
+
 MODELS: tuple[type[_Base], ...] = (
     Member,
     EventRecord,
@@ -625,5 +650,6 @@ MODELS: tuple[type[_Base], ...] = (
     Alert,
     Ticket,
     Erasure,
+    ConsoleAction,
 )
 BASE_NAMES: dict[type[Model], str] = {model: model.Meta.table_name for model in MODELS}

@@ -163,7 +163,7 @@ def put(item: Model, condition: Condition | None = None, *, if_absent: bool = Tr
     """Put ``item``. By default on its key's absence: a failure is ``ALREADY_DONE``. With
     ``if_absent=False`` and a ``condition``, a failure is ``CONFLICT``."""
     absent = _absent(item) if if_absent else None
-    full = absent & condition if absent is not None and condition is not None else (absent or condition)
+    full = both(absent, condition)
     try:
         item.save(condition=full)
     except PutError as exc:
@@ -171,6 +171,13 @@ def put(item: Model, condition: Condition | None = None, *, if_absent: bool = Tr
             raise
         return Outcome.ALREADY_DONE if if_absent else Outcome.CONFLICT
     return Outcome.NEW
+
+
+def both(a: Condition | None, b: Condition | None) -> Condition | None:
+    """Both conditions (either may be absent)."""
+    if a is None:
+        return b
+    return a if b is None else a & b
 
 
 def save(item: Model) -> None:

@@ -9,7 +9,7 @@ The tables and what their keys look like are described on each model
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 # --- events: the dedupe identity of each delivery (docs/wechat.md §1.5), the events table's key ---
 
@@ -418,3 +418,16 @@ def sweep_day(day: str) -> str:
 
 
 ERASED = "erased"  # Shared("erased", <subject>): an erase's tombstone (chalicelib/privacy/guard.py)
+
+
+# --- the console's audit log (ConsoleAction) ---------------------------------------------------
+
+
+def audit_month(at: datetime) -> str:
+    """The audit log's partition: the UTC month of the change (``2026-11``)."""
+    return f"{at.astimezone(UTC):%Y-%m}"
+
+
+def audit_entry(at: datetime, token: str) -> str:
+    """One change: its time, then a random token, so changes at the same instant both stay."""
+    return f"{at.isoformat()}#{token}"
