@@ -3,8 +3,8 @@
 
 Checks what must hold under load — no 5xx, no lost event (every distinct delivery ends done),
 no duplicate coupon (one welcome per new member) — and reports throughput and latency
-percentiles. The stack is the one ``make run`` starts (embedded DynamoDB serving every request
-in turn, the app on 127.0.0.1), on ephemeral ports with its own tables.
+percentiles. The stack is the one ``make run`` starts (DynamoDB Local, in memory here, and the
+app on 127.0.0.1), on ephemeral ports with its own tables.
 
     .venv/bin/python bench/load.py [--events 400] [--duplicates 0.3] [--concurrency 200]
 """
@@ -17,7 +17,6 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -78,10 +77,12 @@ def run(events: int, duplicates: float, concurrency: int, seed: int = 7) -> dict
     )
     from chalicelib import settings as settings_module
     from chalicelib.local import stack as local_stack
+    from chalicelib.local.dynamodb import DynamoDBLocal
 
     local_stack.apply_local_defaults()
-    journal = Path(tempfile.mkdtemp()) / "dynamodb.jsonl"
-    stack = local_stack.start(port=0, dynamodb_port=0, journal=journal, wechat_port=None, background=False)
+    dynamodb = DynamoDBLocal().start()
+    os.environ["SIYU_DYNAMODB_ENDPOINT"] = dynamodb.endpoint
+    stack = local_stack.start(port=0, wechat_port=None, background=False)
     from chalice.local import ChaliceRequestHandler
 
     ChaliceRequestHandler.log_message = lambda *args: None  # no access log (this process only)
@@ -119,6 +120,7 @@ def run(events: int, duplicates: float, concurrency: int, seed: int = 7) -> dict
         return {**verify(expected), "results": results, "wall_s": wall, "requests": len(fired)}
     finally:
         stack.stop()
+        dynamodb.stop()
 
 
 def verify(expected: dict[str, str]) -> dict:

@@ -1,5 +1,4 @@
-"""A threaded WSGI server on loopback, quiet about each request: the shared shell of the
-embedded DynamoDB and the fake WeChat."""
+"""A threaded WSGI server on loopback, quiet about each request: the shell of the fake WeChat."""
 
 from __future__ import annotations
 
