@@ -47,24 +47,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--plain-moto",
         action="store_true",
-        help="run the in-process tier on moto without siyu's patches (chalicelib/local/moto_patches.py)",
-    )
-    parser.addoption(
-        "--moto-patches",
-        default=None,
-        help="comma-separated names of the moto patches to install (default: all of them)",
+        help="run the in-process tier on moto without siyu's patch of it (tests/moto_patches.py)",
     )
 
 
 @pytest.fixture(scope="session")
-def moto_patched(request: pytest.FixtureRequest) -> list[str]:
-    """The moto patches in force this session (none with --plain-moto or on another moto)."""
-    from chalicelib.local import moto_patches
+def moto_patched(request: pytest.FixtureRequest) -> bool:
+    """Whether tests/moto_patches.py is in force (not with --plain-moto, nor on another moto)."""
+    from tests import moto_patches
 
-    if request.config.getoption("--plain-moto"):
-        return []
-    chosen = request.config.getoption("--moto-patches")
-    return moto_patches.install(chosen.split(",") if chosen else None)
+    return not request.config.getoption("--plain-moto") and moto_patches.install()
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +85,7 @@ def clock() -> Iterator[FixedClock]:
 
 
 @pytest.fixture
-def aws(env: settings.Settings, moto_patched: list[str]) -> Iterator[settings.Settings]:
+def aws(env: settings.Settings, moto_patched: bool) -> Iterator[settings.Settings]:
     from moto import mock_aws
 
     from chalicelib.state import binding
