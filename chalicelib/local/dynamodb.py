@@ -91,7 +91,11 @@ class DynamoDBLocal:
             self.db_path.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         began = time.monotonic()
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT)
+        # A session of its own: a Ctrl-C at the terminal reaches the Python side, which stops it
+        # in order (closing its standard input), rather than killing both at once.
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         port_file = self._workdir / "port"
         while not port_file.exists() or not port_file.read_text().endswith("\n"):
             if self.process.poll() is not None or time.monotonic() - began > self.start_timeout:

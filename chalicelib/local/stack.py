@@ -207,7 +207,7 @@ def start_dynamodb(port: int) -> DynamoDBLocal | None:
         return None
     if (STATE_DIR / "dynamodb.jsonl").exists():
         print(
-            f"note: {STATE_DIR / 'dynamodb.jsonl'} is the journal of the earlier, moto-based stack and is no "
+            f"note: {STATE_DIR / 'dynamodb.jsonl'} is the journal of the stack before DynamoDB Local and is no "
             "longer read: this stack's state starts afresh in DynamoDB Local (delete the file to drop this note)",
             flush=True,
         )
