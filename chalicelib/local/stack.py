@@ -223,7 +223,7 @@ def serve(dynamodb: DynamoDBLocal | None, stack: Stack, stopping: threading.Even
             logs.log("local_stack.dynamodb_gone", logging.ERROR, endpoint=dynamodb.endpoint)
             print(
                 f"DynamoDB Local ({dynamodb.endpoint}) has stopped; stopping the stack. Its last output:\n"
-                f"{dynamodb.output()}",
+                f"{dynamodb.output() or '(nothing)'}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -234,6 +234,7 @@ def serve(dynamodb: DynamoDBLocal | None, stack: Stack, stopping: threading.Even
 def main() -> int:
     STATE_DIR.mkdir(exist_ok=True)
     fake = apply_local_defaults()
+    logs.configure(settings.current().log_level)  # this process's own logs are JSON too
     port = int(os.environ.get("SIYU_LOCAL_PORT", "8000"))
     dynamodb_port = int(os.environ.get("SIYU_LOCAL_DYNAMODB_PORT", "8001"))
     wechat_port = int(os.environ.get("SIYU_LOCAL_WECHAT_PORT", "8002")) if fake else None
