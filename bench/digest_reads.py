@@ -94,11 +94,11 @@ def run(events: int) -> dict:
     from chalicelib import runtime
     from chalicelib import settings as settings_module
     from chalicelib.clock import FixedClock
-    from chalicelib.local import moto_patches
     from chalicelib.metrics import digest
     from chalicelib.rules import loader
     from chalicelib.state import binding
     from chalicelib.state.metering import Meter
+    from tests import moto_patches
 
     moto_patches.install()
     loader.clear_cache()

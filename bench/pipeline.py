@@ -127,11 +127,11 @@ def run(events: int) -> dict:
     from chalicelib import runtime
     from chalicelib import settings as settings_module
     from chalicelib.clock import FixedClock
-    from chalicelib.local import moto_patches
     from chalicelib.state.binding import create_tables
     from chalicelib.state.metering import Meter
+    from tests import moto_patches
 
-    moto_patches.install()  # the moto of the tests and the local stack
+    moto_patches.install()  # the moto of the in-process tests
     start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     clock = FixedClock(start)
     runtime.use_clock(clock)

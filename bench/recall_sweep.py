@@ -61,11 +61,11 @@ def run(size: int) -> dict:
     from chalicelib import runtime
     from chalicelib import settings as settings_module
     from chalicelib.clock import FixedClock
-    from chalicelib.local import moto_patches
     from chalicelib.recall import sweep
     from chalicelib.rules import loader
     from chalicelib.state import binding
     from chalicelib.state.metering import Meter
+    from tests import moto_patches
 
     moto_patches.install()
     runtime.use_clock(FixedClock(NOW))

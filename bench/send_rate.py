@@ -2,9 +2,8 @@
 the fake WeChat answering every call after 100 ms.
 
 Runs the real sender (claim, discipline, caps and budget transaction, rate slot, API call,
-outcome) from a pool of sender threads, as concurrent Lambda invocations would, over the
-embedded DynamoDB (serialized like the real service's per-item writes). Writes its section of
-bench/RESULTS.md.
+outcome) from a pool of sender threads, as concurrent Lambda invocations would, over
+DynamoDB Local (in memory, its own process). Writes its section of bench/RESULTS.md.
 
     .venv/bin/python bench/send_rate.py [--messages 600] [--senders 16]
 """
@@ -34,7 +33,7 @@ def run(messages: int, senders: int, rate: int, latency_s: float) -> tuple[float
     from chalicelib import effects, runtime
     from chalicelib.clock import FixedClock
     from chalicelib.delivery import api, sender
-    from chalicelib.local.dynamodb import LocalDynamoDB
+    from chalicelib.local.dynamodb import DynamoDBLocal
     from chalicelib.local.fake_wechat import FakeWeChat
     from chalicelib.rules import loader
     from chalicelib.state import binding
@@ -46,8 +45,7 @@ def run(messages: int, senders: int, rate: int, latency_s: float) -> tuple[float
     messaging = messaging.replace('"send_rate_per_second": 50', f'"send_rate_per_second": {rate}')
     (rules_dir / "messaging.json").write_text(messaging, encoding="utf-8")
 
-    dynamodb = LocalDynamoDB()
-    dynamodb.start()
+    dynamodb = DynamoDBLocal().start()
     wechat = FakeWeChat(latency_s=latency_s).start()
     os.environ.update(
         ENV,
@@ -113,7 +111,7 @@ def main() -> None:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores: "
         f"{args.messages - 1} template messages per row, {args.senders} sender threads, the fake WeChat "
-        "answering each call after 100 ms, the embedded DynamoDB (every request serialized).",
+        "answering each call after 100 ms, DynamoDB Local (in memory, on 127.0.0.1).",
         "",
         "| configured rate (msg/s) | achieved (msg/s) | ratio to configured | ratio to unlimited floor | not sent |",
         "|---:|---:|---:|---:|---:|",
@@ -126,10 +124,10 @@ def main() -> None:
     lines += [
         "",
         "Reading: below the floor the configured rate holds (ratio to configured ≈ 1.00, never above it by",
-        "more than the edge of the first and last second). The floor itself is this machine's embedded",
-        "DynamoDB, which serializes every request (about 11 per message: read, claim, member, pacing reads,",
-        "reservation transaction, rate slot, call marker, outcome, counters) in one Python process; DynamoDB",
-        "does not, so in AWS the floor is the sender concurrency × 1 / (WeChat latency + a few ms).",
+        "more than the edge of the first and last second). The floor itself is this machine: the senders,",
+        "the fake WeChat and DynamoDB Local share its cores (about 11 requests per message: read, claim,",
+        "member, pacing reads, reservation transaction, rate slot, call marker, outcome, counters); in AWS",
+        "the floor is the sender concurrency × 1 / (WeChat latency + a few ms).",
         "Messages left without a slot are re-queued (`retrying`, 1 s later), not lost.",
         "",
     ]

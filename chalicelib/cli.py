@@ -17,7 +17,8 @@
     siyu simulate             a synthetic chain lived through the real endpoints (virtual clock)
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
-variable not already set, so it talks to the same embedded DynamoDB.
+variable not already set, so it talks to the same DynamoDB Local (``siyu simulate`` excepted: it
+starts a stack of its own).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if _load_local_env():
+    if getattr(args, "reads_local_env", True) and _load_local_env():
         print(f"(using the local stack's settings from {LOCAL_ENV})", file=sys.stderr)
     try:
         return args.run(args)

@@ -1,5 +1,5 @@
 """Shared fixtures: test settings, moto DynamoDB with real PynamoDB calls, a fixed clock,
-the Chalice test client, and a live local stack (HTTP, for concurrency tests)."""
+the Chalice test client, and a live local stack (HTTP on DynamoDB Local, for concurrency tests)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib import runtime, settings
 from chalicelib.clock import FixedClock
+from chalicelib.local.dynamodb import DynamoDBLocal
 from chalicelib.rules import loader
 
 # The keys of docs/wechat.md §2.2 (V3 for the official account, V5 for WeCom).
@@ -42,6 +43,22 @@ TEST_ENV = {
 START = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--plain-moto",
+        action="store_true",
+        help="run the in-process tier on moto without siyu's patch of it (tests/moto_patches.py)",
+    )
+
+
+@pytest.fixture(scope="session")
+def moto_patched(request: pytest.FixtureRequest) -> bool:
+    """Whether tests/moto_patches.py is in force (not with --plain-moto, nor on another moto)."""
+    from tests import moto_patches
+
+    return not request.config.getoption("--plain-moto") and moto_patches.install()
+
+
 @pytest.fixture(autouse=True)
 def no_local_stack_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """The CLI reads .siyu/local.env of a developer's running stack; tests never do."""
@@ -68,13 +85,11 @@ def clock() -> Iterator[FixedClock]:
 
 
 @pytest.fixture
-def aws(env: settings.Settings) -> Iterator[settings.Settings]:
+def aws(env: settings.Settings, moto_patched: bool) -> Iterator[settings.Settings]:
     from moto import mock_aws
 
-    from chalicelib.local import moto_patches
     from chalicelib.state import binding
 
-    moto_patches.install()
     with mock_aws():
         binding._bound = None
         binding.create_tables(env)
@@ -113,16 +128,27 @@ def client(aws: settings.Settings, clock: FixedClock):
         yield test_client
 
 
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    """One DynamoDB Local, in memory, on an ephemeral 127.0.0.1 port, for every end-to-end test
+    of the session (each makes its own tables), started by the first test that needs it. It is
+    stopped when the session ends, failed or interrupted; if pytest itself is killed, the Java
+    process sees its standard input close and exits (chalicelib/local/dynamodb.py)."""
+    with DynamoDBLocal() as running:
+        yield running
+
+
 @pytest.fixture
-def live(env: settings.Settings, monkeypatch: pytest.MonkeyPatch, tmp_path):
-    """The local stack (embedded DynamoDB + the app over HTTP) on ephemeral loopback ports,
-    with its own tables. Uses the system clock: HTTP requests run in server threads."""
+def live(env: settings.Settings, dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch):
+    """The local stack (the app over HTTP, timers, outbox worker, fake WeChat) on ephemeral
+    loopback ports, on DynamoDB Local with tables of its own: no lock in front of DynamoDB, so
+    concurrency is real. Uses the system clock: HTTP requests run in server threads."""
     import uuid
 
     from chalicelib.local import stack as local_stack
 
     monkeypatch.setenv("SIYU_TABLE_PREFIX", f"siyu-e2e-{uuid.uuid4().hex[:8]}-")
-    monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", "")
+    monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", dynamodb_local.endpoint)
     monkeypatch.setenv("SIYU_LOG_LEVEL", "WARNING")
     from chalicelib.state import binding
 
@@ -130,9 +156,7 @@ def live(env: settings.Settings, monkeypatch: pytest.MonkeyPatch, tmp_path):
     monkeypatch.setenv("SIYU_OUTBOX_QUEUE", "local")
     monkeypatch.setenv("SIYU_WECHAT_API_BASE", "")
     monkeypatch.setenv("SIYU_WECOM_API_BASE", "")
-    running = local_stack.start(
-        port=0, dynamodb_port=0, journal=tmp_path / "dynamodb.jsonl", timer_tick=0.2, wechat_port=0
-    )
+    running = local_stack.start(port=0, timer_tick=0.2, wechat_port=0)
     yield running
     running.stop()
     binding._bound = None

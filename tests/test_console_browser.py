@@ -54,7 +54,7 @@ def _browser_or_skip() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[object]:
+def stack(dynamodb_local) -> Iterator[object]:
     """One local stack for the module (the ``live`` fixture's set-up, kept for every test here),
     its rules published as v1 and a small chain sent through its webhooks."""
     from chalicelib.local import stack as local_stack
@@ -67,14 +67,14 @@ def stack() -> Iterator[object]:
             patch.setenv(name, value)
         patch.delenv("SIYU_RULES_DIR", raising=False)
         patch.setenv("SIYU_TABLE_PREFIX", f"siyu-console-{uuid.uuid4().hex[:8]}-")
-        patch.setenv("SIYU_DYNAMODB_ENDPOINT", "")
+        patch.setenv("SIYU_DYNAMODB_ENDPOINT", dynamodb_local.endpoint)
         patch.setenv("SIYU_LOG_LEVEL", "WARNING")
         patch.setenv("SIYU_OUTBOX_QUEUE", "local")
         patch.setenv("SIYU_WECHAT_API_BASE", "")
         patch.setenv("SIYU_WECOM_API_BASE", "")
         loader.clear_cache()
         binding._bound = None
-        running = local_stack.start(port=0, dynamodb_port=0, journal=None, timer_tick=0.5, wechat_port=0)
+        running = local_stack.start(port=0, timer_tick=0.5, wechat_port=0)
         try:
             local_stack.sync_rules()
             now = datetime.now(UTC)

@@ -1,5 +1,6 @@
-"""The outbox and its senders against the fake WeChat, over the local stack's DynamoDB
-(serialized like the real thing, so concurrency claims are tested, not moto's races)."""
+"""The outbox and its senders against the fake WeChat, over the local stack's DynamoDB Local
+(the real engine's per-item atomicity, nothing in front of it: concurrency claims are tested
+against real concurrency)."""
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta

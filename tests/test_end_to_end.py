@@ -1,4 +1,5 @@
-"""The local stack over real HTTP on 127.0.0.1: concurrency, restart, timers."""
+"""The local stack over real HTTP on 127.0.0.1, on DynamoDB Local with nothing in front of it:
+concurrency, restart, timers, and make run's refusal to run half a stack."""
 
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ import requests
 from chalicelib import settings
 from chalicelib.local import callbacks
 from chalicelib.local import stack as local_stack
+from chalicelib.local.dynamodb import DynamoDBLocal
 from chalicelib.state.models import Coupon, EventRecord, OutboxMessage
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -53,37 +55,108 @@ def test_many_concurrent_first_touches_of_one_member_issue_one_coupon(live):
     assert len(welcomes) == 1
 
 
-def test_state_survives_a_restart_of_the_stack(env, monkeypatch, tmp_path):
+def test_members_and_coupons_survive_a_kill_9_of_dynamodb_local_and_a_restart(env, monkeypatch, tmp_path):
+    """make run's DynamoDB Local keeps its tables in a SQLite file (``-dbPath``): killed outright
+    and started again on the same folder, it has every write it acknowledged. No journal."""
     from chalicelib.state import binding
 
     monkeypatch.setenv("SIYU_TABLE_PREFIX", "siyu-restart-")
-    monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", "")
-    journal = tmp_path / "dynamodb.jsonl"
-    binding._bound = None
-    first = local_stack.start(port=0, dynamodb_port=0, journal=journal)
     now = datetime.now(UTC)
-    try:
-        s = settings.current()
-        response = post(
-            first.url, callbacks.oa_post(s, callbacks.oa_event("oKeep", "subscribe", int(now.timestamp())), now)
-        )
-        assert response.status_code == 200
-        before = requests.get(f"{first.url}/admin/members/oKeep", headers=ADMIN, timeout=10).json()
-    finally:
-        first.stop()
-    # A new process would start with empty moto backends: reset them to prove the journal suffices.
-    from moto.backends import get_backend
-
-    get_backend("dynamodb").reset()
-    binding._bound = None
-    second = local_stack.start(port=0, dynamodb_port=0, journal=journal)
-    try:
-        assert second.replayed > 0
-        after = requests.get(f"{second.url}/admin/members/oKeep", headers=ADMIN, timeout=10).json()
-        assert after == before and len(after["coupons"]) == 1
-    finally:
-        second.stop()
+    with DynamoDBLocal(db_path=tmp_path) as first_dynamodb:
+        monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", first_dynamodb.endpoint)
         binding._bound = None
+        first = local_stack.start(port=0, wechat_port=None)
+        try:
+            s = settings.current()
+            response = post(
+                first.url, callbacks.oa_post(s, callbacks.oa_event("oKeep", "subscribe", int(now.timestamp())), now)
+            )
+            assert response.status_code == 200
+            before = requests.get(f"{first.url}/admin/members/oKeep", headers=ADMIN, timeout=10).json()
+        finally:
+            first.stop()
+        first_dynamodb.kill()  # SIGKILL: nothing is flushed on the way out
+    with DynamoDBLocal(db_path=tmp_path) as second_dynamodb:
+        monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", second_dynamodb.endpoint)  # another port
+        binding._bound = None
+        second = local_stack.start(port=0, wechat_port=None)
+        try:
+            after = requests.get(f"{second.url}/admin/members/oKeep", headers=ADMIN, timeout=10).json()
+            assert after == before and len(after["coupons"]) == 1
+        finally:
+            second.stop()
+            binding._bound = None
+
+
+def test_make_run_says_so_and_exits_1_when_dynamodb_local_dies_under_it(env, monkeypatch, tmp_path, capsys):
+    """``make run`` (stack.main) on ephemeral ports with its state in a temporary folder: its
+    DynamoDB Local is killed mid-run, and the whole stack stops with status 1."""
+    import os
+    import signal
+
+    started: list[DynamoDBLocal] = []
+    serve = local_stack.serve
+
+    class Watched(DynamoDBLocal):
+        def start(self) -> DynamoDBLocal:
+            started.append(super().start())
+            return self
+
+    def killed_once_up(dynamodb, stack, stopping):
+        dynamodb.process.kill()  # the stack is up and serving: DynamoDB Local dies under it
+        return serve(dynamodb, stack, stopping)
+
+    saved_env, saved_handlers = dict(os.environ), {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(local_stack, "STATE_DIR", tmp_path)
+    monkeypatch.setattr(local_stack, "ENV_FILE", tmp_path / "local.env")
+    monkeypatch.setattr(local_stack, "DynamoDBLocal", Watched)
+    monkeypatch.setattr(local_stack, "serve", killed_once_up)
+    for name in ("SIYU_LOCAL_PORT", "SIYU_LOCAL_DYNAMODB_PORT", "SIYU_LOCAL_WECHAT_PORT"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", "")
+    monkeypatch.setenv("SIYU_TABLE_PREFIX", "siyu-makerun-")
+    try:
+        assert local_stack.main() == 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in saved_handlers.items():
+            signal.signal(sig, handler)
+        from chalicelib.state import binding
+
+        binding._bound = None
+    printed = capsys.readouterr()
+    assert "siyu local stack is up" in printed.out
+    assert f"DynamoDB Local ({started[0].endpoint}) has stopped; stopping the stack" in printed.err
+    assert not started[0].alive() and (tmp_path / "shared-local-instance.db").exists()
+
+
+def test_make_run_exits_1_and_names_the_endpoint_when_its_dynamodb_is_unreachable(env, monkeypatch, tmp_path, capsys):
+    import os
+    import signal
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    saved_env, saved_handlers = dict(os.environ), {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(local_stack, "STATE_DIR", tmp_path)
+    monkeypatch.setattr(local_stack, "ENV_FILE", tmp_path / "local.env")
+    monkeypatch.setenv("SIYU_LOCAL_PORT", "0")
+    monkeypatch.setenv("SIYU_LOCAL_WECHAT_PORT", "0")
+    monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", f"http://127.0.0.1:{port}")
+    from chalicelib.state import binding
+
+    binding._bound = None
+    try:
+        assert local_stack.main() == 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in saved_handlers.items():
+            signal.signal(sig, handler)
+        binding._bound = None
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_the_stack_runs_every_schedule_handler(live):

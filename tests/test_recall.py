@@ -481,8 +481,8 @@ def test_frequent_buyers_and_new_members_are_not_invited(aws, clock):
 
 
 def test_three_sweeps_running_at_once_recall_each_member_once(live):
-    """Overlapping timer runs (or a manual ``siyu recall sweep`` during the timer's) over the
-    embedded DynamoDB, which serializes per request as DynamoDB does per item."""
+    """Overlapping timer runs (or a manual ``siyu recall sweep`` during the timer's) over
+    DynamoDB Local, atomic per item as DynamoDB is."""
     from concurrent.futures import ThreadPoolExecutor
 
     from chalicelib.clock import FixedClock

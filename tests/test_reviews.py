@@ -197,7 +197,7 @@ def test_sla_times_out_of_order_are_refused_naming_the_file_and_field():
 
 def test_duplicate_reviews_and_overlapping_timers_at_once_send_each_message_once(live):
     """The same review delivered three times at once over HTTP, then three SLA timers at once, on
-    the embedded DynamoDB (which serializes per request as DynamoDB does per item)."""
+    DynamoDB Local (atomic per item, as DynamoDB is)."""
     from concurrent.futures import ThreadPoolExecutor
     from datetime import UTC, datetime
 

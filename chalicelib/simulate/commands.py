@@ -43,4 +43,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", default="2026-10-19", help="the first day (a Monday keeps weeks whole)")
     p.add_argument("--json", help="also write the summary as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=cmd_simulate)
+    # Its own stack and settings: make run's (.siyu/local.env, its DynamoDB endpoint) are not read.
+    p.set_defaults(run=cmd_simulate, reads_local_env=False)

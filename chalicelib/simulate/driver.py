@@ -1,9 +1,10 @@
 """``siyu simulate``: a synthetic chain lived through siyu's real endpoints on a virtual clock.
 
 The simulation starts its own local stack (the same pieces as ``make run``: the Chalice app over
-HTTP on 127.0.0.1, the fake WeChat, an embedded DynamoDB — moto, in this process rather than
-behind its own port, which halves the cost of each request), with fresh tables, so a run never
-touches ``make run``'s data and the same seed gives the same result. It then lives the days:
+HTTP on 127.0.0.1, the fake WeChat, DynamoDB Local — its own, in memory, or the DynamoDB that
+``SIYU_DYNAMODB_ENDPOINT`` names, whose tables of the run are deleted at its end), with fresh
+tables, so a run never touches ``make run``'s data and the same seed gives the same result. It
+then lives the days:
 
 - every member's planned events go to ``/wechat/oa``, ``/wechat/work`` or ``/hooks/orders`` as
   WeChat, WeCom and the POS send them (signed, safe-mode encrypted), stamped with the virtual
@@ -30,8 +31,9 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -43,6 +45,7 @@ from chalicelib import runtime, settings
 from chalicelib.clock import FixedClock, to_unix
 from chalicelib.delivery import api, queue, rate
 from chalicelib.local import callbacks
+from chalicelib.local.dynamodb import DynamoDBLocal
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.simulate import world
@@ -63,7 +66,7 @@ class Tally:
     unanswered: int = 0  # still 5xx after three tries
     staff: Counter[str] = field(default_factory=Counter)  # ticket actions recorded
     returns: Counter[str] = field(default_factory=Counter)  # recalled / held out members who came back
-    timer_seconds: Counter[str] = field(default_factory=Counter)  # wall time, for tuning
+    timer_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # wall time, for tuning
     wechat_received: Counter[str] = field(default_factory=Counter)  # fake WeChat calls by API path
 
 
@@ -113,12 +116,14 @@ class Simulation:
         saved_env = dict(os.environ)
         workdir = Path(tempfile.mkdtemp(prefix="siyu-simulate-"))
         clock = FixedClock(self.start.astimezone(world.UTC))
+        external = os.environ.get("SIYU_DYNAMODB_ENDPOINT")
+        self.own_dynamodb = not external
+        dynamodb = None if external else DynamoDBLocal().start()
+        endpoint = external or (dynamodb.endpoint if dynamodb else "")
         previous_clock, previous_pace = runtime.use_clock(clock), rate.use_pace(VirtualPace(clock))
         stack = None
-        mocked = _in_process_dynamodb()
-        mocked.start()
         try:
-            self._environment(workdir)
+            self._environment(workdir, endpoint)
             api.clear_memory()  # tokens of an earlier run in this process belong to another fake WeChat
             stack = self._start_stack()
             self.clock, self.stack = clock, stack
@@ -132,7 +137,10 @@ class Simulation:
         finally:
             if stack is not None:
                 stack.stop()
-            mocked.stop()
+            if dynamodb is not None:
+                dynamodb.stop()
+            elif stack is not None:
+                _delete_tables()  # of this run, in the caller's DynamoDB: the next run starts afresh
             runtime.use_clock(previous_clock)
             rate.use_pace(previous_pace)
             os.environ.clear()
@@ -140,9 +148,10 @@ class Simulation:
             settings_reset()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _environment(self, workdir: Path) -> None:
+    def _environment(self, workdir: Path, endpoint: str) -> None:
         from chalicelib.local import stack as local_stack
 
+        run = uuid.uuid4().hex[:6]
         rules_dir = workdir / "rules"
         shutil.copytree(settings.PROJECT_DIR / "rules", rules_dir)
         stores = json.loads((rules_dir / "stores.json").read_text(encoding="utf-8"))
@@ -155,12 +164,13 @@ class Simulation:
                 del os.environ[name]
         os.environ.update(
             {
-                "SIYU_TABLE_PREFIX": f"siyu-sim{self.seed}-",
+                # in another DynamoDB, tables of their own even beside an unfinished run's
+                "SIYU_TABLE_PREFIX": f"siyu-sim{self.seed}-" if self.own_dynamodb else f"siyu-sim{self.seed}-{run}-",
                 "SIYU_RULES_DIR": str(rules_dir),
                 "SIYU_ADMIN_TOKEN": ADMIN_TOKEN,
                 "SIYU_LOG_LEVEL": "WARNING",
                 "SIYU_RULES_CACHE_SECONDS": "86400",  # published once, before the first event
-                "SIYU_DYNAMODB_ENDPOINT": "",
+                "SIYU_DYNAMODB_ENDPOINT": endpoint,
             }
         )
         local_stack.apply_local_defaults()
@@ -172,7 +182,7 @@ class Simulation:
 
         binding._bound = None
         warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
-        stack = local_stack.start(port=0, dynamodb_port=None, wechat_port=0, background=False)
+        stack = local_stack.start(port=0, wechat_port=0, background=False)
         from chalice.local import ChaliceRequestHandler
 
         ChaliceRequestHandler.log_message = lambda *args: None  # no access log (this process only)
@@ -407,15 +417,12 @@ def _recipients(body: dict[str, Any]) -> list[str]:
     return [member for member in found if isinstance(member, str)]
 
 
-def _in_process_dynamodb():
-    """moto in this process: the app (served over HTTP from this process's threads) reaches it
-    without a network hop, and the simulation's one-request-at-a-time driving needs no lock."""
-    from moto import mock_aws
+def _delete_tables() -> None:
+    from chalicelib.state.models import MODELS
 
-    from chalicelib.local import moto_patches
-
-    moto_patches.install()
-    return mock_aws()
+    for model in MODELS:
+        if model.exists():
+            model.delete_table()
 
 
 def settings_reset() -> None:

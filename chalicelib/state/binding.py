@@ -41,8 +41,8 @@ def bind(settings: Settings) -> None:
 
 def create_tables(settings: Settings) -> list[str]:
     """Create missing tables, and the missing indexes of a table made before they were declared
-    (a local stack's journal replays its old tables). Local runs and tests only: real tables
-    belong to infra/."""
+    (``make run``'s DynamoDB Local keeps its old tables in .siyu/). Local runs and tests only:
+    real tables belong to infra/."""
     bind(settings)
     created = []
     for model in MODELS:
