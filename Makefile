@@ -32,14 +32,14 @@ install: $(STAMP) $(DYNAMODB_LOCAL_STAMP)
 
 ## make run: the local stack (DynamoDB Local, the app on :8000, timers, state kept in .siyu/)
 run: install
-	$(BIN)/python -m chalicelib.local.stack
+	$(BIN)/python -m siyu.local.stack
 
 ## make test: lint (ruff, mypy), unit + functional + end-to-end tests, and the deployment template check
 test: lint browser unit template
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check chalicelib tests bench app.py
+	$(BIN)/ruff format --check chalicelib siyu tests bench app.py
 	$(BIN)/mypy
 
 unit: install
@@ -51,6 +51,10 @@ template: $(STAMP)
 	$(BIN)/chalice package --stage dev --merge-template infra/resources.json build/package; \
 	  rc=$$?; rm -rf chalicelib/bundled_rules; test $$rc -eq 0
 	$(BIN)/cfn-lint build/package/sam.json
+	@# the Lambda package holds app.py, chalicelib/ and runtime libraries: no tooling, tests or moto
+	$(BIN)/python -c "import sys, zipfile; names = zipfile.ZipFile('build/package/deployment.zip').namelist(); \
+	  bad = sorted({n.split('/')[0] for n in names} & {'siyu', 'tests', 'bench', 'moto', 'pytest'}); \
+	  sys.exit(f'make: development-only code in the Lambda package: {bad}' if bad else 0)"
 
 ## make console: rebuild the console's page (console/src → chalicelib/console/static, committed)
 console:

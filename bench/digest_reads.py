@@ -97,7 +97,7 @@ def run(events: int) -> dict:
     from chalicelib.metrics import digest
     from chalicelib.rules import loader
     from chalicelib.state import binding
-    from chalicelib.state.metering import Meter
+    from siyu.metering import Meter
     from tests import moto_patches
 
     moto_patches.install()

@@ -42,7 +42,7 @@ BEFORE = (
 def deliveries(settings, now: datetime, events: int, duplicates: float, seed: int) -> tuple[list, dict[str, str]]:
     """(requests in firing order, event id → member): follows, group joins and paid orders of new
     members in equal shares; a share of them delivered again."""
-    from chalicelib.local import callbacks as cb
+    from siyu.local import callbacks as cb
 
     r = random.Random(seed)
     created, unix = int(now.timestamp()), int(now.timestamp())
@@ -80,8 +80,8 @@ def run(events: int, duplicates: float, concurrency: int, seed: int = 7) -> dict
         }
     )
     from chalicelib import settings as settings_module
-    from chalicelib.local import stack as local_stack
-    from chalicelib.local.dynamodb import DynamoDBLocal
+    from siyu.local import stack as local_stack
+    from siyu.local.dynamodb import DynamoDBLocal
 
     local_stack.apply_local_defaults()
     dynamodb = DynamoDBLocal().start()

@@ -64,7 +64,7 @@ def run(size: int) -> dict:
     from chalicelib.recall import sweep
     from chalicelib.rules import loader
     from chalicelib.state import binding
-    from chalicelib.state.metering import Meter
+    from siyu.metering import Meter
     from tests import moto_patches
 
     moto_patches.install()

@@ -33,11 +33,11 @@ def run(messages: int, senders: int, rate: int, latency_s: float) -> tuple[float
     from chalicelib import effects, runtime
     from chalicelib.clock import FixedClock
     from chalicelib.delivery import api, sender
-    from chalicelib.local.dynamodb import DynamoDBLocal
-    from chalicelib.local.fake_wechat import FakeWeChat
     from chalicelib.rules import loader
     from chalicelib.state import binding
     from chalicelib.state.models import Member
+    from siyu.local.dynamodb import DynamoDBLocal
+    from siyu.local.fake_wechat import FakeWeChat
 
     rules_dir = Path(tempfile.mkdtemp())
     shutil.copytree(ROOT / "rules", rules_dir, dirs_exist_ok=True)

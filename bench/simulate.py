@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    from chalicelib.simulate.driver import Simulation
-    from chalicelib.state.metering import Meter
+    from siyu.metering import Meter
+    from siyu.simulate.driver import Simulation
 
     floor = request_floor()
     load_before = os.getloadavg()[0]
@@ -126,7 +126,7 @@ def request_floor(samples: int = 400, warm_up: int = 2000) -> float:
     from pynamodb.attributes import UnicodeAttribute
     from pynamodb.models import Model
 
-    from chalicelib.local.dynamodb import DynamoDBLocal
+    from siyu.local.dynamodb import DynamoDBLocal
 
     with DynamoDBLocal() as dynamodb:
 

@@ -10,8 +10,8 @@ import pytest
 
 from chalicelib import runtime, settings
 from chalicelib.clock import FixedClock
-from chalicelib.local.dynamodb import DynamoDBLocal
 from chalicelib.rules import loader
+from siyu.local.dynamodb import DynamoDBLocal
 
 # The keys of docs/wechat.md §2.2 (V3 for the official account, V5 for WeCom).
 TEST_ENV = {
@@ -62,7 +62,7 @@ def moto_patched(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(autouse=True)
 def no_local_stack_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """The CLI reads .siyu/local.env of a developer's running stack; tests never do."""
-    from chalicelib import cli
+    from siyu import cli
 
     monkeypatch.setattr(cli, "LOCAL_ENV", tmp_path / "absent.env")
 
@@ -90,11 +90,12 @@ def aws(env: settings.Settings, moto_patched: bool) -> Iterator[settings.Setting
 
     from chalicelib.state import binding
 
+    # The models keep their connections from test to test (moto intercepts every botocore client,
+    # whenever it was made): each of PynamoDB's per-model connections costs a botocore client,
+    # ~0.15 s to make, and there is no supported way to share one (pynamodb/PynamoDB issue #1245).
     with mock_aws():
-        binding._bound = None
         binding.create_tables(env)
         yield env
-        binding._bound = None
 
 
 @pytest.fixture
@@ -133,30 +134,45 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
     """One DynamoDB Local, in memory, on an ephemeral 127.0.0.1 port, for every end-to-end test
     of the session (each makes its own tables), started by the first test that needs it. It is
     stopped when the session ends, failed or interrupted; if pytest itself is killed, the Java
-    process sees its standard input close and exits (chalicelib/local/dynamodb.py)."""
+    process sees its standard input close and exits (siyu/local/dynamodb.py)."""
     with DynamoDBLocal() as running:
         yield running
+
+
+LIVE_PREFIX = "siyu-e2e-"
+
+
+def _empty_tables() -> None:
+    """Delete every item of the bound tables (a few dozen after a test): cheaper than new tables,
+    whose every model would need a new PynamoDB connection and botocore client (~0.15 s each)."""
+    from chalicelib.state.models import MODELS
+    from chalicelib.store.db import key_names
+
+    for model in MODELS:
+        names = [name for name in key_names(model) if name]
+        with model.batch_write() as batch:
+            for item in model.scan(attributes_to_get=names):
+                batch.delete(item)
 
 
 @pytest.fixture
 def live(env: settings.Settings, dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch):
     """The local stack (the app over HTTP, timers, outbox worker, fake WeChat) on ephemeral
-    loopback ports, on DynamoDB Local with tables of its own: no lock in front of DynamoDB, so
-    concurrency is real. Uses the system clock: HTTP requests run in server threads."""
-    import uuid
+    loopback ports, on DynamoDB Local with no lock in front of it, so concurrency is real; its
+    tables (one set for the session) start empty. Uses the system clock: HTTP requests run in
+    server threads."""
+    from siyu.local import stack as local_stack
 
-    from chalicelib.local import stack as local_stack
-
-    monkeypatch.setenv("SIYU_TABLE_PREFIX", f"siyu-e2e-{uuid.uuid4().hex[:8]}-")
+    monkeypatch.setenv("SIYU_TABLE_PREFIX", LIVE_PREFIX)
     monkeypatch.setenv("SIYU_DYNAMODB_ENDPOINT", dynamodb_local.endpoint)
     monkeypatch.setenv("SIYU_LOG_LEVEL", "WARNING")
-    from chalicelib.state import binding
-
-    binding._bound = None
     monkeypatch.setenv("SIYU_OUTBOX_QUEUE", "local")
     monkeypatch.setenv("SIYU_WECHAT_API_BASE", "")
     monkeypatch.setenv("SIYU_WECOM_API_BASE", "")
+    from chalicelib.state import binding
+
+    binding.create_tables(settings.current())  # once a session; then only looked at
+    _empty_tables()
     running = local_stack.start(port=0, timer_tick=0.2, wechat_port=0)
     yield running
     running.stop()
-    binding._bound = None

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import requests
 
-from chalicelib.local import callbacks
 from chalicelib.settings import Settings
+from siyu.local import callbacks
 
 REVIEW_ID = "R-console-1"
 REVIEWER = "oReviewerS001"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chalicelib.local import callbacks
-from chalicelib.local.callbacks import Request
+from siyu.local import callbacks
+from siyu.local.callbacks import Request
 
 
 def send(client, request: Request):

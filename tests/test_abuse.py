@@ -30,7 +30,6 @@ from hypothesis import strategies as st
 from chalicelib import web
 from chalicelib.errors import BadRequest
 from chalicelib.events import MAX_EVENT_ID_BYTES, MAX_ID_BYTES, Event, Kind
-from chalicelib.local import callbacks
 from chalicelib.protocol import official_account, orders, work, xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto, sha1_signature
 from chalicelib.protocol.inbound import EARLIEST, LATEST
@@ -44,6 +43,7 @@ from chalicelib.state.models import (
     PointsRecord,
     RuleRecord,
 )
+from siyu.local import callbacks
 from tests.helpers import ADMIN
 
 RULES = Path(__file__).resolve().parent.parent / "rules"

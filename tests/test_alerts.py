@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from pynamodb.expressions.operand import Path as Attr
 
-from chalicelib import cli, runtime
+from chalicelib import runtime
 from chalicelib.events import robot_recipient
 from chalicelib.metrics import alerts
 from chalicelib.rules import loader
 from chalicelib.state.models import Alert, Metric, OutboxMessage
+from siyu import cli
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 FIRST = date(2026, 11, 2)
@@ -155,7 +156,7 @@ def test_later_runs_of_a_day_read_two_items_until_a_reminder_or_a_suppression_en
 ):
     """The checks judge complete days: the day's first run measures, the other hourly runs only
     look for due reminders — unless a suppression window ended since the day was measured."""
-    from chalicelib.state.metering import Meter
+    from siyu.metering import Meter
 
     ends = datetime(FIRST.year, FIRST.month, FIRST.day, 6, 0, tzinfo=UTC) + timedelta(days=1)  # 14:00 Shanghai
     window = {"starts_at": "2026-11-01T00:00:00+08:00", "ends_at": ends.isoformat(), "reason": "大促"}

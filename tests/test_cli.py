@@ -2,8 +2,8 @@
 
 import json
 
-from chalicelib import cli
-from chalicelib.local import callbacks
+from siyu import cli
+from siyu.local import callbacks
 from tests.helpers import send
 
 

@@ -13,14 +13,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from chalicelib import cli, runtime, settings
+from chalicelib import runtime, settings
 from chalicelib.console import auth
 from chalicelib.errors import Forbidden, Unauthorized
-from chalicelib.local import callbacks
 from chalicelib.metrics import digest, kpis
 from chalicelib.metrics.alerts import unit
 from chalicelib.rules import loader, versions
 from chalicelib.state.models import Alert, ConsoleAction, Member, Recall, Ticket
+from siyu import cli
+from siyu.local import callbacks
 from tests.helpers import pos
 from tests.helpers import send as send_callback
 from tests.test_digest import MONDAY, synthetic_week

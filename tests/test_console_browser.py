@@ -57,9 +57,9 @@ def _browser_or_skip() -> None:
 def stack(dynamodb_local) -> Iterator[object]:
     """One local stack for the module (the ``live`` fixture's set-up, kept for every test here),
     its rules published as v1 and a small chain sent through its webhooks."""
-    from chalicelib.local import stack as local_stack
     from chalicelib.rules import loader
     from chalicelib.state import binding
+    from siyu.local import stack as local_stack
 
     _browser_or_skip()
     with pytest.MonkeyPatch.context() as patch:
@@ -196,9 +196,9 @@ def photograph(driver, name: str) -> Path:
 
 def banner_login(stack, who: str) -> str:
     """A login as `make run`'s banner prints it (``ops: …``, ``store manager of S001: …``)."""
-    from chalicelib.local import stack as local_stack
+    from siyu.local import stack as local_stack
 
-    text = local_stack.banner(stack, "-")
+    text = local_stack.banner(stack, "-", None)
     assert f"{stack.url}/console" in text
     return re.search(rf"{re.escape(who)}: (\S+)", text).group(1)
 

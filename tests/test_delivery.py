@@ -10,9 +10,9 @@ import pytest
 from chalicelib import executor, plans, runtime
 from chalicelib.clock import FixedClock
 from chalicelib.delivery import api, sender
-from chalicelib.local.fake_wechat import HANG
 from chalicelib.rules import loader
 from chalicelib.state.models import Member, OutboxMessage, Shared
+from siyu.local.fake_wechat import HANG
 
 TEMPLATE_PATH = "/cgi-bin/message/template/send"
 CUSTOM_PATH = "/cgi-bin/message/custom/send"
@@ -275,7 +275,7 @@ def test_group_join_welcome_goes_out_through_the_outbox(live):
     import time
 
     from chalicelib import settings
-    from chalicelib.local import callbacks
+    from siyu.local import callbacks
     from tests.test_end_to_end import post
 
     previous = runtime.use_clock(FixedClock(DAYTIME))
@@ -358,7 +358,7 @@ def test_a_refused_subscription_template_is_not_sent(outbox):
 
 
 def test_siyu_outbox_lists_messages_and_their_states(outbox, capsys):
-    from chalicelib import cli
+    from siyu import cli
 
     _, clock = outbox
     member("oL")

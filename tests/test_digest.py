@@ -11,9 +11,10 @@ from pathlib import Path
 
 from pynamodb.expressions.operand import Path as Attr
 
-from chalicelib import cli, jobs, runtime
+from chalicelib import jobs, runtime
 from chalicelib.metrics import digest
 from chalicelib.state.models import Alert, Metric, OutboxMessage
+from siyu import cli
 
 MONDAY = date(2026, 11, 16)  # 2026-W47
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import requests
 
 from chalicelib import settings
-from chalicelib.local import callbacks
-from chalicelib.local import stack as local_stack
-from chalicelib.local.dynamodb import DynamoDBLocal
 from chalicelib.state.models import Coupon, EventRecord, OutboxMessage
+from siyu.local import callbacks
+from siyu.local import stack as local_stack
+from siyu.local.dynamodb import DynamoDBLocal
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
@@ -173,7 +173,7 @@ def test_the_stack_runs_every_schedule_handler(live):
 
 
 def test_siyu_send_shows_the_welcome_a_new_follower_reads(live, capsys):
-    from chalicelib import cli
+    from siyu import cli
 
     assert cli.main(["send", "--url", live.url, "follow", "oSend1", "--store", "S001", "--channel", "poster"]) == 0
     out = capsys.readouterr().out

@@ -38,8 +38,6 @@ from urllib3.exceptions import ProtocolError
 
 from chalicelib import executor, jobs, ledger, pipeline, plans, runtime
 from chalicelib.delivery import api, channels, queue, sender
-from chalicelib.local import callbacks
-from chalicelib.local.fake_wechat import FakeWeChat
 from chalicelib.metrics import read
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
@@ -47,6 +45,8 @@ from chalicelib.protocol.inbound import Inbound
 from chalicelib.protocol.official_account import OfficialAccount
 from chalicelib.recall import sweep
 from chalicelib.state.models import MODELS, Coupon, EventRecord, Member, OutboxMessage, Shared
+from siyu.local import callbacks
+from siyu.local.fake_wechat import FakeWeChat
 from tests.conftest import START
 from tests.helpers import send
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 from chalicelib import jobs
 from chalicelib.duties.koc import select
-from chalicelib.local import callbacks
 from chalicelib.state.models import Member, OutboxMessage
+from siyu.local import callbacks
 from tests.helpers import send
 
 GROUP = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"  # S001's group in rules/stores.json

@@ -11,10 +11,10 @@ import pytest
 
 from chalicelib import pipeline, runtime
 from chalicelib.events import Event, Kind
-from chalicelib.local import callbacks
 from chalicelib.metrics import kpis, read
-from chalicelib.state.metering import Meter
 from chalicelib.state.models import OutboxMessage
+from siyu.local import callbacks
+from siyu.metering import Meter
 from tests.helpers import send
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai

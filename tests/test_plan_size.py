@@ -15,9 +15,9 @@ from datetime import timedelta
 import pytest
 
 from chalicelib import executor, plans, settings
-from chalicelib.local import callbacks
 from chalicelib.state.models import Coupon, Member
 from chalicelib.store import db
+from siyu.local import callbacks
 from tests.helpers import pos, send
 
 CODES = 20  # the most coupon codes one order may carry (orders.OrderPaid.coupon_codes)

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from chalicelib import ledger, pipeline, runtime
 from chalicelib.duties import points as points_duty
-from chalicelib.local import callbacks
 from chalicelib.protocol import orders
 from chalicelib.state.models import PointsRecord
 from chalicelib.store import keys
+from siyu.local import callbacks
 from tests.helpers import send
 
 
@@ -265,7 +265,7 @@ def test_concurrent_duplicates_and_redemptions_against_the_live_stack_post_once(
 
 
 def test_siyu_points_audit_exits_1_and_lists_each_difference(client, aws, clock, capsys):
-    from chalicelib import cli
+    from siyu import cli
 
     post(client, aws, clock, paid("oA1", "O-1", 1_000, clock))
     post(client, aws, clock, paid("oA2", "O-2", 2_000, clock))
@@ -278,7 +278,7 @@ def test_siyu_points_audit_exits_1_and_lists_each_difference(client, aws, clock,
 
 
 def test_siyu_points_show_prints_the_statement(client, aws, clock, capsys):
-    from chalicelib import cli
+    from siyu import cli
 
     post(client, aws, clock, paid("oS1", "O-1", 1_000, clock))
     post(client, aws, clock, redeemed("oS1", "X-1", 4, clock))

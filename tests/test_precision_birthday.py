@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib import jobs
 from chalicelib.duties.precision import period_of
-from chalicelib.local import callbacks
 from chalicelib.state.models import Coupon, Member, OutboxMessage
+from siyu.local import callbacks
 from tests.helpers import pos, send
 
 

@@ -16,10 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from chalicelib import cli, jobs, ledger, logs, runtime
+from chalicelib import jobs, ledger, logs, runtime
 from chalicelib.delivery import api, sender
-from chalicelib.local import callbacks
-from chalicelib.local.fake_wechat import FakeWeChat
 from chalicelib.privacy import erase, pseudonyms
 from chalicelib.privacy.registry import REGISTRY, Policy
 from chalicelib.recall import report, sweep
@@ -34,6 +32,9 @@ from chalicelib.state.models import (
     OutboxMessage,
     Recall,
 )
+from siyu import cli
+from siyu.local import callbacks
+from siyu.local.fake_wechat import FakeWeChat
 from tests.helpers import ADMIN, pos, send
 from tests.test_faults import WRITES, Crash, faults  # noqa: F401  (the fixture)
 

@@ -4,8 +4,8 @@ grace period, never for oneself or a member seen before; rewards at 1 and 3 invi
 from datetime import timedelta
 
 from chalicelib import jobs
-from chalicelib.local import callbacks
 from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage
+from siyu.local import callbacks
 from tests.helpers import pos, send
 
 

@@ -11,11 +11,11 @@ import pytest
 
 from chalicelib.clock import SHANGHAI
 from chalicelib.events import robot_recipient
-from chalicelib.local import callbacks
 from chalicelib.metrics import read
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.state.models import Coupon, EventRecord, Member, OutboxMessage
+from siyu.local import callbacks
 from tests.helpers import ADMIN, pos, send
 
 
@@ -176,7 +176,7 @@ def test_a_refused_personal_field_is_named_never_quoted(client, aws, clock, siyu
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_an_over_long_member_id_is_refused_at_the_edge_without_a_dynamodb_call(client, aws, method):
-    from chalicelib.state.metering import Meter
+    from siyu.metering import Meter
 
     with Meter() as meter:
         response = getattr(client.http, method.lower())("/admin/members/" + "o" * 3000, headers=ADMIN)
@@ -186,7 +186,7 @@ def test_an_over_long_member_id_is_refused_at_the_edge_without_a_dynamodb_call(c
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_an_over_long_ticket_id_is_refused_at_the_edge_without_a_dynamodb_call(client, aws, method):
-    from chalicelib.state.metering import Meter
+    from siyu.metering import Meter
 
     headers = {**ADMIN, "Content-Type": "application/json"}
     body = json.dumps({"action": "respond", "by": "店长"}) if method == "POST" else None

@@ -10,10 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib import cli, jobs
+from chalicelib import jobs
 from chalicelib.events import robot_of
 from chalicelib.metrics import read
 from chalicelib.state.models import OutboxMessage, Ticket
+from siyu import cli
 from tests.helpers import pos
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -204,7 +205,7 @@ def test_duplicate_reviews_and_overlapping_timers_at_once_send_each_message_once
     import requests
 
     from chalicelib import settings
-    from chalicelib.local import callbacks
+    from siyu.local import callbacks
 
     s, now = settings.current(), datetime.now(UTC)
     body = {"type": "review", "openid": "oAngry", "review_id": "RPAR", "score": 1, "store_id": "S002"}

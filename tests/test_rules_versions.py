@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli
 from chalicelib.errors import Conflict
 from chalicelib.events import robot_recipient
-from chalicelib.local import callbacks
 from chalicelib.rules import versions
 from chalicelib.state.models import Coupon, Member, OutboxMessage, RuleRecord
+from siyu import cli
+from siyu.local import callbacks
 from tests.helpers import ADMIN, send
 
 RULES = Path(__file__).resolve().parent.parent / "rules"

@@ -8,9 +8,9 @@ from datetime import date
 
 import pytest
 
-from chalicelib import cli
-from chalicelib.simulate import summary
-from chalicelib.simulate.driver import Simulation
+from siyu import cli
+from siyu.simulate import summary
+from siyu.simulate.driver import Simulation
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from chalice import Cron, Rate
 
 from chalicelib.clock import FixedClock
-from chalicelib.local.timers import Job, Timers, cron_matches
+from siyu.local.timers import Job, Timers, cron_matches
 
 
 def test_cron_follows_aws_semantics():

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.clock import SHANGHAI
-from chalicelib.local import callbacks
 from chalicelib.metrics import read
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.state.models import Coupon, EventRecord, Member, OutboxMessage
+from siyu.local import callbacks
 from tests.helpers import ADMIN, send
 
 

@@ -290,7 +290,10 @@ def _cancelled(exc: TransactWriteError, ordered: list[Write]) -> Committed:
 
 
 def token(cause: str, writes: Sequence[Write]) -> str:
-    """A client request token for this cause and exactly this content (36 characters at most)."""
+    """A client request token for this cause and exactly this content (36 characters at most):
+    a transaction retried after a lost answer is told it committed instead of failing its own
+    conditions. Two callers that send the very same transaction (the same cause and content, to
+    the microsecond of its timestamps) are therefore both told so; the work is done once."""
     digest = hashlib.sha256(cause.encode("utf-8", "surrogatepass"))
     for write in writes:
         digest.update(json.dumps([write.kind, _canonical(write.request())], sort_keys=True, default=str).encode())

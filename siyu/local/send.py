@@ -10,10 +10,10 @@ import requests
 
 from chalicelib import settings as settings_module
 from chalicelib.clock import SystemClock, to_unix
-from chalicelib.local import callbacks
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from chalicelib.protocol.scene import build_scene
+from siyu.local import callbacks
 
 
 def build(args: argparse.Namespace) -> callbacks.Request:

@@ -24,7 +24,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from chalicelib.local.serving import LoopbackServer
+from siyu.local.serving import LoopbackServer
 
 SEND_PATHS = (
     "/cgi-bin/message/template/send",

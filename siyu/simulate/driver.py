@@ -44,12 +44,12 @@ import requests
 from chalicelib import runtime, settings
 from chalicelib.clock import FixedClock, to_unix
 from chalicelib.delivery import api, queue, rate
-from chalicelib.local import callbacks
-from chalicelib.local.dynamodb import DynamoDBLocal
 from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
-from chalicelib.simulate import world
-from chalicelib.simulate.world import ZONE, Persona, Planned
+from siyu.local import callbacks
+from siyu.local.dynamodb import DynamoDBLocal
+from siyu.simulate import world
+from siyu.simulate.world import ZONE, Persona, Planned
 
 SLOT = timedelta(minutes=30)  # the timers' resolution: jobs of a shorter rate run once a slot
 CODE = re.compile(r"SY[A-Z2-7]{10}")
@@ -111,7 +111,7 @@ class Simulation:
 
     # -- running -----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        from chalicelib.simulate import summary
+        from siyu.simulate import summary
 
         saved_env = dict(os.environ)
         workdir = Path(tempfile.mkdtemp(prefix="siyu-simulate-"))
@@ -149,7 +149,7 @@ class Simulation:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _environment(self, workdir: Path, endpoint: str) -> None:
-        from chalicelib.local import stack as local_stack
+        from siyu.local import stack as local_stack
 
         run = uuid.uuid4().hex[:6]
         rules_dir = workdir / "rules"
@@ -177,8 +177,8 @@ class Simulation:
         settings_reset()
 
     def _start_stack(self):
-        from chalicelib.local import stack as local_stack
         from chalicelib.state import binding
+        from siyu.local import stack as local_stack
 
         binding._bound = None
         warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
@@ -217,7 +217,7 @@ class Simulation:
         heapq.heappush(self.agenda, (planned.at, self._seq, planned))
 
     def _run_timers(self, at: datetime) -> None:
-        from chalicelib.local.timers import scheduled_event
+        from siyu.local.timers import scheduled_event
 
         elapsed = int((at - self.start).total_seconds())
         for job in self.stack.timers.jobs:

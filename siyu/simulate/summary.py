@@ -23,7 +23,7 @@ from chalicelib.recall import report
 from chalicelib.state.models import Alert, Coupon, EventRecord, OutboxMessage, Ticket
 
 if TYPE_CHECKING:
-    from chalicelib.simulate.driver import Simulation
+    from siyu.simulate.driver import Simulation
 
 
 def collect(sim: Simulation) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from chalicelib.errors import BadRequest
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from chalicelib.simulate import summary
-    from chalicelib.simulate.driver import Simulation
+    from siyu.simulate import summary
+    from siyu.simulate.driver import Simulation
 
     for name, low, high in (("stores", 1, 50), ("members", 1, 100_000), ("days", 1, 366)):
         if not low <= getattr(args, name) <= high:

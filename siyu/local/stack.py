@@ -1,6 +1,6 @@
 """``make run``: the whole of siyu on this machine, on 127.0.0.1 only.
 
-- Amazon's DynamoDB Local (``chalicelib/local/dynamodb.py``) on 127.0.0.1:8001, its tables in a
+- Amazon's DynamoDB Local (``siyu/local/dynamodb.py``) on 127.0.0.1:8001, its tables in a
   SQLite file under ``.siyu/``, so members and coupons survive a restart, even a ``kill -9``;
   with ``SIYU_DYNAMODB_ENDPOINT`` set, that DynamoDB instead and none of ours;
 - the tables, created if missing;
@@ -28,10 +28,10 @@ from pynamodb.exceptions import PynamoDBException
 from chalicelib import logs, settings
 from chalicelib.clock import SystemClock
 from chalicelib.delivery.queue import LocalWorker
-from chalicelib.local.dynamodb import DynamoDBLocal, DynamoDBLocalError
-from chalicelib.local.fake_wechat import FakeWeChat
-from chalicelib.local.timers import Timers, jobs_of
 from chalicelib.state.binding import create_tables
+from siyu.local.dynamodb import DynamoDBLocal, DynamoDBLocalError
+from siyu.local.fake_wechat import FakeWeChat
+from siyu.local.timers import Timers, jobs_of
 
 STATE_DIR = settings.PROJECT_DIR / ".siyu"
 ENV_FILE = STATE_DIR / "local.env"

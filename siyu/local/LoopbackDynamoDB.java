@@ -1,4 +1,4 @@
-// DynamoDB Local on 127.0.0.1 only: the launcher chalicelib/local/dynamodb.py runs
+// DynamoDB Local on 127.0.0.1 only: the launcher siyu/local/dynamodb.py runs
 // (`java -cp DynamoDBLocal.jar LoopbackDynamoDB.java ...`, Java's single-file source mode).
 //
 // DynamoDB Local's own main (ServerRunner) listens on every interface and has no option for

@@ -31,15 +31,15 @@ from pathlib import Path
 
 from chalicelib import admin, runtime, settings
 from chalicelib.errors import Conflict, InvalidRules, SiyuError
-from chalicelib.local import send
 from chalicelib.loyalty import commands as loyalty_commands
 from chalicelib.metrics import commands as metrics_commands
 from chalicelib.privacy import commands as privacy_commands
 from chalicelib.recall import commands as recall_commands
 from chalicelib.reviews import commands as ticket_commands
 from chalicelib.rule_changes import commands as rule_commands
-from chalicelib.simulate import commands as simulate_commands
 from chalicelib.state.binding import create_tables
+from siyu.local import send
+from siyu.simulate import commands as simulate_commands
 
 LOCAL_ENV = settings.PROJECT_DIR / ".siyu" / "local.env"
 
