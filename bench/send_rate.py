@@ -30,7 +30,7 @@ DAYTIME = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 
 def run(messages: int, senders: int, rate: int, latency_s: float) -> tuple[float, int]:
-    from chalicelib import effects, runtime
+    from chalicelib import executor, plans, runtime
     from chalicelib.clock import FixedClock
     from chalicelib.delivery import api, sender
     from chalicelib.rules import loader
@@ -66,23 +66,19 @@ def run(messages: int, senders: int, rate: int, latency_s: float) -> tuple[float
     for i in range(messages):
         Member(f"oR{i}", subscribed="yes", store_id="S001").save()
         key = f"rate-{i}"
-        effects.apply(
-            [
-                effects.QueueMessage(
-                    key,
-                    f"oR{i}",
-                    "template",
-                    "service",
-                    "通知",
-                    "bench",
-                    "",
-                    "v",
-                    payload={"title": "券", "value": "1", "code": "C", "expires": "明天"},
-                    template="welcome_gift",
-                )
-            ],
-            DAYTIME,
+        message = plans.QueueMessage(
+            message_key=key,
+            member_id=f"oR{i}",
+            channel="template",
+            category="service",
+            text="通知",
+            cause="bench",
+            event_id="",
+            rules_version="v",
+            payload={"title": "券", "value": "1", "code": "C", "expires": "明天"},
+            template="welcome_gift",
         )
+        executor.execute([message], key, DAYTIME)
         keys.append(key)
     sender.deliver(runtime.context(), keys[0])  # warm the token
     start = time.perf_counter()
