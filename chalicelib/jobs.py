@@ -1,5 +1,5 @@
 """Timer jobs behind app.py's schedules. Each imports what it runs when it runs: a timer's cold
-start loads its own duty, not the webhook pipeline (bench/RESULTS.md, "Cold start")."""
+start loads its own duty, not the webhook pipeline (bench/RESULTS.md: the cold import table)."""
 
 from __future__ import annotations
 

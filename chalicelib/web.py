@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # What a request needs is imported when the first such request arrives: a cold start loads the
 # framework and this edge, the first webhook the pipeline, the first admin call the admin view
-# (bench/RESULTS.md, "Cold start").
+# (bench/RESULTS.md: the cold import table).
 
 Headers = dict[str, str | list[str]]
 TEXT: Headers = {"Content-Type": "text/plain; charset=utf-8"}

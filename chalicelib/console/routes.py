@@ -1,7 +1,7 @@
 """HTTP handlers of the console (``GET /console`` and ``/console/api/…``), one per route of
 app.py. Each resolves the principal, does its work through the modules beside it, and answers
 JSON; errors map to status codes in ``chalicelib.web.answer``, the one place. Like the webhooks'
-handlers, each imports its work when first called (bench/RESULTS.md, "Cold start").
+handlers, each imports its work when first called (bench/RESULTS.md: the cold import table).
 """
 
 from __future__ import annotations
