@@ -6,10 +6,9 @@ import hmac
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
 from chalicelib import ledger
 from chalicelib.errors import NotFound, Unauthorized
+from chalicelib.identity import merge
 from chalicelib.offers import yuan
 from chalicelib.settings import Settings
 from chalicelib.state.models import Coupon, Member, OutboxMessage
@@ -36,10 +35,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def member_view(member_id: str, now: datetime) -> dict[str, Any]:
-    try:
-        member = Member.get(member_id, consistent_read=True)
-    except DoesNotExist as exc:
-        raise NotFound(f"no member {member_id}") from exc
+    """The person ``member_id`` is (any of their ids), with what every person merged into them had."""
+    found = merge.current(member_id)
+    if found is None:
+        raise NotFound(f"no member {member_id}")
+    member = found
+    member_id = member.member_id
+    persons = [member_id, *sorted(member.absorbed or ())]
     coupons = [
         {
             "code": c.code,
@@ -55,7 +57,8 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
             "redeemed_at": _iso(c.redeemed_at),
             "rules_version": c.rules_version,
         }
-        for c in Coupon.by_member.query(member_id)
+        for person in persons
+        for c in Coupon.by_member.query(person)
     ]
     messages = [
         {
@@ -70,7 +73,8 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
             "delivery": m.delivery,  # WeChat's later receipt (success / failed:…), when it came
             "rules_version": m.rules_version,
         }
-        for m in OutboxMessage.by_member.query(member_id)
+        for person in persons
+        for m in OutboxMessage.by_member.query(person)
     ]
     return {
         "member_id": member.member_id,
@@ -84,6 +88,7 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
         "last_active": _iso(member.last_active),
         "subscribed_at": _iso(member.subscribed_at),
         "unsubscribed_at": _iso(member.unsubscribed_at),
+        "person": _person(member),
         "coupons": coupons,
         "messages": messages,
         "loyalty": {  # issue 7
@@ -94,4 +99,28 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
             "birthday": member.birthday,
             "invite_unlocked": member.invite_unlocked_at is not None,
         },
+    }
+
+
+def _person(member: Member) -> dict[str, Any]:
+    """The person's ids, UnionID and merges: who merged what, when and why (chalicelib/identity)."""
+    merges = []
+    for absorbed in sorted(member.absorbed or ()):
+        record = merge.record_of(absorbed)
+        if record is not None:
+            merges.append(
+                {
+                    "absorbed": absorbed,
+                    "why": record.why,
+                    "who": record.who,
+                    "at": record.at,
+                    "state": record.state,
+                    "welcome_voided": record.voided,
+                    "points_brought": record.points,
+                }
+            )
+    return {
+        "ids": sorted(member.ids or []),
+        "unionid": member.unionid,
+        "merged": merges,
     }

@@ -110,11 +110,25 @@ class Event:
     inviter: str | None = None
     group_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # The platform id the event came with, when the person it belongs to has another id (their
+    # first): ``member_id`` is the person (chalicelib/identity/resolve.py).
+    via: str | None = None
+
+    @property
+    def platform_id(self) -> str | None:
+        """The id this event's member has on its platform (what a message on it is sent to)."""
+        return self.via or self.member_id
 
     def __post_init__(self) -> None:
         if _size(self.event_id) > MAX_EVENT_ID_BYTES:
             raise BadRequest(f"event id longer than {MAX_EVENT_ID_BYTES} bytes")
-        for name, value in (("member id", self.member_id), ("group id", self.group_id), ("inviter", self.inviter)):
+        named = (
+            ("member id", self.member_id),
+            ("group id", self.group_id),
+            ("inviter", self.inviter),
+            ("via", self.via),
+        )
+        for name, value in named:
             if value and not is_platform_id(value):
                 raise BadRequest(f"{name} must be {ID_RULE}")
 

@@ -53,6 +53,10 @@ Failure = Literal["exists", "changed", "guard", "never"]
 # A recorded message is handed to the queue at once; if that hand-off is lost, the release
 # timer finds it on the outbox's due index after this grace.
 PICKUP_GRACE = timedelta(seconds=60)
+# A message held for its person's identity goes when the identity work releases it, or after
+# this at the latest (the release timer), whatever became of the asking.
+IDENTITY_HOLD = timedelta(minutes=10)
+IDENTITY_HOLD_REASON = "waiting for the person's identity"
 ATTEMPTS = 4
 
 
@@ -79,7 +83,7 @@ class Applied:
         """Keys of the messages this plan recorded for the outbox to send."""
         if not self.written:
             return []
-        keys_ = [i.message_key for i in self.plan if isinstance(i, plans.QueueMessage)]
+        keys_ = [i.message_key for i in self.plan if isinstance(i, plans.QueueMessage) and not i.hold_for_identity]
         keys_ += [i.message.message_key for i in self.plan if isinstance(i, plans.RecallDecision) and i.message]
         return keys_
 
@@ -284,15 +288,25 @@ def _touch(i: plans.TouchMember, ctx: Context) -> list[Write]:
         *([Member.groups.add({i.add_group})] if i.add_group else []),
         *([Member.groups.delete({i.remove_group})] if i.remove_group else []),
         *([Member.order_days.add({i.order_day})] if i.order_day else []),
+        *([Member.ids.add({i.platform})] if i.platform else []),
+        *([Member.unionid.set(Member.unionid | i.unionid)] if i.unionid else []),
     ]
+    # a person merged into another meanwhile is no longer theirs to change: decide again
     condition: Condition = (
-        Member.member_id.exists() & Member.erasing.does_not_exist() if i.existed else Member.member_id.does_not_exist()
+        Member.member_id.exists() & Member.erasing.does_not_exist() & Member.merged_into.does_not_exist()
+        if i.existed
+        else Member.member_id.does_not_exist()
     )
     if i.last_active is not None:
         actions += [Member.last_active.set(i.last_active), Member.active_day.set(str(i.active_day))]
         before = i.previous_active
         condition &= Member.last_active.does_not_exist() if before is None else Member.last_active == before
     return [_write("update", Member(i.member_id), i, "changed", actions=actions, condition=condition)]
+
+
+def _link_identity(i: plans.LinkIdentity, ctx: Context) -> list[Write]:
+    link = Shared(i.pk, "-", value=i.person)
+    return [_write("put", link, i, "changed", condition=Shared.pk.does_not_exist())]
 
 
 def _update_loyalty(i: plans.UpdateLoyalty, ctx: Context) -> list[Write]:
@@ -403,11 +417,12 @@ def pending_message(i: plans.QueueMessage, now: datetime) -> OutboxMessage:
         cause=i.cause,
         event_id=i.event_id,
         rules_version=i.rules_version,
-        status="pending",
+        status="deferred" if i.hold_for_identity else "pending",
+        reason=IDENTITY_HOLD_REASON if i.hold_for_identity else None,
         created_at=now,
         expires_at=i.expires_at,
         due="1",
-        not_before=now + PICKUP_GRACE,
+        not_before=now + (IDENTITY_HOLD if i.hold_for_identity else PICKUP_GRACE),
     )
 
 
@@ -501,6 +516,8 @@ def _set_balance(i: plans.SetBalance, ctx: Context) -> list[Write]:
         PointsRecord.spend_fen.set(i.spend_fen),
     ]
     unchanged = PointsRecord.seq.does_not_exist() if i.seq_before == 0 else PointsRecord.seq == i.seq_before
+    # a ledger merged into another person's is closed: a posting there would be lost (decide again)
+    unchanged &= PointsRecord.moved_to.does_not_exist()
     item = PointsRecord(i.member_id, keys.BALANCE)
     return [_write("update", item, i, "changed", actions=actions, condition=unchanged)]
 
@@ -709,6 +726,7 @@ COMPILERS: dict[type[Instruction], Callable[[Any, Context], list[Write]]] = {
     plans.FailEvent: _fail_event,
     plans.ForgetEvent: _forget_event,
     plans.TouchMember: _touch,
+    plans.LinkIdentity: _link_identity,
     plans.UpdateLoyalty: _update_loyalty,
     plans.RecordConsent: _consent,
     plans.MarkMember: _mark_member,

@@ -31,11 +31,18 @@ def redrive_stalled_events() -> int:
 
 
 def send_messages(bodies: list[str]) -> int:
+    """The outbox queue's batch: messages go to the senders, identity work (learning a UnionID,
+    merging two persons: chalicelib/identity/work.py) to its own handler."""
     from chalicelib.delivery import queue, sender
+    from chalicelib.identity import work
 
     ctx = _context()
-    outcomes = sender.handle_batch(ctx, queue.keys_of(bodies))
-    return len(outcomes)
+    keys = queue.keys_of(bodies)
+    tasks = [key for key in keys if work.is_task(key)]
+    outcomes = sender.handle_batch(ctx, [key for key in keys if not work.is_task(key)])
+    for key in tasks:
+        work.handle(ctx, key)
+    return len(outcomes) + len(tasks)
 
 
 def release_due_messages() -> int:

@@ -178,8 +178,12 @@ def check_member(member_id: str) -> Difference | None:
     """Re-derive one member's balance from the entries; ``None`` when they agree."""
     items = list(PointsRecord.query(member_id, consistent_read=True))  # balance first, then entry#…
     head = next((i for i in items if i.sk == keys.BALANCE), None)
+    if head is not None and head.moved_to:
+        return None  # merged into another person's ledger (one ``merge#`` entry there); being cleaned
     balance, seq = (int(head.balance or 0), int(head.seq or 0)) if head else (0, 0)
-    counted = [i for i in items if i.sk.startswith(keys.ENTRY) and int(i.seq or 0) <= seq]
+    # a merged person's entries copied here are history: their balance came as one ``merge#`` entry
+    own = [i for i in items if i.sk.startswith(keys.ENTRY) and not i.merged_from]
+    counted = [i for i in own if int(i.seq or 0) <= seq]
     total = sum(int(i.delta or 0) for i in counted)
     if total == balance and len(counted) == seq and balance >= 0:
         return None

@@ -38,6 +38,7 @@ from chalicelib.duties import REGISTRY, answers
 from chalicelib.errors import BadRule, Erased, Retryable
 from chalicelib.events import Event, Kind, robot_recipient
 from chalicelib.facts import Snapshot
+from chalicelib.identity import resolve
 from chalicelib.logs import log
 from chalicelib.plans import Instruction, Plan
 from chalicelib.privacy import guard
@@ -107,7 +108,7 @@ def _attributed(event: Event, rules: RuleSet) -> Event:
 
 def prefetch(ctx: Context, event: Event, zone: ZoneInfo) -> list[db.Key]:
     """What every event reads in its one request, and what its duties declare they need."""
-    wanted: list[db.Key] = [(EventRecord, event.event_id, None)]
+    wanted: list[db.Key] = [(EventRecord, event.event_id, None), *resolve.prefetch(event)]
     if event.member_id:
         wanted += [(Member, event.member_id, None), guard.tombstone_key(ctx.settings, event.member_id)]
         day = members.local_day(event.occurred_at, zone)
@@ -130,6 +131,16 @@ def _attempt(
     if record is not None and record.status == "done":
         log("event.duplicate", event_id=event.event_id, kind=event.kind.value)
         return _stored(record)
+    version = rules.version if rules is not None else "-"
+    found = resolve.resolve(event, reads, version)
+    for _ in range(resolve.HOPS):
+        if found.final:
+            break
+        event = found.event  # another id of a person: read the person's items too, in one request
+        reads.fetch(prefetch(ctx, event, zone))
+        found = resolve.resolve(event, reads, version)
+    if not found.final:
+        raise Retryable("this id's person keeps changing; retry")
     event = _known_inviter(event, reads)
     before = reads.get(Member, event.member_id) if event.member_id else None
     touch = members.touch(event, before, now, zone)
@@ -142,7 +153,7 @@ def _attempt(
             db.delete(EventRecord(event.event_id))
         raise
     decided = decide(ctx, event, member, reads, rules, answered) if rules is not None else []
-    plan = _whole_plan(ctx, event, before, member, touch, decided, reads, zone, attempt)
+    plan = [*_whole_plan(ctx, event, before, member, touch, decided, reads, zone, attempt), *found.plan]
     balances = {m: ledger.balance_of(m, reads) for m in ledger.members_posted(plan)}
 
     def finish(resolved: Plan) -> Plan:

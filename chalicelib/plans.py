@@ -111,6 +111,19 @@ class TouchMember(Instruction):
     add_group: str | None = None
     remove_group: str | None = None
     order_day: str | None = None
+    platform: str | None = None  # "<source>/<platform id>" the event came with: one of the person's ids
+    unionid: str | None = None  # the UnionID the event carried, set if the person has none
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkIdentity(Instruction):
+    """Record which person a platform id or a UnionID belongs to (``chalicelib/identity``), on
+    the link's absence: two events that claim one id for two persons at once cannot both commit;
+    the loser reads again and finds the person the winner linked."""
+
+    pk: str  # keys.link(platform id) or keys.unionid_link(unionid)
+    person: str
+    at: datetime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,6 +240,9 @@ class QueueMessage(Instruction):
     template: str | None = None  # messaging.json template: the channel, or the fallback of "custom"
     store_id: str | None = None
     expires_at: datetime | None = None
+    # held until the person's identity is settled (their UnionID asked of WeChat): a gift that a
+    # merge voids is never announced (chalicelib/identity/work.py releases it)
+    hold_for_identity: bool = False
 
     @property
     def ref(self) -> Ref:

@@ -2,6 +2,7 @@
 
     siyu member show OPENID   one member as ops see it (same JSON as GET /admin/members/…)
     siyu member erase OPENID  erase their personal data everywhere (same as DELETE /admin/members/…)
+    siyu member merge A B --why TEXT / unlink ID   one person's ids: merge two persons, undo a link
     siyu config               every environment variable, its default and meaning
     siyu outbox               recent messages and their states (--status, --member)
     siyu tables create        create missing tables (local stacks and tests only)
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from chalicelib import admin, runtime, settings
 from chalicelib.errors import Conflict, InvalidRules, SiyuError
+from chalicelib.identity import commands as identity_commands
 from chalicelib.loyalty import commands as loyalty_commands
 from chalicelib.metrics import commands as metrics_commands
 from chalicelib.privacy import commands as privacy_commands
@@ -114,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("openid")
     show.set_defaults(run=_member_show)
     privacy_commands.add_parser(member)
+    identity_commands.add_parser(member)
     sub.add_parser("config", help="list the environment variables").set_defaults(run=_config)
     outbox = sub.add_parser("outbox", help="recent messages and their states")
     outbox.add_argument("--status", choices=OUTBOX_STATES)

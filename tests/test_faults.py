@@ -815,7 +815,8 @@ def test_a_duplicate_delivery_that_loses_the_claim_answers_with_the_winners_repl
     assert winner["response"].status_code == loser.status_code == 200
     assert reply_of(aws, loser) == reply_of(aws, winner["response"]) and "9.9元" in reply_of(aws, loser)
     assert len(list(Coupon.by_member.query("oRace1"))) == 1
-    assert [m.message_key for m in OutboxMessage.by_member.query("oRace1")] == ["welcome#oRace1"]
+    messages = [m.message_key for m in OutboxMessage.by_member.query("oRace1")]
+    assert messages == ["identity#unionid#oRace1", "welcome#oRace1"]  # and the UnionID asked once
     day = read.days("chain", START.date(), START.date())[START.date()]
     assert day["follows"] == 1 and day["coupons_issued"] == 1
 
@@ -883,7 +884,7 @@ def test_a_welcome_finished_by_the_redrive_timer_reaches_the_follower_through_th
     monkeypatch.setattr(db, "commit", real_commit)
     clock.advance(REDRIVE_AFTER)
     assert statuses == [503, 503, 503] and jobs.redrive_stalled_events() == 1  # nobody received the passive reply
-    assert _drain() == ["welcome#oLate"]  # the timer handed it to the outbox
+    assert _drain() == ["welcome#oLate", "identity#unionid#oLate"]  # the timer handed them to the outbox
     jobs.send_messages([_body("welcome#oLate")])
     [sent] = wechat.sent(SEND_PATHS["template"])  # past the follow's 1-minute window: its template
     [coupon] = Coupon.by_member.query("oLate")

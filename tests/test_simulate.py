@@ -21,7 +21,10 @@ def small():
 def test_a_small_simulation_keeps_every_invariant(small):
     failed = {name: check["detail"] for name, check in small["invariants"].items() if not check["ok"]}
     assert failed == {}
-    assert small["members"]["arrived"] == 40 and small["coupons_issued"]["welcome"] == 40
+    identity = small["identity"]
+    assert small["members"]["arrived"] == identity["persons"] == 40
+    assert identity["platform_ids"] > 40 and identity["merges"] > 0  # some used two or three channels
+    assert identity["members"] < identity["platform_ids"]
     assert small["events_sent"]["order"] > 20 and small["http"] == {"200": sum(small["http"].values())}
     assert small["coupons_redeemed"].get("welcome", 0) > 0  # members read their codes and used them
     assert small["messages_by_state"].get("sent", 0) > 0 and sum(small["wechat_calls"].values()) > 0

@@ -222,8 +222,10 @@ def test_new_group_member_gets_one_coupon_and_a_queued_welcome(client, aws, cloc
         assert len(coupons_of(member_id)) == 1
         member = Member.get(member_id)
         assert member.store_id == "S001" and member.groups == {"wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"}
-        [message] = list(OutboxMessage.by_member.query(member_id))
-        assert message.status == "pending" and message.channel == "wecom_customer" and "9.9元" in message.text
+        ask, message = sorted(OutboxMessage.by_member.query(member_id), key=lambda m: m.message_key)
+        assert ask.message_key == f"identity#unionid#{member_id}" and ask.channel == "identity"
+        # the welcome waits for WeChat's answer on who the member is (docs/identity.md)
+        assert message.status == "deferred" and message.channel == "wecom_customer" and "9.9元" in message.text
     # Leaving and joining again: no second gift.
     clock.advance(timedelta(days=1))
     send(client, callbacks.wecom_post(aws, xml.replace(str(unix(clock) - 86400), str(unix(clock))), clock.now()))

@@ -20,6 +20,7 @@ from chalicelib.console.auth import Principal
 from chalicelib.counters import CHAIN
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.events import is_platform_id
+from chalicelib.identity import merge
 from chalicelib.metrics import kpis
 from chalicelib.metrics.alerts import LEVEL_NAMES
 from chalicelib.recall import report
@@ -113,10 +114,9 @@ def ticket(principal: Principal, rules: RuleSet, ticket_id: str) -> Ticket:
 def _visible_member(principal: Principal, member_id: str) -> Member:
     if not is_platform_id(member_id):
         raise BadRequest("member id: 1-128 letters, digits or _ - . @ :")
-    try:
-        member = Member.get(member_id, consistent_read=True)
-    except DoesNotExist:
-        raise NotFound(f"no member {member_id}") from None
+    member = merge.current(member_id)  # the person, from any of their ids (chalicelib/identity)
+    if member is None:
+        raise NotFound(f"no member {member_id}")
     principal.see(member.store_id, "this member")
     return member
 
@@ -129,8 +129,9 @@ def search(principal: Principal, query: str) -> dict[str, Any]:
         raise BadRequest("q: a member id or a coupon code")
     found: list[tuple[str, str]] = []
     if is_platform_id(query):
-        with contextlib.suppress(DoesNotExist):
-            found.append((Member.get(query).member_id, "member_id"))
+        person = merge.current(query)  # any id of a person finds the person
+        if person is not None:
+            found.append((person.member_id, "member_id"))
         with contextlib.suppress(DoesNotExist):
             found.append((Coupon.get(query).member_id, "coupon_code"))
     hits = []
@@ -147,7 +148,7 @@ def search(principal: Principal, query: str) -> dict[str, Any]:
 def member(principal: Principal, rules: RuleSet, member_id: str, now: datetime) -> dict[str, Any]:
     """One member: ``admin.member_view`` (profile, coupons, messages and their delivery), the
     points statement, the recall decisions about them, their review tickets."""
-    _visible_member(principal, member_id)
+    member_id = _visible_member(principal, member_id).member_id
     view = admin.member_view(member_id, now)
     entries = sorted(ledger.entries(member_id), key=lambda e: int(e.seq or 0))
     view["points"] = {
@@ -161,6 +162,7 @@ def member(principal: Principal, rules: RuleSet, member_id: str, now: datetime) 
                 "cause": e.cause,
                 "at": _iso(e.at),
                 "expires_on": e.expires_on,
+                "merged_from": e.merged_from,  # a merged person's entry, history (its balance: one merge# entry)
             }
             for e in entries
         ],

@@ -185,6 +185,20 @@ class WeChatAPI:
             data = _post_json(self.http, f"{base}{path}?access_token={token}", body, self.settings.http_timeout_s)
         return self._checked(data)
 
+    def query(self, path: str, params: dict[str, str], auth: Literal["oa", "wecom"]) -> dict[str, Any]:
+        """GET one read API call (``user/info``, ``externalcontact/get``: docs/unionid.md) with
+        the same token handling as ``call``; returns WeChat's answer (errcode 0) or raises."""
+        tokens = self.tokens[auth]
+        base = self.settings.wechat_api_base if auth == "oa" else self.settings.wecom_api_base
+        token = tokens.get()
+        data = _get_json(self.http, f"{base}{path}", {**params, "access_token": token}, self.settings.http_timeout_s)
+        if int(data.get("errcode") or 0) in TOKEN_ERRORS:
+            token = tokens.refetch(token)  # once; never a loop
+            data = _get_json(
+                self.http, f"{base}{path}", {**params, "access_token": token}, self.settings.http_timeout_s
+            )
+        return self._checked(data)
+
     @staticmethod
     def _checked(data: dict[str, Any]) -> dict[str, Any]:
         errcode = int(data.get("errcode") or 0)

@@ -42,6 +42,29 @@ FIELD_LIMITS = {
     "phrase": 5,
     "letter": 32,
 }
+# Which of a person's ids a channel reaches (the source that gave it: chalicelib/identity): an
+# official-account channel the account's openid, the mini program's its openid, WeCom's the
+# external contact's id.
+SOURCE_OF = {
+    "template": "oa",
+    "subscribe": "oa",
+    "custom": "oa",
+    "miniprogram_subscribe": "orders",
+    "wecom_customer": "wecom",
+}
+
+
+def address(channel: str, member_id: str, ids: set[str] | None) -> str:
+    """The id a message to a person goes to on ``channel``: the person's id from that channel's
+    source (their own first id when it is one), else the person id itself (what a member known
+    by one id only has always been sent to)."""
+    source = SOURCE_OF.get(channel)
+    mine = sorted(i.split("/", 1)[1] for i in ids or () if source and i.startswith(source + "/"))
+    if not mine:
+        return member_id
+    return member_id if member_id in mine else mine[0]
+
+
 TEXT_BYTES = {"custom": 2048, "wecom_customer": 4000, "wecom_group": 4000, "robot_text": 2048, "robot_markdown": 4096}
 IMAGE_BYTES = 2 * 1024 * 1024
 

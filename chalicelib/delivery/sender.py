@@ -40,7 +40,7 @@ from chalicelib.store import db, keys
 from chalicelib.store.db import Write
 
 LEASE = timedelta(minutes=2)
-TERMINAL = frozenset({"sent", "dropped", "failed", "unknown", "replied"})
+TERMINAL = frozenset({"sent", "dropped", "failed", "unknown", "replied", "done"})  # done: identity work
 SENDABLE = ("pending", "deferred", "retrying")
 DROP_CODES = {
     40003: "invalid openid",
@@ -84,6 +84,19 @@ def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
         if not message.sent_channel:  # nothing left for WeChat yet: give the message back
             _hold(message, "retrying", f"sender error: {type(exc).__name__}", now + timedelta(minutes=1), now)
         raise
+
+
+def claim(message: OutboxMessage, now: datetime) -> bool:
+    """Take a due outbox record for this worker (also identity work: chalicelib/identity/work.py)."""
+    return _claim(message, now)
+
+
+def hold(message: OutboxMessage, status: str, reason: str, until: datetime, now: datetime) -> Outcome:
+    return _hold(message, status, reason, until, now)
+
+
+def finish(message: OutboxMessage, status: str, reason: str, now: datetime) -> Outcome:
+    return _finish(message, status, reason, now)
 
 
 def _claim(message: OutboxMessage, now: datetime) -> bool:
@@ -130,7 +143,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
     if template and channel != "custom" and member and template.template_id in (member.refused_templates or set()):
         return _finish(message, "dropped", "the member refused this subscription message", now)
     payload = channels.payload_of(message.payload)
-    to = robot_of(message.member_id) or message.member_id
+    to = robot_of(message.member_id) or channels.address(channel, message.member_id, member.ids if member else None)
     try:
         request = channels.build(
             channel, to, message.text, payload, template, channels.client_msg_id(message.message_key)

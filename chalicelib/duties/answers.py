@@ -44,7 +44,8 @@ def _coupon(code: str, member_id: str, plan: Sequence[Instruction], reads: Snaps
     if any(isinstance(i, plans.RedeemCoupon) and i.code == code for i in plan):
         return {"code": code, "redeemed": True}
     coupon = reads.get(Coupon, code)
-    answer: dict[str, Any] = {"code": code, "redeemed": False, "reason": redemption.refusal(coupon, member_id)}
+    owners = redemption.owners_of(member_id, reads.get(Member, member_id))
+    answer: dict[str, Any] = {"code": code, "redeemed": False, "reason": redemption.refusal(coupon, owners)}
     if answer["reason"] == "used" and coupon is not None and coupon.redeemed_order:
         answer["used_by_order"] = coupon.redeemed_order
     return answer

@@ -32,6 +32,7 @@ class Facts:
     event: Event
     member_id: str
     coupons: tuple[Coupon, ...]  # the reported coupons that exist
+    owners: frozenset[str]  # the person and the persons merged into them: a coupon of any is theirs
 
 
 def codes_of(event: Event) -> list[str]:
@@ -48,14 +49,20 @@ def gather(event: Event, member: Member | None, reads: Snapshot, settings: Setti
     if event.member_id is None or not codes_of(event):
         return None
     found = (reads.get(Coupon, code) for code in codes_of(event))
-    return Facts(event, event.member_id, tuple(c for c in found if c is not None))
+    return Facts(event, event.member_id, tuple(c for c in found if c is not None), owners_of(event.member_id, member))
 
 
-def refusal(coupon: Coupon | None, member_id: str) -> str:
-    """Why a coupon cannot be redeemed by this member now (for logs and the till's answer)."""
+def owners_of(member_id: str, member: Member | None) -> frozenset[str]:
+    """Whose coupons this person may redeem: their own and those of every person merged into them
+    (chalicelib/identity/merge.py), from any of their ids."""
+    return frozenset({member_id, *((member.absorbed or ()) if member is not None else ())})
+
+
+def refusal(coupon: Coupon | None, owners: frozenset[str]) -> str:
+    """Why a coupon cannot be redeemed by this person now (for logs and the till's answer)."""
     if coupon is None:
         return "unknown"
-    if coupon.member_id != member_id:
+    if coupon.member_id not in owners:
         return "not_this_member"
     if coupon.status == "redeemed":
         return "used"
@@ -67,11 +74,11 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     order = event.data.get("order_id")
     plan: list[Instruction] = []
     for coupon in facts.coupons:
-        if coupon.member_id != facts.member_id or coupon.status != "issued":
+        if coupon.member_id not in facts.owners or coupon.status != "issued":
             continue
         redeem = RedeemCoupon(
             code=coupon.code,
-            member_id=facts.member_id,
+            member_id=coupon.member_id,  # its owner: the condition of the redemption
             order_id=str(order) if order else None,
             at=event.occurred_at,
             event_id=event.event_id,

@@ -4,7 +4,8 @@ following; the inviter is rewarded at each rule threshold (1 and 3 friends) (doc
 "Referral").
 
 An invite counts once per invitee ever (``invitee#<member>`` is written only if absent), never
-for a member seen before (a returning or existing member), never for oneself. The invite is
+for a member seen before (a returning or existing member, or — found out during the grace
+period — a person already known from another channel: ``chalicelib/identity``), never for oneself. The invite is
 pending until the loyalty timer confirms it after ``grace_days`` (``due#<day>`` agenda); an
 invitee who unfollowed within the grace period is void. Counting moves the invite and the
 inviter's count in one transaction; rewards are keyed by the count reached, so each threshold
@@ -152,6 +153,7 @@ class Pending:
     subscribed: bool
     inviter_count: int
     inviter_store: str | None
+    existing_person: bool = False  # the invitee turned out to be a person seen before (merged into them)
 
 
 def confirm(p: Pending, rules: RuleSet, now: datetime, secret: str) -> list[Instruction]:
@@ -164,7 +166,8 @@ def confirm(p: Pending, rules: RuleSet, now: datetime, secret: str) -> list[Inst
         return []
     grace_end = p.followed_at + timedelta(days=section.grace_days)
     left = p.unsubscribed_at is not None and p.followed_at <= p.unsubscribed_at <= grace_end
-    if left or not p.subscribed:
+    # a "new friend" is a new person: one who was already a customer on another channel is not
+    if left or not p.subscribed or p.existing_person:
         return [CountInvite(invitee=p.invitee, inviter=p.inviter, count_before=p.inviter_count, void=True)]
     count = CountInvite(invitee=p.invitee, inviter=p.inviter, count_before=p.inviter_count)
     return [count, *rewards(p.inviter, p.inviter_count + 1, rules, now, secret, p.inviter_store)]

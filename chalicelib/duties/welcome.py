@@ -1,5 +1,6 @@
 """Welcome (新人礼 / 入群礼): a new follower or new group member gets a welcome message and a
-no-threshold coupon, once per member ever (docs/domain.md, "Welcome").
+no-threshold coupon, once per person ever (docs/domain.md, "Welcome"): the person of every id
+they use (``chalicelib/identity``), and of every person merged into them.
 
 The coupon's code is derived from ``welcome#<member>`` and read with the event: a re-follow
 finds it taken and gets the re-follow text; a concurrent event that issues it first makes this
@@ -14,6 +15,7 @@ from datetime import datetime
 from chalicelib import codes
 from chalicelib.events import Event, Kind
 from chalicelib.facts import Snapshot
+from chalicelib.identity import resolve
 from chalicelib.offers import offer
 from chalicelib.plans import Instruction, QueueMessage, Reply, new, taken
 from chalicelib.rules.loader import RuleSet
@@ -33,6 +35,7 @@ class Facts:
     member_id: str
     home_store: str | None
     code: str
+    identity_pending: bool = False  # the person's UnionID is being asked of WeChat (chalicelib/identity)
 
 
 def code_of(member_id: str, settings: Settings) -> str:
@@ -47,9 +50,12 @@ def gather(event: Event, member: Member | None, reads: Snapshot, settings: Setti
     if member is None or event.member_id is None:
         return None
     code = code_of(event.member_id, settings)
-    if reads.get(Coupon, code) is not None:
+    # once per person: a person merged into this one may have had theirs (chalicelib/identity)
+    merged = (reads.get(Coupon, code_of(other, settings)) for other in sorted(member.absorbed or ()))
+    if reads.get(Coupon, code) is not None or any(gift is not None for gift in merged):
         reads.existing.add(("coupon", code))
-    return Facts(event, event.member_id, member.store_id or event.store_id, code)
+    pending = not member.unionid and resolve.asks(event)
+    return Facts(event, event.member_id, member.store_id or event.store_id, code, pending)
 
 
 def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
@@ -115,6 +121,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
                 when=new(coupon),
                 store_id=facts.home_store,
                 expires_at=expires_at,
+                hold_for_identity=facts.identity_pending,
             )
         )
     return plan

@@ -219,6 +219,9 @@ def _pending(invitee: str) -> referral.Pending | None:
     if invite is None or member is None:
         return None
     inviter = str(invite.member_id)
+    row = db.get(Member, inviter)
+    if row is not None and row.merged_into:
+        inviter = row.merged_into  # the inviter's person now (chalicelib/identity): rewarded there
     counted = db.get(LoyaltyRecord, keys.inviter(inviter), keys.COUNT)
     return referral.Pending(
         invitee,
@@ -230,6 +233,7 @@ def _pending(invitee: str) -> referral.Pending | None:
         member.subscribed == "yes",
         int(counted.number or 0) if counted is not None else 0,
         _home_store(inviter),
+        existing_person=bool(member.merged_into),  # the newer person is the one merged away
     )
 
 

@@ -43,6 +43,7 @@ from pynamodb.expressions.operand import Path
 from pynamodb.models import Model
 
 from chalicelib.errors import Conflict, NotFound
+from chalicelib.identity import merge
 from chalicelib.logs import log
 from chalicelib.privacy import pseudonyms, records
 from chalicelib.privacy.actions import REWRITE, Erasing, key_of, table_of
@@ -227,7 +228,40 @@ def erase(
     budget_s: float | None = None,
     policies: Sequence[Policy] = REGISTRY,
 ) -> Result:
-    """Erase the member (or finish, or repeat, their erase); NotFound for an id siyu never had."""
+    """Erase the person ``member_id`` is (any of their ids: chalicelib/identity), or finish, or
+    repeat, their erase: every person merged into them first (each its own erase record), then
+    them; once done, each of their ids has a tombstone, so a late event of any is refused.
+    NotFound for an id siyu never had."""
+    started = time.monotonic()
+    person = merge.current(member_id)
+    target = person.member_id if person is not None else member_id
+    for absorbed in sorted(person.absorbed or ()) if person is not None else ():
+        left = None if budget_s is None else max(0.0, budget_s - (time.monotonic() - started))
+        try:
+            done = _erase_one(ctx, absorbed, requested_by, budget_s=left, policies=policies)
+        except NotFound:
+            continue  # erased before
+        if done.status != COMPLETED:
+            return done
+    ids = {i.split("/", 1)[1] for i in (person.ids or ()) if "/" in i} - {target} if person is not None else set()
+    left = None if budget_s is None else max(0.0, budget_s - (time.monotonic() - started))
+    result = _erase_one(ctx, target, requested_by, budget_s=left, policies=policies)
+    if result.status == COMPLETED:
+        for platform_id in sorted(ids):
+            subject = pseudonyms.subject(ctx.settings.privacy_secret, platform_id)
+            db.commit([tombstone(subject, COMPLETED, ctx.clock.now())], f"erased-id#{subject}")
+    return result
+
+
+def _erase_one(
+    ctx: Context,
+    member_id: str,
+    requested_by: str,
+    *,
+    budget_s: float | None = None,
+    policies: Sequence[Policy] = REGISTRY,
+) -> Result:
+    """Erase one member row's person (or finish, or repeat, the erase)."""
     started = time.monotonic()
     deadline = None if budget_s is None else started + budget_s
     run, again = _open(ctx, member_id, requested_by)

@@ -7,6 +7,7 @@ know a table's derived keys (a week's lottery draw, a day's "active" marker, a m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from pynamodb.models import Model
 from chalicelib import counters
 from chalicelib.privacy.actions import Erasing
 from chalicelib.privacy.pseudonyms import mentions
-from chalicelib.state.models import LoyaltyRecord, Metric, PointsRecord, Shared
+from chalicelib.state.models import LoyaltyRecord, Member, Metric, PointsRecord, Shared
 from chalicelib.store import db, keys
 
 Finder = Callable[[Erasing], Iterable[Model]]
@@ -128,3 +129,29 @@ def member_counters(e: Erasing) -> Iterator[Model]:
 def sweep_cursors(e: Erasing) -> Iterator[Model]:
     """Recall-sweep cursors that stopped at the member (their key quotes the member id)."""
     return (item for item in Shared.query(keys.SWEEP) if mentions(item.value, e.erased))
+
+
+def identity_links(e: Erasing) -> Iterator[Model]:
+    """Which person the member's ids and UnionID are (``link#``, ``unionid#``), the record of the
+    merge that absorbed them and the "never merge again" marker of one ops undid: each names an id."""
+    member = db.get(Member, e.member_id)
+    if member is None:
+        return
+    platforms = sorted({i.split("/", 1)[1] for i in member.ids or () if "/" in i} | {e.member_id})
+    wanted = [keys.link(platform) for platform in platforms]
+    if member.unionid:
+        wanted.append(keys.unionid_link(member.unionid))
+    record = db.get(Shared, *keys.merge_record(e.member_id))
+    if record is not None:
+        wanted.append(keys.merge_record(e.member_id))
+        survivor = str(json.loads(record.value or "{}").get("survivor", ""))
+        if survivor:
+            wanted.append(keys.no_merge(survivor, e.member_id))
+    for item in _whole(Shared, wanted):
+        if (
+            isinstance(item, Shared)
+            and item.pk.startswith(keys.UNIONID)
+            and item.value not in (e.member_id, member.merged_into)
+        ):
+            continue  # the UnionID is another person's (this one was unlinked from them)
+        yield item

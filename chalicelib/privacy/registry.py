@@ -30,8 +30,11 @@ Per table (in the order the erase runs):
   a code is derived from its cause, not an id.
 - **metrics: delete the ``active#<day>`` markers.** Day, cohort and total items are aggregates
   and stay exactly as they are; a marker only says "this member was active that day".
-- **shared: delete** the member's caps and pacing counters, and a recall-sweep cursor that
-  stopped at them (the sweep re-reads that day; its decisions are exactly once).
+- **shared: delete** the member's caps and pacing counters, a recall-sweep cursor that
+  stopped at them (the sweep re-reads that day; its decisions are exactly once), and which
+  person their ids and UnionID are (``chalicelib/identity``), with the record of their merge.
+  An erase takes the whole person: each person merged into them is erased first (its own
+  erase record), and every id of theirs gets a tombstone.
 - **events: delete.** The journal of what the member did and said (message text, birthday,
   orders); counters were taken when the events came. One being processed right now stops the
   erase (run it again).
@@ -209,6 +212,13 @@ REGISTRY: tuple[Policy, ...] = (
     Policy(Metric, DELETE, finders.active_markers, "a marker says the member was active that day; day items stay"),
     Policy(Shared, DELETE, finders.member_counters, "the member's caps and pacing counters", step="shared.counters"),
     Policy(Shared, DELETE, finders.sweep_cursors, "a cursor at the member: the sweep re-reads", step="shared.cursors"),
+    Policy(
+        Shared,
+        DELETE,
+        finders.identity_links,
+        "which person the member's ids are, their merge's record: each names an id",
+        step="shared.identity",
+    ),
     Policy(
         EventRecord,
         Delete(),

@@ -52,6 +52,9 @@ class _Body(BaseModel):
     openid: Id
     store_id: Id | None = None
     at: datetime
+    # The member's WeChat UnionID when the mini program or the POS knows it (the mini program's
+    # login, code2session: docs/unionid.md): links this id to the person who has it.
+    unionid: Id | None = None
 
 
 class Item(BaseModel):

@@ -46,6 +46,8 @@ def touch(event: Event, before: Member | None, now: datetime, zone: tzinfo = SHA
         add_group=event.group_id if event.group_id and event.kind is Kind.JOINED_GROUP else None,
         remove_group=event.group_id if event.group_id and event.kind is Kind.LEFT_GROUP else None,
         order_day=local_day(at, zone) if event.kind is Kind.ORDER_PAID else None,
+        platform=f"{event.source}/{event.platform_id}",
+        unionid=str(event.data["unionid"]) if event.data.get("unionid") else None,
     )
 
 
@@ -74,4 +76,7 @@ def after(before: Member | None, touch_: plans.TouchMember) -> Member:
         member.groups = (member.groups or set()) - {touch_.remove_group} or None
     if touch_.order_day:
         member.order_days = (member.order_days or set()) | {touch_.order_day}
+    if touch_.platform:
+        member.ids = (member.ids or set()) | {touch_.platform}
+    member.unionid = member.unionid or touch_.unionid
     return member

@@ -96,6 +96,13 @@ class Member(_Base):
     checkin_streak = NumberAttribute(null=True)  # and the streak it made
     erasing = UnicodeAttribute(null=True)  # "yes" while chalicelib/privacy erases the member
 
+    # --- one person (chalicelib/identity): the member is a person, each platform id maps to one ---
+    ids = UnicodeSetAttribute(null=True)  # "<source>/<platform id>": every id of this person
+    unionid = UnicodeAttribute(null=True)  # WeChat's UnionID, once learned (docs/unionid.md)
+    absorbed = UnicodeSetAttribute(null=True)  # persons merged into this one (their coupons are its)
+    merged_into = UnicodeAttribute(null=True)  # on a merged person: the person it now is
+    merged_at = UTCDateTimeAttribute(null=True)
+
     by_active_day = MembersByActiveDay()
     by_inviter = MembersByInviter()
 
@@ -533,6 +540,10 @@ class PointsRecord(_Base):
     refunded_fen = NumberAttribute(null=True)  # order item
     voided = UnicodeAttribute(null=True)  # order item: "yes" when refunded before it earned
     note = UnicodeAttribute(null=True)
+    # a merge of persons (chalicelib/identity/merge.py): the absorbed person's rows are copied
+    # whole (``merged_from``: history, not summed; their balance came as one ``merge#`` entry)
+    merged_from = UnicodeAttribute(null=True)  # entry / order item: copied from this person
+    moved_to = UnicodeAttribute(null=True)  # balance of an absorbed person: posted to this one
 
     expiring = PointsExpiring()
 

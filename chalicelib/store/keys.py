@@ -128,6 +128,46 @@ def ticket_message(ticket_id: str, step: str) -> str:
     return f"ticket#{ticket_id}#{step}"
 
 
+# --- identity: which person a platform id is (chalicelib/identity), in the shared table ---------
+LINK = "link#"
+UNIONID = "unionid#"
+MERGE = "merge#"
+NO_MERGE = "nomerge#"
+
+
+def link(platform_id: str) -> tuple[str, str]:
+    """The person a platform id (OA / mini-program openid, WeCom external id, POS code) belongs
+    to, when it is not the person's own first id (which needs no link)."""
+    return LINK + platform_id, "-"
+
+
+def unionid_link(unionid: str) -> tuple[str, str]:
+    """The person a WeChat UnionID belongs to: written once, on the id's absence."""
+    return UNIONID + unionid, "-"
+
+
+def merge_record(absorbed: str) -> tuple[str, str]:
+    """The record of a merge, keyed by the person merged away (a person is merged away once)."""
+    return MERGE + absorbed, "-"
+
+
+def no_merge(one: str, other: str) -> tuple[str, str]:
+    """Ops undid the link of these two persons: never merge them again on their own."""
+    first, second = sorted((one, other))
+    return f"{NO_MERGE}{first}#{second}", "-"
+
+
+def identity_task(kind: str, subject: str) -> str:
+    """The outbox key of a piece of identity work (``unionid#<id>``: learn the UnionID of a
+    platform id; ``merge#<a>#<b>``: merge two persons): once per subject."""
+    return f"identity#{kind}#{subject}"
+
+
+def merged_entry(sk: str, absorbed: str) -> str:
+    """Where an absorbed person's ledger row lands when the survivor has the same key already."""
+    return f"{sk}@{absorbed}"
+
+
 # --- points (one partition per member) ---------------------------------------------------------
 BALANCE = "balance"
 ENTRY = "entry#"
@@ -167,6 +207,16 @@ def expiry_reminder(member_id: str, month: str) -> str:
 
 
 ERASE = "erase"  # the entry that forfeits an erased member's balance
+
+
+def merge_points(absorbed: str) -> str:
+    """The entry that brings a merged person's balance to the survivor (chalicelib/identity)."""
+    return f"merge#{absorbed}"
+
+
+def unmerge_points(absorbed: str, at: datetime) -> str:
+    """The entry that gives it back when ops undo the merge."""
+    return f"unmerge#{absorbed}#{int(at.timestamp())}"
 
 
 def referral_points(ordinal: int) -> str:

@@ -68,6 +68,10 @@ class Tally:
     returns: Counter[str] = field(default_factory=Counter)  # recalled / held out members who came back
     timer_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # wall time, for tuning
     wechat_received: Counter[str] = field(default_factory=Counter)  # fake WeChat calls by API path
+    ids: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # person → ids they used
+    # person → ids siyu could learn are theirs (WeChat knows every OA and WeCom id's UnionID; a
+    # mini-program id once an order carried it)
+    linkable: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
 class VirtualPace(rate.Pace):
@@ -99,7 +103,7 @@ class Simulation:
         self.start = datetime.combine(start, datetime.min.time(), ZONE)
         self.chain = world.stores(stores, seed)
         self.people = world.members(members, self.chain, self.start, days, seed)
-        self.by_id = {p.member_id: p for p in self.people}
+        self.by_id = {i: p for p in self.people for i in p.ids}
         self.pockets: dict[str, list[str]] = {p.member_id: [] for p in self.people}
         self.used: set[str] = set()
         self.reached: dict[str, datetime] = {}  # when a message last reached each member
@@ -248,8 +252,8 @@ class Simulation:
         person, now = planned.member, self.clock.now()
         kind = planned.kind
         self.tally.sent[kind] += 1
-        if kind == "arrive":
-            self._arrive(person, now)
+        if kind in ("arrive", "arrive_second"):
+            self._arrive(person, now, second=kind == "arrive_second")
         elif kind == "order":
             self._order(person, now, planned.detail.get("returning", False))
         elif kind == "checkin":
@@ -271,14 +275,19 @@ class Simulation:
         elif kind.startswith("staff:"):
             self._staff(kind.split(":", 1)[1], planned.detail["ticket"], planned.detail["by"])
 
-    def _arrive(self, person: Persona, now: datetime) -> None:
-        if person.channel == "oa":
+    def _arrive(self, person: Persona, now: datetime, second: bool = False) -> None:
+        channel = ("group" if person.channel == "oa" else "oa") if second else person.channel
+        member_id = person.second_id if second and person.second_id else person.member_id
+        self.stack.wechat.unionids[member_id] = person.unionid  # WeChat knows whose id it is
+        self.tally.ids[person.member_id].add(member_id)
+        self.tally.linkable[person.member_id].add(member_id)
+        if channel == "oa":
             scene = f"qrscene_st={person.store.id}&ch=poster"
-            reply = self._oa(callbacks.oa_event(person.member_id, "subscribe", to_unix(now), scene))
+            reply = self._oa(callbacks.oa_event(member_id, "subscribe", to_unix(now), scene))
             self._read_reply(person, reply)
         else:
             s = settings.current()
-            xml = callbacks.wecom_group_join(s.wecom_corp_id, person.store.group, [person.member_id], to_unix(now))
+            xml = callbacks.wecom_group_join(s.wecom_corp_id, person.store.group, [member_id], to_unix(now))
             self._post(callbacks.wecom_post(s, xml, now))
 
     def _order(self, person: Persona, now: datetime, returning: bool) -> None:
@@ -295,7 +304,13 @@ class Simulation:
         if unused and rng.random() < (0.9 if returning else 0.6):
             payload["coupon_codes"] = [unused[-1]]
             self.used.add(unused[-1])
-        self._pos(person, payload)
+        openid = person.mp_id if person.mp_id and rng.random() < 0.7 else person.member_id
+        if openid == person.mp_id:
+            self.tally.ids[person.member_id].add(openid)
+            if person.unionid_from and now.astimezone(ZONE).date() >= person.unionid_from:
+                payload["unionid"] = person.unionid
+                self.tally.linkable[person.member_id].add(openid)
+        self._pos(person, payload, openid)
         detail = {"order_id": order_id, "amount_fen": amount}
         for planned in world.after_order(person, now, self.seed, detail):
             self._schedule(planned)
@@ -325,8 +340,12 @@ class Simulation:
         self.tally.statuses[answer.status_code] += 1
         self.tally.staff[f"{action}:{answer.status_code}"] += 1
 
-    def _pos(self, person: Persona, fields: dict[str, Any]) -> requests.Response:
-        payload = {"openid": person.member_id, "store_id": person.store.id, "at": self.clock.now().isoformat()}
+    def _pos(self, person: Persona, fields: dict[str, Any], openid: str | None = None) -> requests.Response:
+        payload = {
+            "openid": openid or person.member_id,
+            "store_id": person.store.id,
+            "at": self.clock.now().isoformat(),
+        }
         return self._post(callbacks.order_post(settings.current(), {**payload, **fields}, self.clock.now()))
 
     def _oa(self, xml: str) -> requests.Response:
@@ -362,10 +381,11 @@ class Simulation:
         for call in received[self._seen_wechat :]:
             self.tally.wechat_received[call["path"]] += 1
             text = json.dumps(call["body"], ensure_ascii=False)
-            for member_id in _recipients(call["body"]):
-                if member_id in self.pockets:
-                    self.pockets[member_id] += CODE.findall(text)
-                    self.reached[member_id] = self.clock.now()
+            for to in _recipients(call["body"]):
+                person = self.by_id.get(to)
+                if person is not None:
+                    self.pockets[person.member_id] += CODE.findall(text)
+                    self.reached[person.member_id] = self.clock.now()
         self._seen_wechat = len(received)
 
     def _read_recalls(self, at: datetime) -> None:

@@ -2,7 +2,11 @@
 
 Invariants (each ``{"ok": bool, "detail": str}``):
 
-- ``one_welcome_coupon``: every member who arrived holds exactly one welcome coupon;
+- ``one_welcome_coupon``: every person who arrived holds exactly one welcome coupon (voided ones
+  aside), over all the ids they used;
+- ``one_person``: the ids of a person that siyu could learn are theirs (every official-account
+  and WeCom id, whose UnionID WeChat gives; a mini-program id once an order carried it) are one
+  person, and every coupon the person holds is redeemable from each of those ids;
 - ``points_audit``: every points balance equals the sum of its ledger entries;
 - ``caps``: no member received more promotional or service messages in a local day or ISO week
   than messaging.json's caps allow;
@@ -48,7 +52,8 @@ def collect(sim: Simulation) -> dict[str, Any]:
     last_monday = today - timedelta(days=today.weekday() + 7)
     built = digest.build(rules, last_monday, now)
     invariants = {
-        "one_welcome_coupon": _one_welcome(arrived, coupons),
+        "one_welcome_coupon": _one_welcome(sim, arrived, coupons),
+        "one_person": _one_person(sim, arrived, coupons),
         "points_audit": {
             "ok": not differences,
             "detail": f"{checked} balances checked, {len(differences)} differ",
@@ -66,6 +71,7 @@ def collect(sim: Simulation) -> dict[str, Any]:
             "followers": sum(p.channel == "oa" for p in arrived),
             "group_members": sum(p.channel == "group" for p in arrived),
         },
+        "identity": _identity(sim, arrived),
         "events_sent": dict(sorted(sim.tally.sent.items())),
         "http": {str(k): v for k, v in sorted(sim.tally.statuses.items())},
         "retried_deliveries": sim.tally.retried,
@@ -95,10 +101,56 @@ def collect(sim: Simulation) -> dict[str, Any]:
     }
 
 
-def _one_welcome(arrived, coupons) -> dict[str, Any]:
-    welcomes = Counter(c.member_id for c in coupons if c.cause == "welcome")
-    wrong = [p.member_id for p in arrived if welcomes[p.member_id] != 1]
-    return {"ok": not wrong, "detail": f"{len(arrived) - len(wrong)} of {len(arrived)} members hold exactly one"}
+def _one_welcome(sim: Simulation, arrived, coupons) -> dict[str, Any]:
+    welcomes = Counter(c.member_id for c in coupons if c.cause == "welcome" and c.status != "void")
+    wrong = [p.member_id for p in arrived if sum(welcomes[i] for i in sim.tally.ids[p.member_id]) != 1]
+    voided = sum(c.cause == "welcome" and c.status == "void" for c in coupons)
+    return {
+        "ok": not wrong,
+        "detail": f"{len(arrived) - len(wrong)} of {len(arrived)} persons hold exactly one ({voided} voided by merges)",
+    }
+
+
+def _one_person(sim: Simulation, arrived, coupons) -> dict[str, Any]:
+    from chalicelib.duties import redemption
+    from chalicelib.identity import merge
+
+    by_owner: dict[str, list[Any]] = {}
+    for c in coupons:
+        by_owner.setdefault(c.member_id, []).append(c)
+    split, unredeemable, checked = [], 0, 0
+    for person in arrived:
+        ids = sorted(sim.tally.linkable[person.member_id])
+        found = {i: merge.current(i) for i in ids}
+        persons = {m.member_id for m in found.values() if m is not None}
+        if len(persons) > 1:
+            split.append(person.member_id)
+            continue
+        for member in {m.member_id: m for m in found.values() if m is not None}.values():
+            owners = redemption.owners_of(member.member_id, member)
+            held = [c for owner in sorted(owners) for c in by_owner.get(owner, [])]
+            checked += len(held)
+            unredeemable += sum(c.member_id not in owners for c in held)
+    ok = not split and not unredeemable
+    return {
+        "ok": ok,
+        "detail": f"{len(arrived) - len(split)} of {len(arrived)} persons are one member; "
+        f"{checked - unredeemable} of {checked} coupons redeemable from every id",
+    }
+
+
+def _identity(sim: Simulation, arrived) -> dict[str, int]:
+    from chalicelib.state.models import Member, Shared
+    from chalicelib.store import keys
+
+    rows = list(Member.scan(attributes_to_get=["member_id", "merged_into"]))
+    merges = [r for r in Shared.scan() if r.pk.startswith(keys.MERGE)]
+    return {
+        "persons": len(arrived),
+        "platform_ids": sum(len(sim.tally.ids[p.member_id]) for p in arrived),
+        "members": sum(not r.merged_into for r in rows),
+        "merges": len(merges),
+    }
 
 
 def _caps(messages, rules, zone) -> dict[str, Any]:
@@ -143,6 +195,11 @@ def render(result: dict[str, Any]) -> str:
     lines.append(
         f"seed {result['seed']} · {result['stores']} stores · {result['days']} days · "
         f"{m['arrived']} members ({m['followers']} followers, {m['group_members']} group members)"
+    )
+    i = result["identity"]
+    lines.append(
+        f"identity:       {i['persons']:,} persons used {i['platform_ids']:,} ids; siyu holds {i['members']:,} members "
+        f"after {i['merges']:,} merges"
     )
     lines.append("events sent:    " + _pairs(result["events_sent"]))
     lines.append("HTTP answers:   " + _pairs(result["http"]) + f" (retried deliveries {result['retried_deliveries']})")

@@ -1,12 +1,16 @@
 """A synthetic chain and its members' habits (pure: the same seed gives the same world).
 
 Members are official-account followers (``oSim…``) or store-group members added through WeCom
-(``wmSim…``); siyu does not link the two identities (no unionid), so each is one member. Each
-has a home store, an arrival moment, a habit (regular, occasional, once) that sets how often they
-order, and maybe a day they lapse (stop coming). A lapsed member may come back by themselves, and
-more often when a recall message reached them: that difference is the lift the recall report
-should find against its holdout. Every random draw comes from a generator seeded by
-``(seed, member, purpose)``, so one member's life does not depend on the others'.
+(``wmSim…``). One in four also arrives later on the other channel (a second id), and two in
+five order through the mini program under a third id (``oMpSim…``) whose order webhook carries
+the person's UnionID only from some day on (the member logged in later); the fake WeChat knows
+the UnionID of every official-account and WeCom id, so siyu can learn that these ids are one
+person (docs/identity.md). Each has a home store, an arrival moment, a habit (regular,
+occasional, once) that sets how often they order, and maybe a day they lapse (stop coming). A
+lapsed member may come back by themselves, and more often when a recall message reached them:
+that difference is the lift the recall report should find against its holdout. Every random
+draw comes from a generator seeded by ``(seed, member, purpose)``, so one member's life does not
+depend on the others'.
 """
 
 from __future__ import annotations
@@ -51,6 +55,15 @@ class Persona:
     lapses_on: date | None  # stops coming from this local day
     unfollows_on: date | None
     returns_on: date | None = None  # comes back (by themselves or after a recall)
+    unionid: str = ""  # the person's UnionID, the same for every id of theirs
+    second_id: str | None = None  # an id on the other channel (group for a follower, and back)
+    second_on: date | None = None  # the day they arrive there
+    mp_id: str | None = None  # the mini program's openid: their orders come from it
+    unionid_from: date | None = None  # the mini program's order webhook sends the UnionID from this day
+
+    @property
+    def ids(self) -> list[str]:
+        return [i for i in (self.member_id, self.second_id, self.mp_id) if i]
 
     def active_on(self, day: date) -> bool:
         if self.arrives.astimezone(ZONE).date() > day:
@@ -106,7 +119,23 @@ def members(count: int, chain: list[Store], start: datetime, days: int, seed: in
                 unfollows_on=first_day + timedelta(days=r.randint(2, 20)) if unfollows else None,
             )
         )
+        _identities(people[-1], i, seed, start, days)
     return people
+
+
+def _identities(person: Persona, i: int, seed: int, start: datetime, days: int) -> None:
+    """The person's other ids (their own random stream: the rest of their life is unchanged)."""
+    r = rng(seed, "identity", i)
+    person.unionid = f"uSim{seed}x{i:05d}"
+    first_day = person.arrives.astimezone(ZONE).date()
+    last_day = start.astimezone(ZONE).date() + timedelta(days=days - 1)
+    if r.random() < 0.25:
+        other = "group" if person.channel == "oa" else "oa"
+        person.second_id = f"{'oSim' if other == 'oa' else 'wmSim'}{seed}x{i:05d}b"
+        person.second_on = min(first_day + timedelta(days=r.randint(1, 10)), last_day)
+    if r.random() < 0.4:
+        person.mp_id = f"oMpSim{seed}x{i:05d}"
+        person.unionid_from = min(first_day + timedelta(days=r.choice([0, 0, 2, 7])), last_day)
 
 
 def _daytime(at: datetime, r: random.Random) -> datetime:
@@ -122,7 +151,7 @@ def _daytime(at: datetime, r: random.Random) -> datetime:
 class Planned:
     at: datetime
     member: Persona
-    kind: str  # arrive | order | review | nps | checkin | text | refund | birthday | unfollow
+    kind: str  # arrive | arrive_second | order | review | nps | checkin | text | refund | birthday | unfollow
     detail: dict = field(default_factory=dict)
 
 
@@ -136,6 +165,10 @@ def day_plan(person: Persona, day: date, seed: int) -> list[Planned]:
             plan.append(Planned(person.arrives + timedelta(minutes=20), person, "birthday"))
     if person.unfollows_on == day:
         plan.append(Planned(_at(day, r), person, "unfollow"))
+    if person.second_on == day:
+        plan.append(
+            Planned(max(_at(day, rng(seed, person.member_id, "second")), person.arrives), person, "arrive_second")
+        )
     if not person.active_on(day):
         return plan
     base = person.arrives + timedelta(minutes=5) if person.arrives.astimezone(ZONE).date() == day else None
