@@ -201,7 +201,7 @@ def test_a_merge_that_stopped_after_linking_is_finished_by_running_it_again(clie
 
 def test_unlink_undoes_a_merge_and_the_pair_is_not_merged_again(client, aws, clock, wechat):
     two_persons_with_points(client, aws, clock)
-    newer = ledger.balance_of("oFay")
+    newer, older_points = ledger.balance_of("oFay"), ledger.balance_of("oMpFay").points
     merge.merge("oFay", "oMpFay", why="test", who="ops", now=clock.now(), settings=aws)
     undone = merge.unlink("oFay", who="ops", now=clock.now(), settings=aws)
     assert undone["kind"] == "merge" and undone["points_returned"] == newer.points
@@ -210,6 +210,9 @@ def test_unlink_undoes_a_merge_and_the_pair_is_not_merged_again(client, aws, clo
     assert merge.merge("oFay", "oMpFay", why="unionid", who="wechat", now=clock.now(), settings=aws).outcome == (
         "refused"
     )
+    again = merge.merge("oFay", "oMpFay", why="checked", who="ops", now=clock.now(), settings=aws, by_hand=True)
+    assert again.outcome == "merged" and merge.record_of("oFay").why == "checked"  # ops may, by hand
+    assert ledger.balance_of("oMpFay").points == older_points + newer.points and ledger.audit()[1] == []
     with pytest.raises(Conflict, match="never linked"):
         merge.unlink("oNobody", who="ops", now=clock.now(), settings=aws)
 
@@ -377,3 +380,40 @@ def test_a_merge_killed_at_any_of_its_writes_is_finished_by_the_next_run(client,
     merges = killed + 1  # and the last one, which no kill reached
     assert int(read.totals("chain").get("persons_merged", 0)) == merges  # each merge counted once
     assert int(read.totals("chain").get("members", 0)) == merges  # two persons each, one left
+
+
+def test_unlinking_an_id_linked_on_its_first_event_makes_it_its_own_person_for_good(client, aws, clock, wechat):
+    paid(client, aws, clock, "oMpLeo", "O-L1", 2000, unionid="uLeo")
+    clock.advance(timedelta(minutes=5))
+    paid(client, aws, clock, "posLeo", "O-L2", 2000, unionid="uLeo")  # a shared POS code, wrongly sent with it
+    assert merge.current("posLeo").member_id == "oMpLeo"
+    undone = merge.unlink("posLeo", who="ops", now=clock.now(), settings=aws)
+    assert undone == {"unlinked": "posLeo", "from": "oMpLeo", "kind": "id"}
+    assert "orders/posLeo" not in Member.get("oMpLeo").ids
+    clock.advance(timedelta(minutes=5))
+    paid(client, aws, clock, "posLeo", "O-L3", 2000, unionid="uLeo")  # the till sends it again
+    assert Member.get("posLeo").merged_into is None and merge.current("posLeo").member_id == "posLeo"
+    task = keys.identity_task("merge", "oMpLeo#posLeo")
+    assert work.handle(runtime.context(), task) == "done"  # the UnionID asks for a merge …
+    assert OutboxMessage.get(task).reason.startswith("refused")  # … which ops' unlink refuses
+    assert merge.current("posLeo").member_id == "posLeo"
+    with pytest.raises(Conflict, match="never linked"):
+        merge.unlink("posLeo", who="ops", now=clock.now(), settings=aws)
+
+
+def test_the_cli_merges_by_hand_and_refuses_an_unlink_of_an_id_never_linked(client, aws, clock, wechat, capsys):
+    import json as json_
+
+    from siyu import cli
+
+    paid(client, aws, clock, "oMpMia", "O-M1", 2000)
+    clock.advance(timedelta(minutes=1))
+    paid(client, aws, clock, "posMia", "O-M2", 2000)
+    assert cli.main(["member", "merge", "posMia", "oMpMia", "--why", "same phone at the till"]) == 0
+    printed = json_.loads(capsys.readouterr().out)
+    assert (printed["survivor"], printed["absorbed"], printed["outcome"]) == ("oMpMia", "posMia", "merged")
+    assert cli.main(["member", "show", "posMia"]) == 0
+    [merged] = json_.loads(capsys.readouterr().out)["person"]["merged"]
+    assert (merged["why"], merged["who"]) == ("same phone at the till", "cli")
+    assert cli.main(["member", "unlink", "oNever"]) == 3
+    assert "never linked" in capsys.readouterr().err

@@ -18,7 +18,10 @@ from chalicelib.identity import merge
 
 def cmd_merge(args: argparse.Namespace) -> int:
     ctx = runtime.context()
-    done = merge.merge(args.first, args.second, why=args.why, who="cli", now=ctx.clock.now(), settings=ctx.settings)
+    now = ctx.clock.now()
+    done = merge.merge(
+        args.first, args.second, why=args.why, who="cli", now=now, settings=ctx.settings, rules=ctx.rules()
+    )
     print(json.dumps(asdict(done), ensure_ascii=False, indent=2))
     if done.outcome == "refused":
         raise Conflict(done.reason)

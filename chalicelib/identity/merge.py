@@ -20,7 +20,7 @@ running it again (``siyu member merge`` or the identity task that asked for it):
    into the survivor's partition, each put on its absence (``merged_from`` names where it came
    from; a key the survivor has already gets ``@<absorbed>``): the person's statement, refunds
    of the absorbed person's orders and the tiers' order history read them there. Then one
-   transaction posts the absorbed balance to the survivor as one ``merge#<absorbed>`` entry (an
+   transaction posts the absorbed balance to the survivor as one ``merge#<absorbed>#<n>`` entry (an
    ordinary ledger posting: its own exactly-once key, the balance's sequence lock) and marks the
    absorbed balance ``moved_to``. The audit sums a partition's own entries, not the copies
    (``chalicelib/ledger.py``), so it balances at every step. The absorbed rows are deleted last.
@@ -79,6 +79,7 @@ class Record:
     spend_fen: int = 0
     seq: int = 0
     undone_at: str | None = None
+    number: int = 1  # the how-many-th merge of this person (a pair merged again after an undo)
 
     def item(self) -> Shared:
         pk, sk = keys.merge_record(self.absorbed)
@@ -113,8 +114,18 @@ def order(one: Member, other: Member) -> tuple[Member, Member]:
 
 
 def merge(
-    one: str, other: str, *, why: str, who: str, now: datetime, settings: Settings, rules: RuleSet | None = None
+    one: str,
+    other: str,
+    *,
+    why: str,
+    who: str,
+    now: datetime,
+    settings: Settings,
+    rules: RuleSet | None = None,
+    by_hand: bool = False,
 ) -> Merged:
+    """Merge the persons of two ids. ``by_hand``: ops ask (``siyu member merge``), which also
+    merges a pair ops once unlinked."""
     for _ in range(ATTEMPTS):
         a, b = current(one), current(other)
         if a is None or b is None:
@@ -125,10 +136,12 @@ def merge(
                 return _finish(pending, now)
             return Merged(a.member_id, b.member_id, "already")
         survivor, absorbed = order(a, b)
-        refusal = _refusal(survivor, absorbed)
+        refusal = _refusal(survivor, absorbed, by_hand)
         if refusal:
             log("identity.merge_refused", reason=refusal)
             return Merged(survivor.member_id, absorbed.member_id, "refused", refusal)
+        earlier = db.get(Shared, *keys.merge_record(absorbed.member_id))
+        before = Record.of(earlier)
         record = Record(
             survivor=survivor.member_id,
             absorbed=absorbed.member_id,
@@ -136,8 +149,9 @@ def merge(
             who=who,
             at=now.isoformat(),
             ids=sorted(_ids_of(absorbed)),
+            number=before.number + 1 if before is not None else 1,
         )
-        writes, record = _link_writes(survivor, absorbed, record, now, settings, rules)
+        writes, record = _link_writes(survivor, absorbed, record, earlier, now, settings, rules)
         committed = db.commit(writes, f"merge#{absorbed.member_id}")
         if committed.outcome is Outcome.NEW:
             log("identity.merged", step="linked", ids=len(record.ids), voided=len(record.voided))
@@ -148,12 +162,12 @@ def merge(
     raise Retryable("these persons keep changing; run the merge again")
 
 
-def _refusal(survivor: Member, absorbed: Member) -> str:
+def _refusal(survivor: Member, absorbed: Member, by_hand: bool) -> str:
     if survivor.erasing or absorbed.erasing:
         return "a person is being erased"
     if survivor.unionid and absorbed.unionid and survivor.unionid != absorbed.unionid:
         return "the persons have different UnionIDs"
-    if db.get(Shared, *keys.no_merge(survivor.member_id, absorbed.member_id)) is not None:
+    if not by_hand and db.get(Shared, *keys.no_merge(survivor.member_id, absorbed.member_id)) is not None:
         return "ops unlinked these persons; they are merged only by hand"
     return ""
 
@@ -252,7 +266,13 @@ def _as_read(member: Member) -> Any:
 
 
 def _link_writes(
-    survivor: Member, absorbed: Member, record: Record, now: datetime, settings: Settings, rules: RuleSet | None
+    survivor: Member,
+    absorbed: Member,
+    record: Record,
+    earlier: Shared | None,
+    now: datetime,
+    settings: Settings,
+    rules: RuleSet | None,
 ) -> tuple[list[Write], Record]:
     voided = _welcome_to_void(survivor, absorbed, settings)
     record.voided = [coupon.code for coupon in voided]
@@ -266,8 +286,12 @@ def _link_writes(
         Member.updated_at.set(now),
         Member.active_day.remove(),  # out of the recall sweep's index: the survivor is swept
     ]
+    # on its absence — or in place of the record of a merge of this person that ops undid
+    fresh = Shared.pk.does_not_exist() if earlier is None else Shared.value == earlier.value
+    if earlier is not None and (Record.of(earlier) or record).state != "undone":
+        fresh = Shared.pk.does_not_exist()  # an unfinished one: this commit fails, the merge reads again
     writes = [
-        Write("put", record.item(), condition=Shared.pk.does_not_exist()),
+        Write("put", record.item(), condition=fresh),
         Write("update", Member(absorbed.member_id), tuple(gone), _as_read(absorbed)),
         Write(
             "update", Member(survivor.member_id), tuple(_combined(survivor, absorbed, now, rules)), _as_read(survivor)
@@ -322,7 +346,7 @@ def _welcome_code(member_id: str, settings: Settings) -> str:
 
 
 def _finish(record: Record, now: datetime) -> Merged:
-    moved = _move_ledger(record.survivor, record.absorbed, now)
+    moved = _move_ledger(record, now)
     record.state = "done"
     db.save(record.item())
     log("identity.merged", step="done", rows=moved)
@@ -333,7 +357,8 @@ def _rows(member_id: str) -> list[PointsRecord]:
     return list(PointsRecord.query(member_id, consistent_read=True))
 
 
-def _move_ledger(survivor: str, absorbed: str, now: datetime) -> int:
+def _move_ledger(record: Record, now: datetime) -> int:
+    survivor, absorbed = record.survivor, record.absorbed
     for _ in range(ATTEMPTS):
         theirs = _rows(absorbed)
         head = next((r for r in theirs if r.sk == keys.BALANCE), None)
@@ -341,7 +366,7 @@ def _move_ledger(survivor: str, absorbed: str, now: datetime) -> int:
             return _clean(absorbed, theirs)
         mine = {r.sk: r for r in _rows(survivor)}
         copied = sum(_copy(row, survivor, absorbed, mine) for row in theirs if row.sk != keys.BALANCE)
-        if _settle(survivor, absorbed, head, now) is Outcome.NEW:
+        if _settle(record, head, now) is Outcome.NEW:
             _clean(absorbed, _rows(absorbed))
             return copied
     raise Retryable("the ledger keeps changing; run the merge again")
@@ -365,11 +390,12 @@ def _copy(row: PointsRecord, survivor: str, absorbed: str, mine: dict[str, Point
     raise Conflict(f"the ledger row {row.sk} has no free key in the survivor's ledger")
 
 
-def _settle(survivor: str, absorbed: str, head: PointsRecord, now: datetime) -> Outcome:
+def _settle(record: Record, head: PointsRecord, now: datetime) -> Outcome:
     """The absorbed balance posted to the survivor (one entry) and the absorbed one closed, together."""
+    survivor, absorbed = record.survivor, record.absorbed
     posting = plans.PostPoints(
         member_id=survivor,
-        key=keys.merge_points(absorbed),
+        key=keys.merge_points(absorbed, record.number),
         delta=int(head.balance or 0),
         mode="credit",
         cause="merge",
@@ -435,7 +461,7 @@ def _undo(absorbed: Member, who: str, now: datetime, settings: Settings) -> dict
         raise Conflict("this person had absorbed others before: unlink those first")
     survivor = record.survivor
     copies = [r for r in _rows(survivor) if r.merged_from == absorbed.member_id]
-    brought = ledger.entry(survivor, keys.merge_points(absorbed.member_id))
+    brought = ledger.entry(survivor, keys.merge_points(absorbed.member_id, record.number))
     giving_back = int(brought.delta or 0) if brought is not None else 0
     balance = ledger.balance_of(survivor)
     if balance.points < giving_back:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from chalicelib import plans
 from chalicelib.events import Event, Kind
 from chalicelib.facts import Snapshot
+from chalicelib.logs import log
 from chalicelib.plans import Instruction
 from chalicelib.state.models import Member, Shared
 from chalicelib.store import db, keys
@@ -97,6 +98,10 @@ def _lessons(
 ) -> list[Instruction]:
     assert event.member_id is not None
     platform, unionid = event.platform_id, unionid_of(event)
+    if unionid and person is not None and person.unionid and person.unionid != unionid:
+        # a person has one UnionID: another one for them is the sender's mistake, not a lesson
+        log("identity.unionid_mismatch", field="unionid", kind=event.kind.value)
+        unionid, owner = None, None
     plan: list[Instruction] = []
     if platform and platform != event.member_id and link is None:
         plan.append(plans.LinkIdentity(pk=keys.link(platform)[0], person=event.member_id, at=event.occurred_at))

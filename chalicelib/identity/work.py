@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from chalicelib import executor
 from chalicelib.delivery import channels, queue, sender
 from chalicelib.delivery.api import WeChatAPI
+from chalicelib.delivery.rate import RateLimiter
 from chalicelib.errors import ApiError, DeliveryError, NotFound, Retryable
 from chalicelib.events import is_platform_id
 from chalicelib.identity import merge
@@ -31,7 +32,7 @@ from chalicelib.store import db, keys
 from chalicelib.store.db import Outcome, Write
 
 PREFIX = keys.identity_task("", "").split("#")[0] + "#"
-RETRY = timedelta(minutes=5)
+RETRY = timedelta(minutes=5)  # after a failed ask (or no free rate slot)
 MAX_ATTEMPTS = 6
 # Answers that say "no such user here" (docs/unionid.md): final, nothing to learn.
 GONE = frozenset({40003, 46004, 84061, 40096})
@@ -86,7 +87,15 @@ def _do(ctx: Context, task: OutboxMessage, api: WeChatAPI, now: datetime) -> str
     if task.cause == "merge":
         one, other = str(payload.get("persons", "")).split(" ", 1)
         try:
-            done = merge.merge(one, other, why=str(payload.get("why", "")), who="siyu", now=now, settings=ctx.settings)
+            done = merge.merge(
+                one,
+                other,
+                why=str(payload.get("why", "")),
+                who="siyu",
+                now=now,
+                settings=ctx.settings,
+                rules=ctx.rules(),
+            )
         except NotFound:
             return "a person is gone (erased)"
         return f"{done.outcome}: {done.reason}" if done.reason else done.outcome
@@ -94,6 +103,9 @@ def _do(ctx: Context, task: OutboxMessage, api: WeChatAPI, now: datetime) -> str
     if source not in ASK or not is_platform_id(platform):
         return "nothing to ask"
     path, name, auth = ASK[source]
+    # as paced as the sends (messaging.json's send rate), in a limiter of its own: another API
+    if not RateLimiter(ctx.rules().messaging.send_rate_per_second, name="identity-rate").acquire():
+        raise Retryable("identity asks: no free slot this second")
     try:
         answer = api.query(path, {name: platform, **({"lang": "zh_CN"} if source == "oa" else {})}, auth)  # type: ignore[arg-type]
     except ApiError as exc:
@@ -118,7 +130,13 @@ def learn(ctx: Context, platform_id: str, unionid: str, now: datetime) -> str:
         owner = db.get(Shared, *keys.unionid_link(unionid))
         if owner is not None and owner.value and owner.value != person.member_id:
             done = merge.merge(
-                person.member_id, owner.value, why="unionid", who="wechat", now=now, settings=ctx.settings
+                person.member_id,
+                owner.value,
+                why="unionid",
+                who="wechat",
+                now=now,
+                settings=ctx.settings,
+                rules=ctx.rules(),
             )
             return f"{done.outcome}: {done.reason}" if done.reason else done.outcome
         if owner is not None:

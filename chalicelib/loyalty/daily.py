@@ -251,7 +251,7 @@ def _tier_agenda(work: Day, rules: RuleSet, now: datetime, today: date, kind: st
     reviewed = 0
     for day, items in agenda(today, kind):
         for item in items:
-            member = db.get(Member, str(item.member_id))
+            member = _person(db.get(Member, str(item.member_id)))
             if member is None:
                 continue
             standing = tiers.Standing(
@@ -276,10 +276,14 @@ def grant_birthdays(work: Day, rules: RuleSet, now: datetime) -> int:
     if not rules.loyalty.birthday.enabled or finished(step):
         return 0
     granted = 0
+    seen: set[str] = set()
     for item in LoyaltyRecord.query(keys.birthdays(f"{today.month:02d}")):
-        member = db.get(Member, item.sk)
+        member = _person(db.get(Member, item.sk))
         if member is None or not member.birthday or member.birthday[:2] != f"{today.month:02d}":
             continue  # gone, or the member changed their birthday since
+        if member.member_id in seen:
+            continue  # two ids of one person (chalicelib/identity): one gift
+        seen.add(member.member_id)
         plan = birthday.benefit(
             member.member_id, member.tier, member.store_id, now, rules, work.ctx.settings.coupon_secret, step
         )
@@ -319,12 +323,21 @@ def select_brand_helpers(work: Day, rules: RuleSet, now: datetime) -> int:
 
 def _roster(group_id: str) -> list[str]:
     """The group's members now: those who joined it and have not left it since."""
-    members = []
+    members: list[str] = []
     for item in LoyaltyRecord.query(keys.roster(group_id)):
-        member = db.get(Member, item.sk, consistent=False)
-        if member is not None and group_id in (member.groups or set()):
+        member = _person(db.get(Member, item.sk, consistent=False))
+        if member is not None and group_id in (member.groups or set()) and member.member_id not in members:
             members.append(member.member_id)
     return members
+
+
+def _person(member: Member | None) -> Member | None:
+    """The person a loyalty record's member is now: the one a merged-away person became
+    (chalicelib/identity): their tier, birthday and group activity are that person's."""
+    if member is None or not member.merged_into:
+        return member
+    person = db.get(Member, member.merged_into)
+    return person if person is not None and not person.merged_into else None
 
 
 def _events(member_id: str, start: datetime, end: datetime) -> int:

@@ -165,8 +165,10 @@ def _activity(scope: Scope) -> str:
     w = scope.week
     issued, redeemed = w["coupons_issued"], w["coupons_redeemed"]
     rate = f"{100 * redeemed / issued:.1f}%" if issued else "-"
+    # members are persons: ids found to be one person are merged (chalicelib/identity), and said so
+    merged = f" · 识别为同一人 {w['persons_merged']}（会员按人计）" if w.get("persons_merged") else ""
     return (
-        f"> 新增关注 {w['follows']} · 取关 {w['unfollows']} · 入群 {w['group_joins']} · 订单 {w['orders']} · "
+        f"> 新增关注 {w['follows']} · 取关 {w['unfollows']} · 入群 {w['group_joins']}{merged} · 订单 {w['orders']} · "
         f"GMV {yuan(w['gmv_fen'])}元\n> 券 发放 {issued} · 核销 {redeemed}（{rate}）· "
         f"消息 {w['messages_sent']} 条 花费 {yuan(w['message_cost_fen'])}元\n"
         f"> 评价 {w['reviews']} 条 · 差评 {w['reviews_negative']}（超时未响应 {w['tickets_late']} · "

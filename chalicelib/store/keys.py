@@ -209,9 +209,11 @@ def expiry_reminder(member_id: str, month: str) -> str:
 ERASE = "erase"  # the entry that forfeits an erased member's balance
 
 
-def merge_points(absorbed: str) -> str:
-    """The entry that brings a merged person's balance to the survivor (chalicelib/identity)."""
-    return f"merge#{absorbed}"
+def merge_points(absorbed: str, number: int) -> str:
+    """The entry that brings a merged person's balance to the survivor (chalicelib/identity):
+    one per merge (``number``: the how-many-th merge of the person; merged again after an undo
+    is another merge)."""
+    return f"merge#{absorbed}#{number}"
 
 
 def unmerge_points(absorbed: str, at: datetime) -> str:
