@@ -123,7 +123,6 @@ class LinkIdentity(Instruction):
 
     pk: str  # keys.link(platform id) or keys.unionid_link(unionid)
     person: str
-    at: datetime
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,7 @@ grace period, never for oneself or a member seen before; rewards at 1 and 3 invi
 
 from datetime import timedelta
 
-from chalicelib import jobs
+from chalicelib import jobs, runtime
 from chalicelib.state.models import Coupon, LoyaltyRecord, Member, OutboxMessage
 from siyu.local import callbacks
 from tests.helpers import pos, send
@@ -107,3 +107,18 @@ def test_the_third_invite_earns_the_free_order_and_each_invitee_counts_for_one_i
     assert LoyaltyRecord.get(f"inviter#{inviter}", "count").number == 3
     jobs.run_loyalty_day()  # again: nothing more
     assert len(referral_coupons(inviter)) == 2
+
+
+def test_an_invitee_who_turns_out_to_be_a_customer_from_another_channel_does_not_count(client, aws, clock):
+    """A "new friend" is a new person: the mini program knew her before she followed (issue 17)."""
+    from chalicelib.identity import work
+
+    inviter = unlocked_inviter(client, aws, clock)
+    pos(client, aws, clock, "order_paid", "oMpOld", order_id="OLD-1", amount_fen=3000, unionid="uOld")
+    clock.advance(timedelta(days=1))
+    follow(client, aws, clock, "oOldFriend", inviter)  # WeChat's follow names no UnionID: pending
+    assert LoyaltyRecord.get("invitee#oOldFriend", "-").status == "pending"
+    assert work.learn(runtime.context(), "oOldFriend", "uOld", clock.now()) == "merged"
+    after_grace(clock)
+    assert LoyaltyRecord.get("invitee#oOldFriend", "-").status == "void"
+    assert referral_coupons(inviter) == []

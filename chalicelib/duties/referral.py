@@ -5,9 +5,10 @@ following; the inviter is rewarded at each rule threshold (1 and 3 friends) (doc
 
 An invite counts once per invitee ever (``invitee#<member>`` is written only if absent), never
 for a member seen before (a returning or existing member, or — found out during the grace
-period — a person already known from another channel: ``chalicelib/identity``), never for oneself. The invite is
-pending until the loyalty timer confirms it after ``grace_days`` (``due#<day>`` agenda); an
-invitee who unfollowed within the grace period is void. Counting moves the invite and the
+period — a person already known from another channel: ``chalicelib/identity``), never for
+oneself. The invite is pending until the loyalty timer confirms it after ``grace_days``
+(``due#<day>`` agenda); an invitee who unfollowed, or turned out to be a known person, within
+the grace period is void. Counting moves the invite and the
 inviter's count in one transaction; rewards are keyed by the count reached, so each threshold
 pays once.
 """

@@ -104,9 +104,9 @@ def _lessons(
         unionid, owner = None, None
     plan: list[Instruction] = []
     if platform and platform != event.member_id and link is None:
-        plan.append(plans.LinkIdentity(pk=keys.link(platform)[0], person=event.member_id, at=event.occurred_at))
+        plan.append(plans.LinkIdentity(pk=keys.link(platform)[0], person=event.member_id))
     if unionid and owner is None:
-        plan.append(plans.LinkIdentity(pk=keys.unionid_link(unionid)[0], person=event.member_id, at=event.occurred_at))
+        plan.append(plans.LinkIdentity(pk=keys.unionid_link(unionid)[0], person=event.member_id))
     if unionid and owner is not None and owner.value and owner.value != event.member_id:
         plan.append(merge_task(event.member_id, owner.value, "unionid", event.event_id, version))
     known = (person is not None and person.unionid) or unionid
