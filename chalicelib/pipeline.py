@@ -49,7 +49,10 @@ from chalicelib.state.models import EventRecord, Member, Metric, PointsRecord, S
 from chalicelib.store import db, keys
 from chalicelib.store.db import Outcome
 
-ATTEMPTS = 4  # reads and decisions of one event before it is given back (503) as too contended
+# Reads and decisions of one event before it is given back (503, "retry") as too contended. A
+# member's events at once (a basket paid as several orders, two tills) commit one per round — the
+# points balance takes one posting at a time — so five at once need five rounds.
+ATTEMPTS = 8
 
 
 @dataclass(frozen=True)

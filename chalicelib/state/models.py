@@ -50,10 +50,11 @@ class MembersByInviter(GlobalSecondaryIndex["Member"]):
 
 
 class Member(_Base):
-    """One member of the private domain, keyed by OpenID (official account) or external user id
-    (WeCom). Access: get by id (every event, admin view); conditional update per event; the
-    members whose last activity fell on a given day (recall sweep); the members one member
-    invited (privacy erase)."""
+    """One member of the private domain: a person (chalicelib/identity), keyed by the first id siyu
+    saw of them (an OA or mini-program openid, a WeCom external user id, a POS code); a person
+    merged into another keeps a row that names it (``merged_into``). Access: get by id (every
+    event, admin view); conditional update per event; the members whose last activity fell on a
+    given day (recall sweep); the members one member invited (privacy erase)."""
 
     class Meta(_Base.Meta):
         table_name = "members"
@@ -475,10 +476,12 @@ class RuleRecord(_Base):
 
 class Shared(_Base):
     """State shared by every container, one item per thing: the WeChat access token
-    (``token``/app id), locks (``lock``/name), and atomic counters (``count``/key: per-member caps
+    (``token``/app id), locks (``lock``/name), atomic counters (``count``/key: per-member caps
     per category per day and week, the monthly message budget, send-rate slots, force-refresh
-    budgets). Access: get / conditional put / conditional ADD by key; transactions across two
-    counters. Counters expire by TTL."""
+    budgets), and identity (``link#<id>``, ``unionid#<u>`` → the person; ``merge#<absorbed>``:
+    a merge's record; ``nomerge#<a>#<b>``: ops undid one; chalicelib/identity). Access: get /
+    conditional put / conditional ADD by key; transactions across two counters. Counters expire
+    by TTL."""
 
     class Meta(_Base.Meta):
         table_name = "shared"
