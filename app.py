@@ -32,6 +32,16 @@ def on_order():
     return web.order_hook(app.current_request)
 
 
+@app.route("/pos/coupons/check", methods=["POST"], content_types=["application/json"])
+def on_till_check():
+    return web.till_coupon(app.current_request, "check")
+
+
+@app.route("/pos/coupons/redeem", methods=["POST"], content_types=["application/json"])
+def on_till_redeem():
+    return web.till_coupon(app.current_request, "redeem")
+
+
 @app.route("/admin/members/{member_id}", methods=["GET"], authorizer=ADMIN)
 def admin_member(member_id):
     return web.admin_member(app.current_request, member_id)

@@ -30,6 +30,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SIYU_WECOM_AES_KEY": ("", "WeCom EncodingAESKey (43 chars); required for /wechat/work."),
     "SIYU_WECOM_CORP_ID": ("ww0000000000local", "WeCom CorpID (receive id of callbacks)."),
     "SIYU_ORDERS_HMAC_SECRET": ("", "Shared secret of the order webhook's HMAC-SHA256 header."),
+    "SIYU_TILL_KEYS": (
+        "",
+        "The till API's keys, per store: S001=<key>|<next key>,S002=<key> (two while tills rotate); empty = closed.",
+    ),
     "SIYU_COUPON_SECRET": ("siyu-local-coupon-secret", "Secret from which coupon codes are derived."),
     "SIYU_PRIVACY_SECRET": (
         "siyu-local-privacy-secret",
@@ -71,6 +75,7 @@ class Settings:
     wecom_aes_key: str
     wecom_corp_id: str
     orders_hmac_secret: str
+    till_keys: str
     coupon_secret: str
     privacy_secret: str
     wechat_api_base: str
@@ -124,6 +129,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         wecom_aes_key=_get(env, "SIYU_WECOM_AES_KEY"),
         wecom_corp_id=_get(env, "SIYU_WECOM_CORP_ID"),
         orders_hmac_secret=_get(env, "SIYU_ORDERS_HMAC_SECRET"),
+        till_keys=_get(env, "SIYU_TILL_KEYS"),
         coupon_secret=_get(env, "SIYU_COUPON_SECRET"),
         privacy_secret=_get(env, "SIYU_PRIVACY_SECRET"),
         wechat_api_base=_get(env, "SIYU_WECHAT_API_BASE").rstrip("/"),

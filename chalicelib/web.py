@@ -126,6 +126,27 @@ def order_hook(request: Any) -> Response:
     return answer("orders", work)
 
 
+def till_coupon(request: Any, action: str) -> Response:
+    """``POST /pos/coupons/check`` and ``/redeem``: signed with the till's store key."""
+    from chalicelib import runtime
+    from chalicelib.protocol import till
+    from chalicelib.till import coupons
+
+    def work() -> Response:
+        ctx = runtime.context()
+        req = inbound(request)
+        store = till.authenticate(req, ctx.settings.till_keys, ctx.clock.now(), ctx.settings.timestamp_tolerance_s)
+        if action == "check":
+            body: dict[str, Any] = coupons.check(
+                ctx, till.parse(till.Check, req.body, store, ctx.settings.max_body_bytes)
+            )
+        else:
+            body = coupons.redeem(ctx, till.parse(till.Redeem, req.body, store, ctx.settings.max_body_bytes))
+        return Response(to_json(body), headers=JSON)
+
+    return answer(f"till_{action}", work)
+
+
 def _iam_caller(request: Any) -> str | None:
     identity = (request.context or {}).get("identity") or {}
     return identity.get("userArn") or None

@@ -26,7 +26,7 @@ from chalicelib.store import keys
 def of(event: Event, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, Any]:
     member_id = event.member_id or ""
     if event.kind in (Kind.ORDER_PAID, Kind.COUPON_REDEEMED) and redemption.codes_of(event):
-        return {"coupons": [_coupon(code, member_id, plan, reads) for code in redemption.codes_of(event)]}
+        return {"coupons": [_coupon(event, code, member_id, plan, reads) for code in redemption.codes_of(event)]}
     if event.kind is Kind.POINTS_REDEEMED and member_id:
         key = keys.redeem_points(str(event.data["redemption_id"]))
         debited = any(isinstance(i, plans.PostPoints) and i.key == key for i in plan)
@@ -40,12 +40,15 @@ def of(event: Event, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, 
     return {}
 
 
-def _coupon(code: str, member_id: str, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, Any]:
-    if any(isinstance(i, plans.RedeemCoupon) and i.code == code for i in plan):
-        return {"code": code, "redeemed": True}
+def _coupon(event: Event, code: str, member_id: str, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, Any]:
     coupon = reads.get(Coupon, code)
+    if any(isinstance(i, plans.RedeemCoupon) and i.code == code for i in plan):
+        redeemed: dict[str, Any] = {"code": code, "redeemed": True}
+        if event.data.get("till") and coupon is not None:  # the till gives the discount it says
+            redeemed["discount_fen"] = redemption.discount_fen(coupon, int(event.data.get("basket_total_fen") or 0))
+        return redeemed
     owners = redemption.owners_of(member_id, reads.get(Member, member_id))
-    answer: dict[str, Any] = {"code": code, "redeemed": False, "reason": redemption.refusal(coupon, owners)}
+    answer: dict[str, Any] = {"code": code, "redeemed": False, "reason": redemption.refusal(coupon, owners, event)}
     if answer["reason"] == "used" and coupon is not None and coupon.redeemed_order:
         answer["used_by_order"] = coupon.redeemed_order
     return answer

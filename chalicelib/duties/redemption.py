@@ -7,6 +7,11 @@ write is conditioned on it still being issued to them, so two orders at once red
 (the other is decided again and finds it used). Every other report — another order, another
 member, an unknown code — is refused, counted nowhere, and the webhook's answer says why
 (``duties.answers``). A recall or challenge coupon's redemption is noted on its decision.
+
+A redemption at the till (``chalicelib/till``: ``till`` in the event's data) is a question asked
+before the sale, so it is also held to the coupon's terms, judged on siyu's clock: refused when
+expired or not yet valid, for a store outside its scope, or on a basket below its minimum spend;
+its answer gives the discount. Reports after the fact are not (the sale happened).
 """
 
 from __future__ import annotations
@@ -58,15 +63,43 @@ def owners_of(member_id: str, member: Member | None) -> frozenset[str]:
     return frozenset({member_id, *((member.absorbed or ()) if member is not None else ())})
 
 
-def refusal(coupon: Coupon | None, owners: frozenset[str]) -> str:
+def refusal(coupon: Coupon | None, owners: frozenset[str], event: Event | None = None) -> str:
     """Why a coupon cannot be redeemed by this person now (for logs and the till's answer)."""
+    return reason(coupon, owners, event) or str(coupon.status if coupon is not None else "unknown")
+
+
+def reason(coupon: Coupon | None, owners: frozenset[str] | None, event: Event | None) -> str | None:
+    """None when the event may redeem the coupon; else why not. ``owners`` None: the till
+    asks for whoever holds the coupon (it shows the code, not the member)."""
     if coupon is None:
         return "unknown"
-    if coupon.member_id not in owners:
+    if owners is not None and coupon.member_id not in owners:
         return "not_this_member"
     if coupon.status == "redeemed":
         return "used"
-    return str(coupon.status)
+    if coupon.status != "issued":
+        return str(coupon.status)  # void
+    if event is not None and event.data.get("till"):
+        return terms(coupon, event.store_id, int(event.data.get("basket_total_fen") or 0), event.occurred_at)
+    return None
+
+
+def terms(coupon: Coupon, store_id: str | None, basket_fen: int, now: datetime) -> str | None:
+    """The coupon's own terms at the till: validity, store scope, minimum spend."""
+    if coupon.expires_at <= now:
+        return "expired"
+    if coupon.issued_at > now:
+        return "not_yet_valid"
+    if coupon.stores and store_id not in coupon.stores:
+        return "other_store"
+    if basket_fen < int(coupon.min_spend_fen or 0):
+        return "below_minimum"
+    return None
+
+
+def discount_fen(coupon: Coupon, basket_fen: int) -> int:
+    """What the coupon takes off this basket: its value, never more than the basket."""
+    return min(int(coupon.value_fen), basket_fen)
 
 
 def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
@@ -74,7 +107,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     order = event.data.get("order_id")
     plan: list[Instruction] = []
     for coupon in facts.coupons:
-        if coupon.member_id not in facts.owners or coupon.status != "issued":
+        if reason(coupon, facts.owners, event) is not None:
             continue
         redeem = RedeemCoupon(
             code=coupon.code,

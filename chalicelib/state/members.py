@@ -12,6 +12,8 @@ from chalicelib.events import ACTIVITY, Event, Kind
 from chalicelib.state.models import Member
 
 SERVICE_WINDOW = timedelta(hours=48)
+# The sources whose member id is the member's own id there (a till names the coupon's holder)
+PLATFORMS = frozenset({"oa", "wecom", "orders"})
 
 
 def local_day(moment: datetime, zone: tzinfo) -> str:
@@ -46,7 +48,7 @@ def touch(event: Event, before: Member | None, now: datetime, zone: tzinfo = SHA
         add_group=event.group_id if event.group_id and event.kind is Kind.JOINED_GROUP else None,
         remove_group=event.group_id if event.group_id and event.kind is Kind.LEFT_GROUP else None,
         order_day=local_day(at, zone) if event.kind is Kind.ORDER_PAID else None,
-        platform=f"{event.source}/{event.platform_id}",
+        platform=f"{event.source}/{event.platform_id}" if event.source in PLATFORMS else None,
         unionid=str(event.data["unionid"]) if event.data.get("unionid") else None,
     )
 

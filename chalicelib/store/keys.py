@@ -44,6 +44,11 @@ def order_event(kind: str, *ids: str) -> str:
     return ":".join(("orders", kind, *ids))
 
 
+def till_redeem(code: str, order_id: str) -> str:
+    """A till's redemption of a coupon for an order: a retry of it is this event again."""
+    return f"till:redeem:{code}:{order_id}"
+
+
 def recall_event(day: str) -> str:
     return f"recall:{day}"
 

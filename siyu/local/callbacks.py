@@ -123,3 +123,18 @@ def order_post(settings: Settings, payload: dict, now: datetime) -> Request:
         orders.SIGNATURE_HEADER: orders.sign(settings.orders_hmac_secret, timestamp, body),
     }
     return Request("POST", "/hooks/orders", headers, body)
+
+
+def till_post(path: str, store: str, key: str, payload: dict, now: datetime) -> Request:
+    """A till's signed call (``/pos/coupons/check`` …) with one of its store's keys."""
+    from chalicelib.protocol import till
+
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    timestamp = str(to_unix(now))
+    headers = {
+        "Content-Type": "application/json",
+        till.STORE_HEADER: store,
+        till.TIMESTAMP_HEADER: timestamp,
+        till.SIGNATURE_HEADER: till.signature(key, timestamp, body),
+    }
+    return Request("POST", path, headers, body)

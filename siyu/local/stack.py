@@ -44,6 +44,7 @@ LOCAL_DEFAULTS = {
     "SIYU_WECHAT_AES_KEY": "siyuLocalDevelopmentKeyForSafeModeOnly00000",
     "SIYU_WECOM_AES_KEY": "siyuLocalDevelopmentKeyForWeComCallbacks000",
     "SIYU_ORDERS_HMAC_SECRET": "siyu-local-orders-secret",
+    "SIYU_TILL_KEYS": "S001=siyu-local-till-S001,S002=siyu-local-till-S002,S003=siyu-local-till-S003",
     "SIYU_ADMIN_TOKEN": "siyu-local-admin-token",
     "SIYU_OUTBOX_QUEUE": "local",
     "SIYU_OPS_ROBOT_KEY": "siyu-local-ops-robot",

@@ -1,0 +1,82 @@
+"""A coupon at the till: check it (one read), redeem it for an order (exactly once).
+
+``check`` reads the coupon and judges it (``duties.redemption.reason``: unknown, used, void,
+expired, not yet valid, another store, below the minimum spend) and what it takes off the basket.
+Nothing is written.
+
+``redeem`` judges the same way first: a refusal is answered from that read, nothing written (the
+cashier may fix the basket and ask again for the same order). A coupon that may be used goes
+through the pipeline as its holder's ``coupon_redeemed`` event, keyed by code and order
+(``keys.till_redeem``): one commit redeems it, counts it, credits a recall that sent it, and
+stores the answer. The first order wins — a concurrent redeem from another till finds it used at
+commit and is answered with the order that used it; a retry of the same order is that event
+again and answers the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import pipeline
+from chalicelib.duties import redemption
+from chalicelib.events import Event, Kind
+from chalicelib.protocol.till import Check, Redeem
+from chalicelib.runtime import Context
+from chalicelib.state.models import Coupon
+from chalicelib.store import db, keys
+
+
+def check(ctx: Context, body: Check) -> dict[str, Any]:
+    now = ctx.clock.now()
+    coupon = db.get(Coupon, body.code)
+    why = _refusal(coupon, body.store_id, body.basket_total_fen, now)
+    if why is not None or coupon is None:
+        return _refused(body.code, why or "unknown", coupon)
+    return {
+        "code": body.code,
+        "valid": True,
+        "discount_fen": redemption.discount_fen(coupon, body.basket_total_fen),
+        "title": coupon.title,
+        "value_fen": int(coupon.value_fen),
+        "min_spend_fen": int(coupon.min_spend_fen or 0),
+        "expires_at": coupon.expires_at.isoformat(),
+    }
+
+
+def redeem(ctx: Context, body: Redeem) -> dict[str, Any]:
+    now = ctx.clock.now()
+    coupon = db.get(Coupon, body.code)
+    retried = coupon is not None and coupon.status == "redeemed" and coupon.redeemed_order == body.order_id
+    why = None if retried else _refusal(coupon, body.store_id, body.basket_total_fen, now)
+    if why is not None or coupon is None:
+        return {"order_id": body.order_id, **_refused(body.code, why or "unknown", coupon, "redeemed")}
+    event = Event(
+        Kind.COUPON_REDEEMED,
+        keys.till_redeem(body.code, body.order_id),
+        "till",
+        now,
+        coupon.member_id,
+        store_id=body.store_id,
+        data={
+            "coupon_code": body.code,
+            "order_id": body.order_id,
+            "basket_total_fen": body.basket_total_fen,
+            "till": True,
+        },
+    )
+    outcome = pipeline.process(ctx, event)
+    [answer] = outcome.answer.get("coupons") or [{"code": body.code, "redeemed": False, "reason": "unknown"}]
+    return {"order_id": body.order_id, **answer, "duplicate": outcome.duplicate}
+
+
+def _refusal(coupon: Coupon | None, store_id: str, basket_fen: int, now: Any) -> str | None:
+    if coupon is None:
+        return "unknown"
+    return redemption.reason(coupon, None, None) or redemption.terms(coupon, store_id, basket_fen, now)
+
+
+def _refused(code: str, why: str, coupon: Coupon | None, flag: str = "valid") -> dict[str, Any]:
+    answer: dict[str, Any] = {"code": code, flag: False, "reason": why}
+    if why == "used" and coupon is not None and coupon.redeemed_order:
+        answer["used_by_order"] = coupon.redeemed_order
+    return answer
