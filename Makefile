@@ -69,6 +69,7 @@ browser:
 
 bench: install
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/till.py
 	$(BIN)/python bench/send_rate.py
 	$(BIN)/python bench/recall_sweep.py
 	$(BIN)/python bench/digest_reads.py

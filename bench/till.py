@@ -1,0 +1,160 @@
+"""Benchmark of the till's coupon calls (in-process: chalice.test.Client + moto, as bench/pipeline.py).
+
+Per call: DynamoDB requests against the floor (a check: one read; a redeem: the coupon's read,
+the event's read and one transaction; a refused redeem: the one read; a retry of a redeem: the two
+reads), the transactions, the request units DynamoDB would bill and the handler time. Writes the
+figures to bench/RESULTS.md.
+
+    .venv/bin/python bench/till.py [--calls 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import ENV, write_section  # noqa: E402
+
+KEY = "bench-till-key"
+FLOORS = {
+    "check (a valid coupon)": 1,
+    "check (a used coupon)": 1,
+    "redeem (first, for an order)": 3,
+    "redeem retried by the till (same order)": 2,
+    "redeem refused (below the minimum spend)": 1,
+}
+
+
+def run(calls: int) -> dict:
+    os.environ.update({**ENV, "SIYU_TILL_KEYS": f"S001={KEY}"})
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from chalicelib import executor, plans, runtime
+    from chalicelib.clock import FixedClock
+    from chalicelib.settings import current
+    from chalicelib.state.binding import create_tables
+    from chalicelib.state.models import Member
+    from siyu.local import callbacks as cb
+    from siyu.metering import Meter
+    from tests import moto_patches
+
+    moto_patches.install()
+    start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    clock = FixedClock(start)
+    runtime.use_clock(clock)
+    results: dict[str, dict] = {}
+    with mock_aws(), Meter() as meter:
+        create_tables(current())
+        from app import app
+
+        for i in range(calls):  # the coupons the tills will meet, each held by its member
+            code = f"SYBENCH{i:05d}"
+            coupon = plans.IssueCoupon(
+                code=code,
+                member_id=f"oT{i}",
+                cause="welcome",
+                cause_key=f"bench#{code}",
+                event_id="bench",
+                title="新人礼券",
+                value_fen=990,
+                min_spend_fen=2000,
+                stores=None,
+                expires_at=start + timedelta(days=30),
+                rules_version="bench",
+            )
+            executor.execute([coupon], f"bench#{code}", start)
+            Member(f"oT{i}", store_id="S001", first_seen=start).save()
+
+        def body(i: int, **extra: object) -> dict:
+            return {"store_id": "S001", "code": f"SYBENCH{i:05d}", "basket_total_fen": 3000, **extra}
+
+        scenarios = {
+            "check (a valid coupon)": lambda i: ("/pos/coupons/check", body(i)),
+            "redeem (first, for an order)": lambda i: ("/pos/coupons/redeem", body(i, order_id=f"T{i}")),
+            "redeem retried by the till (same order)": lambda i: ("/pos/coupons/redeem", body(i, order_id=f"T{i}")),
+            "check (a used coupon)": lambda i: ("/pos/coupons/check", body(i)),
+            "redeem refused (below the minimum spend)": lambda i: (
+                "/pos/coupons/redeem",
+                body(i, order_id=f"U{i}", basket_total_fen=100),
+            ),
+        }
+        with Client(app, stage_name="local") as client:
+            for name, build in scenarios.items():
+                times, requests_, transactions, reads, writes = [], [], [], [], []
+                for i in range(calls):
+                    path, payload = build(i)
+                    request = cb.till_post(path, "S001", KEY, payload, clock.now())
+                    meter.take()
+                    meter.take_units()
+                    began = time.perf_counter()
+                    response = client.http.post(request.path, headers=request.headers, body=request.body)
+                    times.append(time.perf_counter() - began)
+                    assert response.status_code == 200, (name, response.body)
+                    json.loads(response.body)
+                    counted, _ = meter.take()
+                    units = meter.take_units()
+                    requests_.append(sum(counted.values()))
+                    transactions.append(counted["TransactWriteItems"])
+                    reads.append(units["read"])
+                    writes.append(units["write"])
+                results[name] = {
+                    "requests": statistics.mean(requests_),
+                    "transactions": statistics.mean(transactions),
+                    "rru": statistics.mean(reads),
+                    "wru": statistics.mean(writes),
+                    "p50_ms": statistics.median(times) * 1000,
+                    "p95_ms": sorted(times)[int(len(times) * 0.95) - 1] * 1000,
+                }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    results = run(args.calls)
+    lines = [
+        "## The till's coupon calls (bench/till.py)",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}; {args.calls} calls per "
+        "row, in-process (chalice.test.Client, moto DynamoDB with siyu's patches), so times are relative.",
+        "",
+        "| call | DynamoDB requests / call | floor | ratio to floor | transactions | RRU | WRU "
+        "| handler p50 ms | handler p95 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, f in results.items():
+        floor = FLOORS[name]
+        lines.append(
+            f"| {name} | {f['requests']:.1f} | {floor} | {f['requests'] / floor:.2f} | {f['transactions']:.1f} "
+            f"| {f['rru']:.1f} | {f['wru']:.1f} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} |"
+        )
+    lines += [
+        "",
+        "Reading: a check is one read of the coupon and writes nothing. A redeem reads the coupon (a",
+        "refusal is answered from it: one request, nothing written), then runs as its holder's event —",
+        "the event's one read and one transaction (the event record, the coupon, the member, the",
+        "counters): the goal of one transaction per redeem. A retry of the same order stops at the",
+        "event's read and answers the stored reply.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    write_section(args.results, "## The till's coupon calls", text)
+
+
+if __name__ == "__main__":
+    main()
