@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Literal
 
 from chalicelib import executor
 from chalicelib.delivery import channels, queue, sender
@@ -36,7 +37,7 @@ RETRY = timedelta(minutes=5)  # after a failed ask (or no free rate slot)
 MAX_ATTEMPTS = 6
 # Answers that say "no such user here" (docs/unionid.md): final, nothing to learn.
 GONE = frozenset({40003, 46004, 84061, 40096})
-ASK = {
+ASK: dict[str, tuple[str, str, Literal["oa", "wecom"]]] = {
     "oa": ("/cgi-bin/user/info", "openid", "oa"),
     "wecom": ("/cgi-bin/externalcontact/get", "external_userid", "wecom"),
 }
@@ -107,7 +108,7 @@ def _do(ctx: Context, task: OutboxMessage, api: WeChatAPI, now: datetime) -> str
     if not RateLimiter(ctx.rules().messaging.send_rate_per_second, name="identity-rate").acquire():
         raise Retryable("identity asks: no free slot this second")
     try:
-        answer = api.query(path, {name: platform, **({"lang": "zh_CN"} if source == "oa" else {})}, auth)  # type: ignore[arg-type]
+        answer = api.query(path, {name: platform, **({"lang": "zh_CN"} if source == "oa" else {})}, auth)
     except ApiError as exc:
         if exc.errcode in GONE:
             return f"WeChat knows no such user ({exc.errcode})"
