@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -171,31 +171,13 @@ def run(events: int) -> dict:
             for name, build in scenarios(settings, start).items():
                 if "other id" in name:
                     _learn_unionids(events, start)
-                times, requests_, reads, writes, transactions = [], [], [], [], []
-                for i in range(events):
-                    retry = "retry" in name  # WeChat retries ~5 s after the first delivery
+                retry = "retry" in name  # WeChat retries ~5 s after the first delivery
+
+                def request(i: int, build=build, retry=retry) -> object:
                     clock.set(start + timedelta(minutes=1, seconds=5 if retry else 0))
-                    req = build(i, clock.now())
-                    meter.take()
-                    meter.take_units()
-                    began = time.perf_counter()
-                    response = client.http.post(req.path, headers=req.headers, body=req.body)
-                    times.append(time.perf_counter() - began)
-                    assert response.status_code == 200, (name, response.status_code, response.body)
-                    calls, _ = meter.take()
-                    units = meter.take_units()
-                    requests_.append(sum(calls.values()))
-                    transactions.append(calls["TransactWriteItems"])
-                    reads.append(units["read"])
-                    writes.append(units["write"])
-                results[name] = {
-                    "requests": statistics.mean(requests_),
-                    "transactions": statistics.mean(transactions),
-                    "rru": statistics.mean(reads),
-                    "wru": statistics.mean(writes),
-                    "p50_ms": statistics.median(times) * 1000,
-                    "p95_ms": sorted(times)[int(len(times) * 0.95) - 1] * 1000,
-                }
+                    return build(i, clock.now())
+
+                results[name] = measure(client, meter, name, (request(i) for i in range(events)))
     return results
 
 
@@ -206,6 +188,49 @@ def _learn_unionids(events: int, now: datetime) -> None:
 
     for i in range(events):
         work.learn(runtime.context(), f"oB{i}", f"uB{i}", now)
+
+
+def measure(client, meter, name: str, requests: Iterable) -> dict:
+    """Post each request (built as it is needed) through the in-process client; per request the
+    DynamoDB requests, transactions and units (the meter's), and the handler time (p50, p95)."""
+    times, requests_, transactions, reads, writes = [], [], [], [], []
+    for req in requests:
+        meter.take()
+        meter.take_units()
+        began = time.perf_counter()
+        response = client.http.post(req.path, headers=req.headers, body=req.body)
+        times.append(time.perf_counter() - began)
+        assert response.status_code == 200, (name, response.status_code, response.body)
+        calls, _ = meter.take()
+        units = meter.take_units()
+        requests_.append(sum(calls.values()))
+        transactions.append(calls["TransactWriteItems"])
+        reads.append(units["read"])
+        writes.append(units["write"])
+    return {
+        "requests": statistics.mean(requests_),
+        "transactions": statistics.mean(transactions),
+        "rru": statistics.mean(reads),
+        "wru": statistics.mean(writes),
+        "p50_ms": statistics.median(times) * 1000,
+        "p95_ms": sorted(times)[int(len(times) * 0.95) - 1] * 1000,
+    }
+
+
+def table(results: dict, floors: dict[str, int], first: str, per: str) -> list[str]:
+    """The rows of a requests-per-call table against each row's floor (bench/till.py too)."""
+    lines = [
+        f"| {first} | DynamoDB requests / {per} | floor | ratio to floor | transactions | RRU | WRU "
+        "| handler p50 ms | handler p95 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, f in results.items():
+        floor = floors[name]
+        lines.append(
+            f"| {name} | {f['requests']:.1f} | {floor} | {f['requests'] / floor:.2f} | {f['transactions']:.1f} "
+            f"| {f['rru']:.1f} | {f['wru']:.1f} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} |"
+        )
+    return lines
 
 
 def cost_per_million(results: dict) -> tuple[list[str], float]:
@@ -262,16 +287,8 @@ def main() -> None:
         "type, in-process (chalice.test.Client, moto DynamoDB with siyu's patches, as in the tests), so times are "
         "relative: moto is not the network.",
         "",
-        "| event type | DynamoDB requests / event | floor | ratio to floor | transactions | RRU | WRU "
-        "| handler p50 ms | handler p95 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(results, FLOORS, "event type", "event"),
     ]
-    for name, f in results.items():
-        floor_requests = FLOORS[name]
-        lines.append(
-            f"| {name} | {f['requests']:.1f} | {floor_requests} | {f['requests'] / floor_requests:.2f} "
-            f"| {f['transactions']:.1f} | {f['rru']:.1f} | {f['wru']:.1f} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} |"
-        )
     lines += [
         "",
         "Reading: every event is one read (`TransactGetItems`: the event's record, the member, the erase",

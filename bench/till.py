@@ -11,19 +11,16 @@ figures to bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import ENV, write_section  # noqa: E402
+from bench.pipeline import ENV, measure, table, write_section  # noqa: E402
 
 KEY = "bench-till-key"
 FLOORS = {
@@ -79,43 +76,21 @@ def run(calls: int) -> dict:
         def body(i: int, **extra: object) -> dict:
             return {"store_id": "S001", "code": f"SYBENCH{i:05d}", "basket_total_fen": 3000, **extra}
 
-        scenarios = {
-            "check (a valid coupon)": lambda i: ("/pos/coupons/check", body(i)),
-            "redeem (first, for an order)": lambda i: ("/pos/coupons/redeem", body(i, order_id=f"T{i}")),
-            "redeem retried by the till (same order)": lambda i: ("/pos/coupons/redeem", body(i, order_id=f"T{i}")),
-            "check (a used coupon)": lambda i: ("/pos/coupons/check", body(i)),
-            "redeem refused (below the minimum spend)": lambda i: (
-                "/pos/coupons/redeem",
-                body(i, order_id=f"U{i}", basket_total_fen=100),
+        check, redeem = "/pos/coupons/check", "/pos/coupons/redeem"
+        scenarios = {  # name → (path, body of the i-th call)
+            "check (a valid coupon)": (check, lambda i: body(i)),
+            "redeem (first, for an order)": (redeem, lambda i: body(i, order_id=f"T{i}")),
+            "redeem retried by the till (same order)": (redeem, lambda i: body(i, order_id=f"T{i}")),
+            "check (a used coupon)": (check, lambda i: body(i)),
+            "redeem refused (below the minimum spend)": (
+                redeem,
+                lambda i: body(i, order_id=f"U{i}", basket_total_fen=100),
             ),
         }
         with Client(app, stage_name="local") as client:
-            for name, build in scenarios.items():
-                times, requests_, transactions, reads, writes = [], [], [], [], []
-                for i in range(calls):
-                    path, payload = build(i)
-                    request = cb.till_post(path, "S001", KEY, payload, clock.now())
-                    meter.take()
-                    meter.take_units()
-                    began = time.perf_counter()
-                    response = client.http.post(request.path, headers=request.headers, body=request.body)
-                    times.append(time.perf_counter() - began)
-                    assert response.status_code == 200, (name, response.body)
-                    json.loads(response.body)
-                    counted, _ = meter.take()
-                    units = meter.take_units()
-                    requests_.append(sum(counted.values()))
-                    transactions.append(counted["TransactWriteItems"])
-                    reads.append(units["read"])
-                    writes.append(units["write"])
-                results[name] = {
-                    "requests": statistics.mean(requests_),
-                    "transactions": statistics.mean(transactions),
-                    "rru": statistics.mean(reads),
-                    "wru": statistics.mean(writes),
-                    "p50_ms": statistics.median(times) * 1000,
-                    "p95_ms": sorted(times)[int(len(times) * 0.95) - 1] * 1000,
-                }
+            for name, (path, payload) in scenarios.items():
+                signed = (cb.till_post(path, "S001", KEY, payload(i), clock.now()) for i in range(calls))
+                results[name] = measure(client, meter, name, signed)
     return results
 
 
@@ -132,16 +107,8 @@ def main() -> None:
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}; {args.calls} calls per "
         "row, in-process (chalice.test.Client, moto DynamoDB with siyu's patches), so times are relative.",
         "",
-        "| call | DynamoDB requests / call | floor | ratio to floor | transactions | RRU | WRU "
-        "| handler p50 ms | handler p95 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(results, FLOORS, "call", "call"),
     ]
-    for name, f in results.items():
-        floor = FLOORS[name]
-        lines.append(
-            f"| {name} | {f['requests']:.1f} | {floor} | {f['requests'] / floor:.2f} | {f['transactions']:.1f} "
-            f"| {f['rru']:.1f} | {f['wru']:.1f} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} |"
-        )
     lines += [
         "",
         "Reading: a check is one read of the coupon and writes nothing. A redeem reads the coupon (a",

@@ -9,7 +9,15 @@ import base64
 import hashlib
 import hmac
 
+from chalicelib.store import keys
+
 
 def derive(cause_key: str, secret: str, prefix: str = "SY") -> str:
     mac = hmac.new(secret.encode("utf-8"), cause_key.encode("utf-8"), hashlib.sha256).digest()
     return prefix + base64.b32encode(mac).decode("ascii")[:10]
+
+
+def welcome(member_id: str, secret: str) -> str:
+    """The code of a member's one welcome gift (the welcome duty issues it; a merge of two
+    persons looks both up: chalicelib/identity/merge.py)."""
+    return derive(keys.welcome(member_id), secret)

@@ -100,6 +100,21 @@ def aws(env: settings.Settings, moto_patched: bool) -> Iterator[settings.Setting
 
 
 @pytest.fixture
+def wechat(monkeypatch: pytest.MonkeyPatch):
+    """A fake WeChat on 127.0.0.1 that the sender and the identity work talk to."""
+    from chalicelib.delivery import api
+    from siyu.local.fake_wechat import FakeWeChat
+
+    fake = FakeWeChat().start()
+    monkeypatch.setenv("SIYU_WECHAT_API_BASE", fake.url)
+    monkeypatch.setenv("SIYU_WECOM_API_BASE", fake.url)
+    api.clear_memory()
+    yield fake
+    api.clear_memory()
+    fake.stop()
+
+
+@pytest.fixture
 def siyu_logs():
     """The structured logs (logger ``siyu.log``), as written."""
     import io

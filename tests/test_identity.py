@@ -9,29 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib import ledger, runtime
-from chalicelib.delivery import api
 from chalicelib.errors import Conflict
 from chalicelib.identity import merge, work
 from chalicelib.metrics import read
 from chalicelib.state.models import Coupon, Member, OutboxMessage, PointsRecord, Shared
 from chalicelib.store import db, keys
 from siyu.local import callbacks
-from siyu.local.fake_wechat import FakeWeChat
 from tests.helpers import pos, send
 from tests.test_faults import Crash, faults  # noqa: F401  (the fixture)
 
 GROUP = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"  # store S001's group in the bundled rules
-
-
-@pytest.fixture
-def wechat(monkeypatch):
-    fake = FakeWeChat().start()
-    monkeypatch.setenv("SIYU_WECHAT_API_BASE", fake.url)
-    monkeypatch.setenv("SIYU_WECOM_API_BASE", fake.url)
-    api.clear_memory()
-    yield fake
-    api.clear_memory()
-    fake.stop()
 
 
 def unix(clock) -> int:
@@ -304,17 +291,22 @@ def test_a_merge_racing_an_order_of_the_absorbed_id_counts_the_order_once(live):
 # --- what ops see, and the erase of a person ------------------------------------------------
 
 
+def follower_who_joins_a_group(client, aws, clock, wechat, name: str) -> None:
+    """``o<name>`` follows, then joins a store group as ``wm<name>``: WeChat says both are ``u<name>``."""
+    wechat.unionids.update({f"o{name}": f"u{name}", f"wm{name}": f"u{name}"})
+    follow(client, aws, clock, f"o{name}")
+    ask(f"o{name}")
+    clock.advance(timedelta(hours=1))
+    join(client, aws, clock, f"wm{name}")
+    ask(f"wm{name}")
+
+
 def test_ops_see_the_person_from_any_of_their_ids_with_the_merge(client, aws, clock, wechat):
     import json as json_
 
     from tests.helpers import ADMIN
 
-    wechat.unionids.update({"oIvy": "uIvy", "wmIvy": "uIvy"})
-    follow(client, aws, clock, "oIvy")
-    ask("oIvy")
-    clock.advance(timedelta(hours=1))
-    join(client, aws, clock, "wmIvy")
-    ask("wmIvy")
+    follower_who_joins_a_group(client, aws, clock, wechat, "Ivy")
     for any_id in ("oIvy", "wmIvy"):
         view = json_.loads(client.http.get(f"/admin/members/{any_id}", headers=ADMIN).body)
         assert view["member_id"] == "oIvy"
@@ -332,12 +324,7 @@ def test_ops_see_the_person_from_any_of_their_ids_with_the_merge(client, aws, cl
 def test_erasing_a_person_erases_every_id_and_a_late_event_of_any_is_refused(client, aws, clock, wechat):
     from chalicelib.privacy import erase
 
-    wechat.unionids.update({"oJoy": "uJoy", "wmJoy": "uJoy"})
-    follow(client, aws, clock, "oJoy")
-    ask("oJoy")
-    clock.advance(timedelta(hours=1))
-    join(client, aws, clock, "wmJoy")
-    ask("wmJoy")
+    follower_who_joins_a_group(client, aws, clock, wechat, "Joy")
     paid(client, aws, clock, "oMpJoy", "O-J1", 3000, unionid="uJoy")
     assert erase.erase(runtime.context(), "wmJoy", requested_by="test").status == "completed"  # any id
     for gone in ("oJoy", "wmJoy", "oMpJoy"):

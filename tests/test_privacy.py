@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from chalicelib import jobs, ledger, logs, runtime
-from chalicelib.delivery import api, sender
+from chalicelib.delivery import sender
 from chalicelib.privacy import erase, pseudonyms
 from chalicelib.privacy.registry import REGISTRY, Policy
 from chalicelib.recall import report, sweep
@@ -34,7 +34,6 @@ from chalicelib.state.models import (
 )
 from siyu import cli
 from siyu.local import callbacks
-from siyu.local.fake_wechat import FakeWeChat
 from tests.helpers import ADMIN, pos, send
 from tests.test_faults import WRITES, Crash, faults  # noqa: F401  (the fixture)
 
@@ -90,18 +89,6 @@ def logs_bound_to_the_session_stderr():
     """The JSON log handler keeps the stderr it is created with: create it before a test's capsys
     swaps in a stream that closes with the test."""
     logs.configure()
-
-
-@pytest.fixture
-def wechat(monkeypatch):
-    """A fake WeChat on 127.0.0.1 that the sender talks to."""
-    fake = FakeWeChat().start()
-    monkeypatch.setenv("SIYU_WECHAT_API_BASE", fake.url)
-    monkeypatch.setenv("SIYU_WECOM_API_BASE", fake.url)
-    api.clear_memory()
-    yield fake
-    api.clear_memory()
-    fake.stop()
 
 
 def send_outbox(member_id: str) -> None:

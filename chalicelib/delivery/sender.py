@@ -71,10 +71,10 @@ def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
         return Outcome(message.status, "already handled")
     if message.status == "sending" and message.sent_channel:
         # Its sender died after the request to WeChat left: never send it a second time.
-        return _finish(message, "unknown", "the sender stopped after calling WeChat; awaiting its delivery event", now)
+        return finish(message, "unknown", "the sender stopped after calling WeChat; awaiting its delivery event", now)
     if message.status in ("deferred", "retrying") and message.not_before and message.not_before > now:
         return Outcome(message.status, "not due yet")
-    if not _claim(message, now):
+    if not claim(message, now):
         return Outcome("busy", "another sender has it")
     try:
         rules = ctx.rules()
@@ -82,24 +82,12 @@ def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
         return _send(ctx, message, member, rules, api or WeChatAPI(ctx.settings, ctx.clock))
     except Exception as exc:
         if not message.sent_channel:  # nothing left for WeChat yet: give the message back
-            _hold(message, "retrying", f"sender error: {type(exc).__name__}", now + timedelta(minutes=1), now)
+            hold(message, "retrying", f"sender error: {type(exc).__name__}", now + timedelta(minutes=1), now)
         raise
 
 
 def claim(message: OutboxMessage, now: datetime) -> bool:
     """Take a due outbox record for this worker (also identity work: chalicelib/identity/work.py)."""
-    return _claim(message, now)
-
-
-def hold(message: OutboxMessage, status: str, reason: str, until: datetime, now: datetime) -> Outcome:
-    return _hold(message, status, reason, until, now)
-
-
-def finish(message: OutboxMessage, status: str, reason: str, now: datetime) -> Outcome:
-    return _finish(message, status, reason, now)
-
-
-def _claim(message: OutboxMessage, now: datetime) -> bool:
     abandoned = (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now)
     actions = [
         OutboxMessage.status.set("sending"),
@@ -134,14 +122,14 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
         blocked=bool(member and member.blocked == "yes"),
     )
     if verdict.action == "drop":
-        return _finish(message, "dropped", verdict.reason, now)
+        return finish(message, "dropped", verdict.reason, now)
     if verdict.action == "defer":
-        return _hold(message, "deferred", verdict.reason, verdict.until or now, now)
+        return hold(message, "deferred", verdict.reason, verdict.until or now, now)
     if channel is None:
-        return _finish(message, "dropped", "customer-service window closed and the rule names no template", now)
+        return finish(message, "dropped", "customer-service window closed and the rule names no template", now)
     template = messaging.templates.get(message.template or "") if message.template else None
     if template and channel != "custom" and member and template.template_id in (member.refused_templates or set()):
-        return _finish(message, "dropped", "the member refused this subscription message", now)
+        return finish(message, "dropped", "the member refused this subscription message", now)
     payload = channels.payload_of(message.payload)
     to = robot_of(message.member_id) or channels.address(channel, message.member_id, member.ids if member else None)
     try:
@@ -149,7 +137,7 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
             channel, to, message.text, payload, template, channels.client_msg_id(message.message_key)
         )
     except channels.PayloadInvalid as exc:
-        return _finish(message, "dropped", f"payload: {exc}", now)
+        return finish(message, "dropped", f"payload: {exc}", now)
     paced = _group_slot(message, rules, zone, now) if channel == "wecom_group" else _pacing(message, rules, zone, now)
     if paced is not None:
         return paced
@@ -166,9 +154,9 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
             name=keys.robot_rate(ctx.settings.robot_key(to)[-8:]),
         ).acquire()
     ):
-        return _hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
+        return hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
     if not RateLimiter(messaging.send_rate_per_second).acquire():
-        return _hold(message, "retrying", "send rate: no free slot", now + timedelta(seconds=1), now)
+        return hold(message, "retrying", "send rate: no free slot", now + timedelta(seconds=1), now)
     return _call(ctx, message, member, rules, api, channel, request, cost)
 
 
@@ -192,7 +180,7 @@ def _group_slot(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime
     else:
         start, reason = day, "outside the group push slots"
     spread = discipline.spread_offset(message.message_key, min(rules.messaging.release_spread_minutes, 30))
-    return _hold(message, "deferred", reason, (start + spread).astimezone(now.tzinfo), now)
+    return hold(message, "deferred", reason, (start + spread).astimezone(now.tzinfo), now)
 
 
 def _slot_length(slot: Any) -> int:
@@ -217,14 +205,14 @@ def _pacing(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) ->
     found = {(item.pk, item.sk): int(item.tally or 0) for item in Shared.batch_get([*running, today, *share_keys])}
     if all(key in found for key in running) and today not in found:
         tomorrow = discipline.next_local_day(now, zone, messaging.quiet_hours)
-        return _hold(message, "deferred", f"same kind of push {len(running)} days running", tomorrow, now)
+        return hold(message, "deferred", f"same kind of push {len(running)} days running", tomorrow, now)
     if share_keys:
         total = found.get((keys.COUNTERS, sent_key), 0)
         promos = found.get((keys.COUNTERS, promo_key), 0)
         if total + 1 >= messaging.promo_share_applies_from and (promos + 1) * 100 > (
             messaging.promo_share_max_percent * (total + 1)
         ):
-            return _finish(
+            return finish(
                 message,
                 "dropped",
                 f"promotions would exceed {messaging.promo_share_max_percent}% of this member's messages this week",
@@ -345,16 +333,16 @@ def _refused(
             rules.version,
         )
         first_of_next = (now.astimezone(zone).replace(day=28) + timedelta(days=4)).replace(day=1, hour=9, minute=0)
-        return _hold(message, "deferred", "monthly budget spent", first_of_next, now)
+        return hold(message, "deferred", "monthly budget spent", first_of_next, now)
     if any(key.startswith("quota#custom#") for key in failed):
-        return _finish(message, "dropped", "customer-service quota of this interaction window used", now)
+        return finish(message, "dropped", "customer-service quota of this interaction window used", now)
     if any(key.startswith("quota#") for key in failed):
         tomorrow_utc = (now + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
-        return _hold(message, "deferred", "the account's template quota for today is used", tomorrow_utc, now)
+        return hold(message, "deferred", "the account's template quota for today is used", tomorrow_utc, now)
     if message.category == "promo":
-        return _finish(message, "dropped", "frequency cap reached", now)
+        return finish(message, "dropped", "frequency cap reached", now)
     tomorrow = discipline.next_local_day(now, zone, rules.messaging.quiet_hours)
-    return _hold(message, "deferred", "frequency cap reached today", tomorrow, now)
+    return hold(message, "deferred", "frequency cap reached today", tomorrow, now)
 
 
 def release_reservation(message: OutboxMessage, now: datetime) -> None:
@@ -400,7 +388,7 @@ def _call(
             return _retry(ctx, message, rules, f"no answer ({exc}); safe to resend with client_msg_id", now)
         if not message.sent_channel:  # the token's fetch timed out: nothing of the message left
             return _retry(ctx, message, rules, f"no token ({exc})", now)
-        return _finish(
+        return finish(
             message,
             "unknown",
             f"no answer from WeChat ({exc}); awaiting its delivery event",
@@ -487,7 +475,7 @@ def _api_error(
     if code in DROP_CODES:
         template = rules.messaging.templates.get(message.template or "")
         _mark_member(message.member_id, code, template.template_id if template else None, now)
-        return _finish(
+        return finish(
             message,
             "dropped",
             f"{code}: {DROP_CODES[code]}",
@@ -507,9 +495,9 @@ def _api_error(
         return _call(ctx, message, member, rules, api, "template", request, channels_cost(rules.messaging, "template"))
     if code == 45047:
         tomorrow = discipline.next_local_day(now, rules.stores.zone_of(message.store_id), rules.messaging.quiet_hours)
-        return _hold(message, "deferred", "45047: too many customer-service messages", tomorrow, now)
+        return hold(message, "deferred", "45047: too many customer-service messages", tomorrow, now)
     if code == 45015:
-        return _finish(message, "dropped", "45015: outside the customer-service window, no template", now)
+        return finish(message, "dropped", "45015: outside the customer-service window, no template", now)
     if code in RETRY_CODES:
         return _retry(ctx, message, rules, f"{code}: {exc.errmsg}", now)
     _alert_once(
@@ -519,7 +507,7 @@ def _api_error(
         now,
         rules.version,
     )
-    return _finish(
+    return finish(
         message,
         "failed",
         f"{code}: {exc.errmsg}",
@@ -539,12 +527,12 @@ def _retry(ctx: Context, message: OutboxMessage, rules: RuleSet, reason: str, no
             now,
             rules.version,
         )
-        return _finish(message, "failed", f"gave up after {attempts} attempts: {reason}", now)
+        return finish(message, "failed", f"gave up after {attempts} attempts: {reason}", now)
     delay = discipline.backoff(attempts, policy.base_seconds, policy.max_seconds, random.random())
-    return _hold(message, "retrying", reason, now + delay, now)
+    return hold(message, "retrying", reason, now + delay, now)
 
 
-def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now: datetime) -> Outcome:
+def hold(message: OutboxMessage, status: str, reason: str, until: datetime, now: datetime) -> Outcome:
     db.update(
         message,
         [
@@ -563,7 +551,7 @@ def _hold(message: OutboxMessage, status: str, reason: str, until: datetime, now
     return Outcome(status, reason)
 
 
-def _finish(message: OutboxMessage, status: str, reason: str, now: datetime, extra: list | None = None) -> Outcome:
+def finish(message: OutboxMessage, status: str, reason: str, now: datetime, extra: list | None = None) -> Outcome:
     if status in ("dropped", "failed"):  # whatever an earlier attempt of it reserved is given back
         _release(message, now)
     db.update(

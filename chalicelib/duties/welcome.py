@@ -39,7 +39,7 @@ class Facts:
 
 
 def code_of(member_id: str, settings: Settings) -> str:
-    return codes.derive(keys.welcome(member_id), settings.coupon_secret)
+    return codes.welcome(member_id, settings.coupon_secret)
 
 
 def prefetch(event: Event, settings: Settings) -> list[db.Key]:
@@ -50,9 +50,11 @@ def gather(event: Event, member: Member | None, reads: Snapshot, settings: Setti
     if member is None or event.member_id is None:
         return None
     code = code_of(event.member_id, settings)
-    # once per person: a person merged into this one may have had theirs (chalicelib/identity)
-    merged = (reads.get(Coupon, code_of(other, settings)) for other in sorted(member.absorbed or ()))
-    if reads.get(Coupon, code) is not None or any(gift is not None for gift in merged):
+    # once per person: a person merged into this one may have had theirs (chalicelib/identity),
+    # read together, in one request
+    merged = [(Coupon, code_of(other, settings), None) for other in sorted(member.absorbed or ())]
+    reads.fetch(merged)
+    if reads.get(Coupon, code) is not None or any(reads.get(*key) is not None for key in merged):
         reads.existing.add(("coupon", code))
     pending = not member.unionid and resolve.asks(event)
     return Facts(event, event.member_id, member.store_id or event.store_id, code, pending)

@@ -151,7 +151,8 @@ def merge(
             ids=sorted(_ids_of(absorbed)),
             number=before.number + 1 if before is not None else 1,
         )
-        writes, record = _link_writes(survivor, absorbed, record, earlier, now, settings, rules)
+        replaced = earlier if before is not None and before.state == "undone" else None
+        writes, record = _link_writes(survivor, absorbed, record, replaced, now, settings, rules)
         committed = db.commit(writes, f"merge#{absorbed.member_id}")
         if committed.outcome is Outcome.NEW:
             log("identity.merged", step="linked", ids=len(record.ids), voided=len(record.voided))
@@ -269,7 +270,7 @@ def _link_writes(
     survivor: Member,
     absorbed: Member,
     record: Record,
-    earlier: Shared | None,
+    replaced: Shared | None,
     now: datetime,
     settings: Settings,
     rules: RuleSet | None,
@@ -286,10 +287,8 @@ def _link_writes(
         Member.updated_at.set(now),
         Member.active_day.remove(),  # out of the recall sweep's index: the survivor is swept
     ]
-    # on its absence — or in place of the record of a merge of this person that ops undid
-    fresh = Shared.pk.does_not_exist() if earlier is None else Shared.value == earlier.value
-    if earlier is not None and (Record.of(earlier) or record).state != "undone":
-        fresh = Shared.pk.does_not_exist()  # an unfinished one: this commit fails, the merge reads again
+    # on its absence — or in place of the record, as read, of a merge of this person that ops undid
+    fresh = Shared.pk.does_not_exist() if replaced is None else Shared.value == replaced.value
     writes = [
         Write("put", record.item(), condition=fresh),
         Write("update", Member(absorbed.member_id), tuple(gone), _as_read(absorbed)),
@@ -297,7 +296,7 @@ def _link_writes(
             "update", Member(survivor.member_id), tuple(_combined(survivor, absorbed, now, rules)), _as_read(survivor)
         ),
     ]
-    theirs = {_platform(i) for i in _ids_of(absorbed)} - {_platform(i) for i in _ids_of(survivor)}
+    theirs = members.platform_ids(absorbed) - members.platform_ids(survivor)
     for platform in sorted(theirs):
         writes.append(Write("put", Shared(*keys.link(platform), value=survivor.member_id)))
     if absorbed.unionid:
@@ -320,7 +319,7 @@ def _welcome_to_void(survivor: Member, absorbed: Member, settings: Settings) -> 
     """Both persons got the welcome gift before anyone knew they were one: the later one goes,
     if it is unused (a used one stays used: the member spent it in good faith)."""
     persons = sorted({m for p in (survivor, absorbed) for m in {p.member_id, *(p.absorbed or ())}})
-    found = db.fetch([(Coupon, _welcome_code(person, settings), None) for person in persons])
+    found = db.fetch([(Coupon, codes.welcome(person, settings.coupon_secret), None) for person in persons])
     gifts = sorted((c for c in found.values() if isinstance(c, Coupon)), key=lambda c: (c.issued_at, c.code))
     return [gift for gift in gifts[1:] if gift.status == "issued"]
 
@@ -336,10 +335,6 @@ def _drop_welcome(absorbed: str, now: datetime) -> None:
         OutboxMessage.updated_at.set(now),
     ]
     db.update(OutboxMessage(keys.welcome(absorbed)), actions, OutboxMessage.message_key.exists() & unsent)
-
-
-def _welcome_code(member_id: str, settings: Settings) -> str:
-    return codes.derive(keys.welcome(member_id), settings.coupon_secret)
 
 
 # --- step 2: the ledger ------------------------------------------------------------------------
@@ -363,7 +358,8 @@ def _move_ledger(record: Record, now: datetime) -> int:
         theirs = _rows(absorbed)
         head = next((r for r in theirs if r.sk == keys.BALANCE), None)
         if head is None or head.moved_to:
-            return _clean(absorbed, theirs)
+            _clean(absorbed, theirs)
+            return 0
         mine = {r.sk: r for r in _rows(survivor)}
         copied = sum(_copy(row, survivor, absorbed, mine) for row in theirs if row.sk != keys.BALANCE)
         if _settle(record, head, now) is Outcome.NEW:
@@ -417,7 +413,7 @@ def _settle(record: Record, head: PointsRecord, now: datetime) -> Outcome:
     return db.commit([*executor.compile_plan(settled, now), close], f"merge-ledger#{absorbed}").outcome
 
 
-def _clean(absorbed: str, rows: list[PointsRecord]) -> int:
+def _clean(absorbed: str, rows: list[PointsRecord]) -> None:
     """Delete the absorbed ledger's rows (their copies are the survivor's), its balance last."""
     rest = [r for r in rows if r.sk != keys.BALANCE]
     for start in range(0, len(rest), BATCH):
@@ -425,7 +421,6 @@ def _clean(absorbed: str, rows: list[PointsRecord]) -> int:
     head = next((r for r in rows if r.sk == keys.BALANCE), None)
     if head is not None and head.moved_to:
         db.delete(head)
-    return 0
 
 
 # --- unlink ------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from chalicelib.state.models import Member, OutboxMessage, Shared
 from chalicelib.store import db, keys
 from chalicelib.store.db import Outcome, Write
 
-PREFIX = keys.identity_task("", "").split("#")[0] + "#"
 RETRY = timedelta(minutes=5)  # after a failed ask (or no free rate slot)
 MAX_ATTEMPTS = 6
 # Answers that say "no such user here" (docs/unionid.md): final, nothing to learn.
@@ -44,7 +43,7 @@ ASK: dict[str, tuple[str, str, Literal["oa", "wecom"]]] = {
 
 
 def is_task(key: str) -> bool:
-    return key.startswith(PREFIX)
+    return key.startswith(keys.IDENTITY)
 
 
 def handle(ctx: Context, key: str, api: WeChatAPI | None = None) -> str:

@@ -50,6 +50,7 @@ from chalicelib.privacy.actions import REWRITE, Erasing, key_of, table_of
 from chalicelib.privacy.records import COMPLETED, IN_PROGRESS
 from chalicelib.privacy.registry import REGISTRY, Policy
 from chalicelib.runtime import Context
+from chalicelib.state import members
 from chalicelib.state.models import BASE_NAMES, Erasure, Member, Shared
 from chalicelib.store import db, keys
 from chalicelib.store.db import Outcome, Write
@@ -232,38 +233,29 @@ def erase(
     repeat, their erase: every person merged into them first (each its own erase record), then
     them; once done, each of their ids has a tombstone, so a late event of any is refused.
     NotFound for an id siyu never had."""
-    started = time.monotonic()
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     person = merge.current(member_id)
     target = person.member_id if person is not None else member_id
     for absorbed in sorted(person.absorbed or ()) if person is not None else ():
-        left = None if budget_s is None else max(0.0, budget_s - (time.monotonic() - started))
         try:
-            done = _erase_one(ctx, absorbed, requested_by, budget_s=left, policies=policies)
+            done = _erase_one(ctx, absorbed, requested_by, deadline, policies)
         except NotFound:
             continue  # erased before
         if done.status != COMPLETED:
             return done
-    ids = {i.split("/", 1)[1] for i in (person.ids or ()) if "/" in i} - {target} if person is not None else set()
-    left = None if budget_s is None else max(0.0, budget_s - (time.monotonic() - started))
-    result = _erase_one(ctx, target, requested_by, budget_s=left, policies=policies)
-    if result.status == COMPLETED:
-        for platform_id in sorted(ids):
-            subject = pseudonyms.subject(ctx.settings.privacy_secret, platform_id)
-            db.commit([tombstone(subject, COMPLETED, ctx.clock.now())], f"erased-id#{subject}")
+    result = _erase_one(ctx, target, requested_by, deadline, policies)
+    others = sorted(members.platform_ids(person) - {target}) if person is not None else []
+    if result.status == COMPLETED and others:
+        subjects = [pseudonyms.subject(ctx.settings.privacy_secret, platform_id) for platform_id in others]
+        db.commit([tombstone(s, COMPLETED, ctx.clock.now()) for s in subjects], f"erased-ids#{result.pseudonym}")
     return result
 
 
 def _erase_one(
-    ctx: Context,
-    member_id: str,
-    requested_by: str,
-    *,
-    budget_s: float | None = None,
-    policies: Sequence[Policy] = REGISTRY,
+    ctx: Context, member_id: str, requested_by: str, deadline: float | None, policies: Sequence[Policy]
 ) -> Result:
-    """Erase one member row's person (or finish, or repeat, the erase)."""
+    """Erase one member row (or finish, or repeat, its erase), until ``deadline`` (monotonic)."""
     started = time.monotonic()
-    deadline = None if budget_s is None else started + budget_s
     run, again = _open(ctx, member_id, requested_by)
     done = set() if again else set(run.record.steps_done or ())
     pseudonym = run.record.pseudonym

@@ -18,6 +18,7 @@ from pynamodb.models import Model
 from chalicelib import counters
 from chalicelib.privacy.actions import Erasing
 from chalicelib.privacy.pseudonyms import mentions
+from chalicelib.state import members
 from chalicelib.state.models import LoyaltyRecord, Member, Metric, PointsRecord, Shared
 from chalicelib.store import db, keys
 
@@ -137,8 +138,7 @@ def identity_links(e: Erasing) -> Iterator[Model]:
     member = db.get(Member, e.member_id)
     if member is None:
         return
-    platforms = sorted({i.split("/", 1)[1] for i in member.ids or () if "/" in i} | {e.member_id})
-    wanted = [keys.link(platform) for platform in platforms]
+    wanted = [keys.link(platform) for platform in sorted(members.platform_ids(member))]
     if member.unionid:
         wanted.append(keys.unionid_link(member.unionid))
     record = db.get(Shared, *keys.merge_record(e.member_id))

@@ -82,3 +82,8 @@ def after(before: Member | None, touch_: plans.TouchMember) -> Member:
         member.ids = (member.ids or set()) | {touch_.platform}
     member.unionid = member.unionid or touch_.unionid
     return member
+
+
+def platform_ids(member: Member) -> set[str]:
+    """Every platform id of the person (``ids`` holds ``<source>/<id>``; their own first id too)."""
+    return {i.split("/", 1)[1] for i in member.ids or () if "/" in i} | {member.member_id}

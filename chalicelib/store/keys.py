@@ -138,6 +138,7 @@ LINK = "link#"
 UNIONID = "unionid#"
 MERGE = "merge#"
 NO_MERGE = "nomerge#"
+IDENTITY = "identity#"  # the outbox keys of identity work
 
 
 def link(platform_id: str) -> tuple[str, str]:
@@ -165,7 +166,7 @@ def no_merge(one: str, other: str) -> tuple[str, str]:
 def identity_task(kind: str, subject: str) -> str:
     """The outbox key of a piece of identity work (``unionid#<id>``: learn the UnionID of a
     platform id; ``merge#<a>#<b>``: merge two persons): once per subject."""
-    return f"identity#{kind}#{subject}"
+    return f"{IDENTITY}{kind}#{subject}"
 
 
 def merged_entry(sk: str, absorbed: str) -> str:
