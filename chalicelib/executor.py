@@ -379,6 +379,11 @@ def coupon_item(i: plans.IssueCoupon, now: datetime) -> Coupon:
         expires_at=i.expires_at,
         status="issued",
         rules_version=i.rules_version,
+        kind=None if i.kind == "amount" else i.kind,
+        percent_off=i.percent_off,
+        item_sku=i.item_sku,
+        item_name=i.item_name,
+        valid_from=i.valid_from,
     )
 
 

@@ -26,6 +26,7 @@ class Offer:
         """Placeholders for rule texts and template fields."""
         return {
             "value": yuan(self.coupon.value_fen),
+            "benefit": benefit(self.coupon),
             "min_spend": yuan(self.coupon.min_spend_fen),
             "code": self.coupon.code,
             "expires": chinese_date(self.expires_local),
@@ -49,6 +50,8 @@ def offer(
     """A coupon valid until the end of its last local day (``valid_days`` from today)."""
     expires_local = now.astimezone(zone).date() + timedelta(days=spec.valid_days)
     expires_at = datetime.combine(expires_local, time(23, 59, 59), zone).astimezone(UTC)
+    starts_local = now.astimezone(zone).date() + timedelta(days=spec.starts_after_days)
+    valid_from = datetime.combine(starts_local, time(0), zone).astimezone(UTC) if spec.starts_after_days else None
     stores = frozenset({home_store}) if spec.store_scope == "home_store" and home_store else None
     coupon = IssueCoupon(
         code=code,
@@ -61,9 +64,28 @@ def offer(
         min_spend_fen=spec.min_spend_fen,
         stores=stores,
         expires_at=expires_at,
+        kind=spec.kind,
+        percent_off=spec.percent_off,
+        item_sku=spec.item.sku if spec.item else None,
+        item_name=spec.item.name if spec.item else None,
+        valid_from=valid_from,
         rules_version=rules_version,
     )
     return Offer(coupon, expires_local)
+
+
+def benefit(coupon: IssueCoupon) -> str:
+    """What the coupon gives, as a member reads it: 10元 / 9折（最高减20元） / 免费拿铁."""
+    if coupon.kind == "percent" and coupon.percent_off:
+        return f"{_zhe(coupon.percent_off)}折（最高减{yuan(coupon.value_fen)}元）"
+    if coupon.kind == "item" and coupon.item_name:
+        return f"免费{coupon.item_name}"
+    return f"{yuan(coupon.value_fen)}元"
+
+
+def _zhe(percent_off: int) -> str:
+    """10 % off → "9", 15 % off → "8.5" (how a Chinese price tag says it)."""
+    return f"{Decimal(100 - percent_off) / 10:.1f}".rstrip("0").rstrip(".")
 
 
 def yuan(fen: int) -> str:

@@ -185,6 +185,11 @@ class IssueCoupon(Instruction):
     stores: frozenset[str] | None
     expires_at: datetime
     rules_version: str
+    kind: str = "amount"  # amount | percent | item (rules: CouponSpec)
+    percent_off: int | None = None
+    item_sku: str | None = None
+    item_name: str | None = None
+    valid_from: datetime | None = None  # None: from issue
 
     @property
     def ref(self) -> Ref:

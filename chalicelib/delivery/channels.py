@@ -108,7 +108,7 @@ def template_data(template: Template, values: dict[str, str]) -> dict[str, dict[
     data = {}
     for key, pattern in template.fields.items():
         value = pattern.format(
-            **{name: values.get(name, "") for name in ("text", "title", "value", "code", "expires", "store")}
+            **{name: values.get(name, "") for name in ("text", "title", "value", "benefit", "code", "expires", "store")}
         )
         prefix = key.rstrip("0123456789")
         limit = FIELD_LIMITS.get(prefix)

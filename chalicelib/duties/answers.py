@@ -46,6 +46,7 @@ def _coupon(event: Event, code: str, member_id: str, plan: Sequence[Instruction]
         redeemed: dict[str, Any] = {"code": code, "redeemed": True}
         if event.data.get("till") and coupon is not None:  # the till gives the discount it says
             redeemed["discount_fen"] = redemption.discount_fen(coupon, int(event.data.get("basket_total_fen") or 0))
+            redeemed |= redemption.terms_of(coupon)
         return redeemed
     owners = redemption.owners_of(member_id, reads.get(Member, member_id))
     answer: dict[str, Any] = {"code": code, "redeemed": False, "reason": redemption.refusal(coupon, owners, event)}

@@ -84,6 +84,7 @@ def benefit(
         name=rule.tier(tier).name,
         title=spec.title,
         value=offers.yuan(issued.value_fen),
+        benefit=offers.benefit(issued),
         code=issued.code,
         expires=chinese_date(local_day(issued.expires_at, zone)),
     )

@@ -94,6 +94,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
             name=offer.name,
             title=offer.coupon.title,
             value=offers.yuan(issued.value_fen),
+            benefit=offers.benefit(issued),
             code=issued.code,
             expires=chinese_date(local_day(issued.expires_at, zone)),
             tier="",

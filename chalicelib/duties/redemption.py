@@ -88,7 +88,7 @@ def terms(coupon: Coupon, store_id: str | None, basket_fen: int, now: datetime) 
     """The coupon's own terms at the till: validity, store scope, minimum spend."""
     if coupon.expires_at <= now:
         return "expired"
-    if coupon.issued_at > now:
+    if (coupon.valid_from or coupon.issued_at) > now:
         return "not_yet_valid"
     if coupon.stores and store_id not in coupon.stores:
         return "other_store"
@@ -98,8 +98,28 @@ def terms(coupon: Coupon, store_id: str | None, basket_fen: int, now: datetime) 
 
 
 def discount_fen(coupon: Coupon, basket_fen: int) -> int:
-    """What the coupon takes off this basket: its value, never more than the basket."""
+    """What the coupon takes off this basket, never more than the basket: its value (an amount, or
+    a free item's price), or its percentage of the basket, rounded down, at most its value (the cap)."""
+    if coupon.kind == "percent" and coupon.percent_off:
+        return min(basket_fen * int(coupon.percent_off) // 100, int(coupon.value_fen), basket_fen)
     return min(int(coupon.value_fen), basket_fen)
+
+
+def terms_of(coupon: Coupon) -> dict[str, object]:
+    """The coupon's terms as the till shows them (its answers and the member lookup)."""
+    shown: dict[str, object] = {
+        "kind": coupon.kind or "amount",
+        "title": coupon.title,
+        "value_fen": int(coupon.value_fen),
+        "min_spend_fen": int(coupon.min_spend_fen or 0),
+        "valid_from": (coupon.valid_from or coupon.issued_at).isoformat(),
+        "expires_at": coupon.expires_at.isoformat(),
+    }
+    if coupon.kind == "percent":
+        shown["percent_off"] = int(coupon.percent_off or 0)
+    if coupon.kind == "item":
+        shown["item"] = {"sku": coupon.item_sku, "name": coupon.item_name}
+    return shown
 
 
 def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:

@@ -118,12 +118,41 @@ class Scoped(RuleFile):
         )
 
 
+class FreeItem(Strict):
+    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=20)] = Field(description="What the till shows, e.g. 拿铁.")
+
+
 class CouponSpec(Strict):
+    """A coupon a duty gives. ``kind``: ``amount`` takes ``value_yuan`` off; ``percent`` takes
+    ``percent_off`` % off, at most ``value_yuan``; ``item`` gives ``item`` free, worth at most
+    ``value_yuan``. Each holds to its minimum spend, store scope and validity window at the till."""
+
+    kind: Literal["amount", "percent", "item"] = "amount"
     title: Annotated[str, Field(min_length=1, max_length=20)] = "新人礼券"
-    value_yuan: PositiveYuan  # type: ignore[valid-type]
+    value_yuan: PositiveYuan = Field(  # type: ignore[valid-type]
+        description="amount: what it takes off; percent: the most it takes off; item: the item's price."
+    )
+    percent_off: Annotated[int, Field(ge=1, le=90)] | None = Field(
+        default=None, description="percent: the share taken off the basket (10 = 9折)."
+    )
+    item: FreeItem | None = Field(default=None, description="item: the free item.")
     min_spend_yuan: Yuan = Field(default=0, validate_default=True)  # type: ignore[valid-type]
+    starts_after_days: Annotated[int, Field(ge=0, le=30)] = Field(
+        default=0, description="Usable from the start of the local day this many days after issue; 0 = at once."
+    )
     valid_days: Annotated[int, Field(ge=1, le=365)]
     store_scope: Literal["all", "home_store"] = "all"
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> CouponSpec:
+        if (self.kind == "percent") != (self.percent_off is not None):
+            raise ValueError("percent_off is given for kind percent, and only for it")
+        if (self.kind == "item") != (self.item is not None):
+            raise ValueError("item is given for kind item, and only for it")
+        if self.starts_after_days >= self.valid_days:
+            raise ValueError("starts_after_days must be less than valid_days")
+        return self
 
     @property
     def value_fen(self) -> int:
@@ -134,7 +163,7 @@ class CouponSpec(Strict):
         return yuan_to_fen(self.min_spend_yuan)
 
 
-WELCOME_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "questionnaire_url", "title"})
+WELCOME_PLACEHOLDERS = frozenset({"benefit", "value", "code", "expires", "min_spend", "questionnaire_url", "title"})
 Text = Annotated[str, Field(min_length=1, max_length=600)]
 
 
@@ -260,7 +289,7 @@ def _default_caps() -> dict[Category, Caps]:
 
 
 TemplateChannel = Literal["template", "subscribe", "miniprogram_subscribe"]
-MESSAGE_PLACEHOLDERS = frozenset({"text", "title", "value", "code", "expires", "store"})
+MESSAGE_PLACEHOLDERS = frozenset({"benefit", "text", "title", "value", "code", "expires", "store"})
 
 
 class Template(Strict):
@@ -349,7 +378,7 @@ class MessagingRule(RuleFile):
         return yuan_to_fen(self.monthly_budget_yuan)
 
 
-RECALL_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "title", "days", "store"})
+RECALL_PLACEHOLDERS = frozenset({"benefit", "value", "code", "expires", "min_spend", "title", "days", "store"})
 StageName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
 TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
 
@@ -381,7 +410,7 @@ class RecallStage(Strict):
         return self
 
 
-CHALLENGE_PLACEHOLDERS = frozenset({"value", "code", "expires", "min_spend", "title", "days", "deadline"})
+CHALLENGE_PLACEHOLDERS = frozenset({"benefit", "value", "code", "expires", "min_spend", "title", "days", "deadline"})
 
 
 class Challenge(Strict):
@@ -633,7 +662,7 @@ class ReferralSection(Strict):
         return self
 
 
-OFFER_PLACEHOLDERS = frozenset({"name", "title", "value", "code", "expires", "tier"})
+OFFER_PLACEHOLDERS = frozenset({"benefit", "name", "title", "value", "code", "expires", "tier"})
 
 
 class CategoryOffer(Strict):

@@ -205,6 +205,11 @@ class Coupon(_Base):
     redeemed_at = UTCDateTimeAttribute(null=True)
     redeemed_order = UnicodeAttribute(null=True)
     redeemed_event = UnicodeAttribute(null=True)  # the one event that redeemed it
+    kind = UnicodeAttribute(null=True)  # absent = amount; percent | item (rules: CouponSpec)
+    percent_off = NumberAttribute(null=True)  # percent: the share off, at most value_fen
+    item_sku = UnicodeAttribute(null=True)  # item: the free item, worth at most value_fen
+    item_name = UnicodeAttribute(null=True)
+    valid_from = UTCDateTimeAttribute(null=True)  # absent = from issued_at
     rules_version = UnicodeAttribute()
 
     by_member = CouponsByMember()

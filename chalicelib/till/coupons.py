@@ -36,10 +36,7 @@ def check(ctx: Context, body: Check) -> dict[str, Any]:
         "code": body.code,
         "valid": True,
         "discount_fen": redemption.discount_fen(coupon, body.basket_total_fen),
-        "title": coupon.title,
-        "value_fen": int(coupon.value_fen),
-        "min_spend_fen": int(coupon.min_spend_fen or 0),
-        "expires_at": coupon.expires_at.isoformat(),
+        **redemption.terms_of(coupon),
     }
 
 
