@@ -42,6 +42,11 @@ def on_till_redeem():
     return web.till_coupon(app.current_request, "redeem")
 
 
+@app.route("/pos/coupons/{code}/void", methods=["POST"], content_types=["application/json"])
+def on_till_void(code):
+    return web.till_coupon(app.current_request, "void", code)
+
+
 @app.route("/admin/members/{member_id}", methods=["GET"], authorizer=ADMIN)
 def admin_member(member_id):
     return web.admin_member(app.current_request, member_id)

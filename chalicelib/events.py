@@ -65,6 +65,7 @@ class Kind(enum.StrEnum):
     ORDER_PAID = "order_paid"
     ORDER_REFUNDED = "order_refunded"
     COUPON_REDEEMED = "coupon_redeemed"
+    COUPON_VOIDED = "coupon_voided"  # a till voids a redemption (cancelled order)
     REVIEWED = "reviewed"
     NPS_ANSWERED = "nps_answered"
     UNKNOWN = "unknown"

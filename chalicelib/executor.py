@@ -397,13 +397,36 @@ def _redeem(i: plans.RedeemCoupon, ctx: Context) -> list[Write]:
         Coupon.redeemed_at.set(i.at),
         Coupon.redeemed_order.set(i.order_id) if i.order_id else Coupon.redeemed_order.remove(),
         Coupon.redeemed_event.set(i.event_id),
+        Coupon.redeemed_store.set(i.store_id) if i.store_id else Coupon.redeemed_store.remove(),
     ]
     condition = Coupon.code.exists() & (Coupon.member_id == i.member_id) & (Coupon.status == "issued")
     return [_write("update", Coupon(i.code), i, "changed", actions=actions, condition=condition)]
 
 
+def _void_redemption(i: plans.VoidRedemption, ctx: Context) -> list[Write]:
+    actions = [
+        Coupon.status.set("issued"),
+        Coupon.redeemed_at.remove(),
+        Coupon.redeemed_order.remove(),
+        Coupon.redeemed_event.remove(),
+        Coupon.redeemed_store.remove(),
+        Coupon.voids.set(i.voids + 1),
+        Coupon.voided_order.set(i.order_id),
+        Coupon.voided_at.set(i.at),
+    ]
+    first = Coupon.voids.does_not_exist() if i.voids == 0 else Coupon.voids == i.voids
+    condition = (Coupon.status == "redeemed") & (Coupon.redeemed_order == i.order_id) & first
+    return [_write("update", Coupon(i.code), i, "changed", actions=actions, condition=condition)]
+
+
 def _link_redemption(i: plans.LinkRedemption, ctx: Context) -> list[Write]:
     actions = [Recall.redeemed_at.set(i.at), Recall.redeemed_fen.set(i.value_fen)]
+    item = Recall(i.member_id, i.recall_key)
+    return [_write("update", item, i, "exists", actions=actions, condition=Recall.key.exists())]
+
+
+def _unlink_redemption(i: plans.UnlinkRedemption, ctx: Context) -> list[Write]:
+    actions = [Recall.redeemed_at.remove(), Recall.redeemed_fen.remove()]
     item = Recall(i.member_id, i.recall_key)
     return [_write("update", item, i, "exists", actions=actions, condition=Recall.key.exists())]
 
@@ -739,6 +762,8 @@ COMPILERS: dict[type[Instruction], Callable[[Any, Context], list[Write]]] = {
     plans.IssueCoupon: _issue,
     plans.RedeemCoupon: _redeem,
     plans.LinkRedemption: _link_redemption,
+    plans.VoidRedemption: _void_redemption,
+    plans.UnlinkRedemption: _unlink_redemption,
     plans.QueueMessage: _queue,
     plans.Reply: _reply,
     plans.RecordDelivery: _delivery,

@@ -207,10 +207,26 @@ class RedeemCoupon(Instruction):
     at: datetime
     event_id: str
     cause: str  # the coupon's cause, for the counters
+    store_id: str | None = None  # where it was redeemed (the till's store: only it may void)
 
     @property
     def ref(self) -> Ref:
         return ("redeem", self.code)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoidRedemption(Instruction):
+    """Undo a coupon's redemption for a cancelled order: the coupon is the member's again, on the
+    condition that this order still holds it and no other void came first (``voids`` read)."""
+
+    code: str
+    order_id: str
+    voids: int  # voids of this coupon before this one
+    at: datetime
+
+    @property
+    def ref(self) -> Ref:
+        return ("void", self.code)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +238,14 @@ class LinkRedemption(Instruction):
     recall_key: str
     at: datetime
     value_fen: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnlinkRedemption(Instruction):
+    """A recall or challenge coupon's redemption was voided: no longer noted on its decision."""
+
+    member_id: str
+    recall_key: str
 
 
 # --- messages ---------------------------------------------------------------------------------

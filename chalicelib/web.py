@@ -126,8 +126,8 @@ def order_hook(request: Any) -> Response:
     return answer("orders", work)
 
 
-def till_coupon(request: Any, action: str) -> Response:
-    """``POST /pos/coupons/check`` and ``/redeem``: signed with the till's store key."""
+def till_coupon(request: Any, action: str, code: str | None = None) -> Response:
+    """``POST /pos/coupons/check``, ``/redeem`` and ``/{code}/void``: signed with the till's store key."""
     from chalicelib import runtime
     from chalicelib.protocol import till
     from chalicelib.till import coupons
@@ -136,12 +136,14 @@ def till_coupon(request: Any, action: str) -> Response:
         ctx = runtime.context()
         req = inbound(request)
         store = till.authenticate(req, ctx.settings.till_keys, ctx.clock.now(), ctx.settings.timestamp_tolerance_s)
+        limit = ctx.settings.max_body_bytes
+        body: dict[str, Any]
         if action == "check":
-            body: dict[str, Any] = coupons.check(
-                ctx, till.parse(till.Check, req.body, store, ctx.settings.max_body_bytes)
-            )
+            body = coupons.check(ctx, till.parse(till.Check, req.body, store, limit))
+        elif action == "redeem":
+            body = coupons.redeem(ctx, till.parse(till.Redeem, req.body, store, limit))
         else:
-            body = coupons.redeem(ctx, till.parse(till.Redeem, req.body, store, ctx.settings.max_body_bytes))
+            body = coupons.void(ctx, till.parse_void(req.body, store, limit, code or ""))
         return Response(to_json(body), headers=JSON)
 
     return answer(f"till_{action}", work)

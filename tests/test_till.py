@@ -196,3 +196,82 @@ def test_two_tills_redeeming_one_coupon_at_once_make_one_winner(live):
     assert len(winners) == 1
     assert {a["used_by_order"] for a in answers if not a["redeemed"]} == {winners[0]["order_id"]}
     assert Coupon.get(code).redeemed_order == winners[0]["order_id"]
+
+
+def voided(client, clock, code: str, order: str, store: str = "S001", key: str = KEY, path_code: str | None = None):
+    body = {"store_id": store, "code": code, "order_id": order}
+    return till(client, clock, f"/pos/coupons/{path_code or code}/void", body, store, key)
+
+
+def test_a_cancelled_orders_coupon_is_given_back_once_and_can_be_used_again(client, aws, clock):
+    code = coupon("SYVOID000001", clock, value=500)
+    assert redeemed(client, clock, code, "T-40")["redeemed"] is True
+    clock.advance(timedelta(minutes=29))
+    first = json.loads(voided(client, clock, code, "T-40").body)
+    assert (first["voided"], first["duplicate"]) == (True, False)
+    again = json.loads(voided(client, clock, code, "T-40").body)  # the till's retry
+    assert (again["voided"], again["duplicate"]) == (True, True)
+    assert redeemed_today(clock) == 0  # the day's redemptions no longer count it
+    assert asked(client, clock, code)["valid"] is True and Coupon.get(code).voids == 1
+    assert redeemed(client, clock, code, "T-41")["redeemed"] is True  # the re-rung sale
+    assert redeemed(client, clock, code, "T-40")["reason"] == "used"
+    assert json.loads(voided(client, clock, code, "T-41").body)["voided"] is True  # a second void is its own
+    assert redeemed(client, clock, code, "T-40")["redeemed"] is True  # the original order, rung once more
+    assert Coupon.get(code).voids == 2 and redeemed_today(clock) == 1
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("another order", "other_order"),
+        ("another store's till", "other_store"),
+        ("after the window", "window_closed"),
+        ("never redeemed", "not_redeemed"),
+        ("no such coupon", "unknown"),
+    ],
+)
+def test_a_void_is_refused_with_its_reason_and_writes_nothing(client, aws, clock, how, reason):
+    code = coupon("SYVOID000002", clock, stores=None)
+    if how != "never redeemed":
+        redeemed(client, clock, code, "T-50")
+    order, store, key = "T-50", "S001", KEY
+    if how == "another order":
+        order = "T-51"
+    if how == "another store's till":
+        store, key = "S002", "till-key-s002"
+    if how == "after the window":
+        clock.advance(timedelta(minutes=31))  # rules/loyalty.json: till.void_window_minutes 30
+    if how == "no such coupon":
+        code = "SYNOSUCH0002"
+    before = Coupon.get(code).attribute_values if how != "no such coupon" else None
+    response = voided(client, clock, code, order, store, key)
+    assert response.status_code == 200 and json.loads(response.body)["reason"] == reason
+    assert db.get(EventRecord, f"till:void:{code}:{order}:0") is None
+    assert (Coupon.get(code).attribute_values if before is not None else None) == before
+
+
+def test_a_void_whose_body_names_another_coupon_than_its_path_is_400(client, aws, clock):
+    code = coupon("SYVOID000003", clock)
+    redeemed(client, clock, code, "T-60")
+    response = voided(client, clock, code, "T-60", path_code="SYVOID000004")
+    assert response.status_code == 400 and "code" in json.loads(response.body)["reason"]
+    assert Coupon.get(code).status == "redeemed"
+
+
+def test_a_redeem_for_an_order_already_refunded_is_409_and_writes_nothing(client, aws, clock):
+    from tests.helpers import pos
+
+    code = coupon("SYREFUND0001", clock)
+    paid = {
+        "order_id": "T-70",
+        "amount_fen": 3000,
+        "items": [{"sku": "MT1", "category": "milk-tea", "price_fen": 3000}],
+    }
+    assert pos(client, aws, clock, "order_paid", "oTill", **paid).status_code == 200
+    refund = {"order_id": "T-70", "refund_id": "R-1", "amount_fen": 3000}
+    assert pos(client, aws, clock, "order_refunded", "oTill", **refund).status_code == 200
+    body = {"store_id": "S001", "code": code, "order_id": "T-70", "basket_total_fen": 3000}
+    response = till(client, clock, REDEEM, body)
+    assert response.status_code == 409 and "refunded" in json.loads(response.body)["reason"]
+    assert Coupon.get(code).status == "issued" and db.get(EventRecord, f"till:redeem:{code}:T-70") is None
+    assert redeemed(client, clock, code, "T-71")["redeemed"] is True  # another order may use it

@@ -18,12 +18,14 @@ from chalicelib.duties import (
     referral,
     reviews,
     tiers,
+    voids,
     welcome,
 )
 
 REGISTRY = (
     welcome,
     redemption,
+    voids,
     deliveries,
     recall_returns,
     challenge,

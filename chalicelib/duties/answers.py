@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import ledger, plans
-from chalicelib.duties import redemption
+from chalicelib.duties import redemption, voids
 from chalicelib.events import Event, Kind
 from chalicelib.facts import Snapshot
 from chalicelib.plans import Instruction
@@ -35,6 +35,8 @@ def of(event: Event, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, 
             "redeemed": debited,
             "balance": ledger.balance_of(member_id, reads).points if balance is None else balance,
         }
+    if event.kind is Kind.COUPON_VOIDED:
+        return voids.answer(event, plan, reads)
     if event.kind is Kind.CHECKED_IN and member_id:
         return {"checkin": _checkin(member_id, plan, reads)}
     return {}

@@ -136,6 +136,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
             at=event.occurred_at,
             event_id=event.event_id,
             cause=coupon.cause,
+            store_id=event.store_id,
         )
         plan.append(redeem)
         if coupon.cause in RECALL_CAUSES:

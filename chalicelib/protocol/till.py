@@ -35,15 +35,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     store_id: Id
     code: Code
-    basket_total_fen: Fen  # what the basket costs before the coupon (integer fen)
 
 
 class Check(_Body):
     """``POST /pos/coupons/check``: may the coupon be used on this basket, and for how much."""
 
+    basket_total_fen: Fen  # what the basket costs before the coupon (integer fen)
 
-class Redeem(_Body):
+
+class Redeem(Check):
     """``POST /pos/coupons/redeem``: use it, for this order, once."""
+
+    order_id: Id
+
+
+class Void(_Body):
+    """``POST /pos/coupons/{code}/void``: the order that redeemed it was cancelled. The code is in
+    the body too, so the signature covers it (the path must name the same code)."""
 
     order_id: Id
 
@@ -94,6 +102,13 @@ def parse(model: type[B], body: bytes, store: str, max_bytes: int) -> B:
         raise BadRequest(describe(exc)) from exc
     if parsed.store_id != store:
         raise Forbidden("this till's key is for another store")
+    return parsed
+
+
+def parse_void(body: bytes, store: str, max_bytes: int, path_code: str) -> Void:
+    parsed = parse(Void, body, store, max_bytes)
+    if parsed.code != path_code:
+        raise BadRequest("code: the body names another coupon than the path")
     return parsed
 
 

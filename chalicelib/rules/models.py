@@ -711,8 +711,16 @@ class KocSection(Strict):
     text: Text = "感谢您上个月在群里的活跃！您已成为本月品牌体验官，新品试饮会优先邀请您。"
 
 
+class TillSection(Strict):
+    """What the till may do (README, "The till API"), whether or not loyalty duties are on."""
+
+    void_window_minutes: Annotated[int, Field(ge=0, le=7 * 24 * 60)] = Field(
+        default=30, description="A till may void a coupon's redemption this long after it (cancelled order); 0 = never."
+    )
+
+
 class LoyaltyRule(Scoped):
-    """loyalty.json: points, tiers, check-in, referral, precision push, birthday, KOC."""
+    """loyalty.json: points, tiers, check-in, referral, precision push, birthday, KOC, the till."""
 
     points: PointsSection = PointsSection()
     tiers: TiersSection = TiersSection()
@@ -721,6 +729,7 @@ class LoyaltyRule(Scoped):
     precision_push: PrecisionSection = PrecisionSection()
     birthday: BirthdaySection = BirthdaySection()
     koc: KocSection = KocSection()
+    till: TillSection = TillSection()
 
     def tier(self, name: str | None) -> Tier:
         """A tier by name; an unknown or absent name (a renamed tier) is the entry tier."""

@@ -201,10 +201,14 @@ class Coupon(_Base):
     stores = UnicodeSetAttribute(null=True)  # absent = every store
     issued_at = UTCDateTimeAttribute()
     expires_at = UTCDateTimeAttribute()
-    status = UnicodeAttribute(default="issued")  # issued | redeemed
+    status = UnicodeAttribute(default="issued")  # issued | redeemed | void (a merge voided a second welcome)
     redeemed_at = UTCDateTimeAttribute(null=True)
     redeemed_order = UnicodeAttribute(null=True)
     redeemed_event = UnicodeAttribute(null=True)  # the one event that redeemed it
+    redeemed_store = UnicodeAttribute(null=True)  # the till's store, when a till redeemed it
+    voids = NumberAttribute(null=True)  # redemptions of it voided at the till (cancelled orders)
+    voided_order = UnicodeAttribute(null=True)  # the latest of them
+    voided_at = UTCDateTimeAttribute(null=True)
     kind = UnicodeAttribute(null=True)  # absent = amount; percent | item (rules: CouponSpec)
     percent_off = NumberAttribute(null=True)  # percent: the share off, at most value_fen
     item_sku = UnicodeAttribute(null=True)  # item: the free item, worth at most value_fen

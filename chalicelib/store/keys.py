@@ -44,9 +44,15 @@ def order_event(kind: str, *ids: str) -> str:
     return ":".join(("orders", kind, *ids))
 
 
-def till_redeem(code: str, order_id: str) -> str:
-    """A till's redemption of a coupon for an order: a retry of it is this event again."""
-    return f"till:redeem:{code}:{order_id}"
+def till_redeem(code: str, order_id: str, voids: int = 0) -> str:
+    """A till's redemption of a coupon for an order: a retry of it is this event again (until a
+    void gives the coupon back: the next redemption is a new event)."""
+    return f"till:redeem:{code}:{order_id}" + (f":{voids}" if voids else "")
+
+
+def till_void(code: str, order_id: str, voids: int) -> str:
+    """A till's void of the coupon's redemption by an order (the coupon's ``voids`` before it)."""
+    return f"till:void:{code}:{order_id}:{voids}"
 
 
 def recall_event(day: str) -> str:
