@@ -1,8 +1,9 @@
 """Benchmark of the till's coupon calls (in-process: chalice.test.Client + moto, as bench/pipeline.py).
 
 Per call: DynamoDB requests against the floor (a check: one read; a redeem: the coupon's read,
-the event's read and one transaction; a refused redeem: the one read; a retry of a redeem: the two
-reads), the transactions, the request units DynamoDB would bill and the handler time. Writes the
+the read of its order's refunds, the event's read and one transaction; a refused redeem: the one
+read; a retry of a redeem: the coupon's and the event's reads; a void: the coupon's read, the
+event's read and one transaction), the transactions, the request units DynamoDB would bill and the handler time. Writes the
 figures to bench/RESULTS.md.
 
     .venv/bin/python bench/till.py [--calls 200]
@@ -26,9 +27,11 @@ KEY = "bench-till-key"
 FLOORS = {
     "check (a valid coupon)": 1,
     "check (a used coupon)": 1,
-    "redeem (first, for an order)": 3,
+    "redeem (first, for an order)": 4,
     "redeem retried by the till (same order)": 2,
     "redeem refused (below the minimum spend)": 1,
+    "void (the order was cancelled)": 3,
+    "void retried by the till": 2,
 }
 
 
@@ -76,7 +79,10 @@ def run(calls: int) -> dict:
         def body(i: int, **extra: object) -> dict:
             return {"store_id": "S001", "code": f"SYBENCH{i:05d}", "basket_total_fen": 3000, **extra}
 
-        check, redeem = "/pos/coupons/check", "/pos/coupons/redeem"
+        def void_body(i: int) -> dict:
+            return {"store_id": "S001", "code": f"SYBENCH{i:05d}", "order_id": f"T{i}"}
+
+        check, redeem, void = "/pos/coupons/check", "/pos/coupons/redeem", "/pos/coupons/{code}/void"
         scenarios = {  # name → (path, body of the i-th call)
             "check (a valid coupon)": (check, lambda i: body(i)),
             "redeem (first, for an order)": (redeem, lambda i: body(i, order_id=f"T{i}")),
@@ -86,10 +92,15 @@ def run(calls: int) -> dict:
                 redeem,
                 lambda i: body(i, order_id=f"U{i}", basket_total_fen=100),
             ),
+            "void (the order was cancelled)": (void, lambda i: void_body(i)),
+            "void retried by the till": (void, lambda i: void_body(i)),
         }
         with Client(app, stage_name="local") as client:
             for name, (path, payload) in scenarios.items():
-                signed = (cb.till_post(path, "S001", KEY, payload(i), clock.now()) for i in range(calls))
+                signed = (
+                    cb.till_post(path.format(code=payload(i)["code"]), "S001", KEY, payload(i), clock.now())
+                    for i in range(calls)
+                )
                 results[name] = measure(client, meter, name, signed)
     return results
 
@@ -112,10 +123,12 @@ def main() -> None:
     lines += [
         "",
         "Reading: a check is one read of the coupon and writes nothing. A redeem reads the coupon (a",
-        "refusal is answered from it: one request, nothing written), then runs as its holder's event —",
-        "the event's one read and one transaction (the event record, the coupon, the member, the",
-        "counters): the goal of one transaction per redeem. A retry of the same order stops at the",
-        "event's read and answers the stored reply.",
+        "refusal is answered from it: one request, nothing written) and its order's refunds (a refunded",
+        "order is 409, nothing written), then runs as its holder's event — the event's one read and one",
+        "transaction (the event record, the coupon, the member, the counters): the goal of one",
+        "transaction per redeem. A retry of the same order stops at the event's read and answers the",
+        "stored reply. A void is the same without the refund read; its transaction also takes the",
+        "redemption off its day's counters.",
         "",
     ]
     text = "\n".join(lines)
