@@ -3,8 +3,8 @@
 Per call: DynamoDB requests against the floor (a check: one read; a redeem: the coupon's read,
 the read of its order's refunds, the event's read and one transaction; a refused redeem: the one
 read; a retry of a redeem: the coupon's and the event's reads; a void: the coupon's read, the
-event's read and one transaction), the transactions, the request units DynamoDB would bill and the handler time. Writes the
-figures to bench/RESULTS.md.
+event's read and one transaction), the transactions, the request units DynamoDB would bill and
+the handler time. Writes the figures to bench/RESULTS.md.
 
     .venv/bin/python bench/till.py [--calls 200]
 """
