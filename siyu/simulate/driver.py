@@ -15,6 +15,10 @@ then lives the days:
 - members read what reached them: the welcome reply and the messages the fake WeChat received
   carry coupon codes, which they show at the till; a lapsed member whom a recall message reached
   comes back more often than one held out;
+- the stores' tills ask siyu about a shown coupon (``/pos/coupons/check``, then ``/redeem`` for
+  the order, and now and then ``/void`` when the customer cancels and the sale is rung again);
+  some orders are at another store than the member's own, so a coupon of one store is refused at
+  another; a few older tills only report the codes with the order afterwards;
 - store staff answer negative reviews through ``POST /admin/tickets/{id}``, some stores slowly.
 
 Virtual time also paces the send-rate limiters (``rate.use_pace``), which otherwise run on the
@@ -54,6 +58,10 @@ from siyu.simulate.world import ZONE, Persona, Planned
 SLOT = timedelta(minutes=30)  # the timers' resolution: jobs of a shorter rate run once a slot
 CODE = re.compile(r"SY[A-Z2-7]{10}")
 ADMIN_TOKEN = "siyu-simulate-admin-token"
+TILL_KEY = "siyu-simulate-till-"  # + the store id: each store's till key
+AWAY_SHARE = 0.05  # orders at another store than the member's own
+REPORT_ONLY_SHARE = 0.1  # shown coupons an older till only reports with the order
+VOID_SHARE = 0.03  # till redemptions the customer cancels (the sale is rung again)
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Tally:
     # person → ids siyu could learn are theirs (WeChat knows every OA and WeCom id's UnionID; a
     # mini-program id once an order carried it)
     linkable: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    till: Counter[str] = field(default_factory=Counter)  # the tills' calls by outcome
 
 
 class VirtualPace(rate.Pace):
@@ -175,6 +184,7 @@ class Simulation:
                 "SIYU_LOG_LEVEL": "WARNING",
                 "SIYU_RULES_CACHE_SECONDS": "86400",  # published once, before the first event
                 "SIYU_DYNAMODB_ENDPOINT": endpoint,
+                "SIYU_TILL_KEYS": ",".join(f"{s.id}={TILL_KEY}{s.id}" for s in self.chain),
             }
         )
         local_stack.apply_local_defaults()
@@ -293,24 +303,33 @@ class Simulation:
     def _order(self, person: Persona, now: datetime, returning: bool) -> None:
         rng = world.rng(self.seed, person.member_id, "order", now.isoformat())
         order_id = f"O{self.seed}-{person.member_id[-6:]}-{now:%m%d%H%M}"
-        amount = rng.randint(18, 45) * 100
+        basket = rng.randint(18, 45) * 100
+        store = person.store
+        if len(self.chain) > 1 and rng.random() < AWAY_SHARE:
+            store = rng.choice([s for s in self.chain if s.id != person.store.id])
+        amount, codes = basket, []
+        unused = [code for code in self.pockets[person.member_id] if code not in self.used]
+        if unused and rng.random() < (0.9 if returning else 0.6):
+            if rng.random() < REPORT_ONLY_SHARE:  # an older till: the order reports the code afterwards
+                codes = [unused[-1]]
+                self.used.add(unused[-1])
+            else:
+                order_id, discount = self._till(unused[-1], store.id, order_id, basket, rng)
+                amount = basket - discount
         payload: dict[str, Any] = {
             "type": "order_paid",
             "order_id": order_id,
             "amount_fen": amount,
             "items": [{"sku": f"{person.category}-1", "category": person.category, "price_fen": amount}],
+            **({"coupon_codes": codes} if codes else {}),
         }
-        unused = [code for code in self.pockets[person.member_id] if code not in self.used]
-        if unused and rng.random() < (0.9 if returning else 0.6):
-            payload["coupon_codes"] = [unused[-1]]
-            self.used.add(unused[-1])
         openid = person.mp_id if person.mp_id and rng.random() < 0.7 else person.member_id
         if openid == person.mp_id:
             self.tally.ids[person.member_id].add(openid)
             if person.unionid_from and now.astimezone(ZONE).date() >= person.unionid_from:
                 payload["unionid"] = person.unionid
                 self.tally.linkable[person.member_id].add(openid)
-        self._pos(person, payload, openid)
+        self._pos(person, payload, openid, store.id)
         detail = {"order_id": order_id, "amount_fen": amount}
         for planned in world.after_order(person, now, self.seed, detail):
             self._schedule(planned)
@@ -340,10 +359,44 @@ class Simulation:
         self.tally.statuses[answer.status_code] += 1
         self.tally.staff[f"{action}:{answer.status_code}"] += 1
 
-    def _pos(self, person: Persona, fields: dict[str, Any], openid: str | None = None) -> requests.Response:
+    def _till(self, code: str, store: str, order_id: str, basket: int, rng: Any) -> tuple[str, int]:
+        """The cashier checks the shown coupon, redeems it for the order, and now and then voids it
+        (the customer changed the order) and rings the sale again. The order id and the discount."""
+        asked = self._till_call(
+            "/pos/coupons/check", store, {"store_id": store, "code": code, "basket_total_fen": basket}
+        )
+        if not asked.get("valid"):
+            self.tally.till[f"check refused: {asked.get('reason')}"] += 1
+            if asked.get("reason") not in ("below_minimum", "other_store", "not_yet_valid"):
+                self.used.add(code)  # the cashier says it cannot be used any more
+            return order_id, 0
+        self.tally.till["check valid"] += 1
+        body = {"store_id": store, "code": code, "order_id": order_id, "basket_total_fen": basket}
+        answer = self._till_call("/pos/coupons/redeem", store, body)
+        if answer.get("redeemed") and rng.random() < VOID_SHARE:
+            voided = self._till_call(
+                f"/pos/coupons/{code}/void", store, {"store_id": store, "code": code, "order_id": order_id}
+            )
+            self.tally.till["void " + ("done" if voided.get("voided") else f"refused: {voided.get('reason')}")] += 1
+            order_id = f"{order_id}-B"
+            answer = self._till_call("/pos/coupons/redeem", store, {**body, "order_id": order_id})
+        self.used.add(code)
+        if not answer.get("redeemed"):
+            self.tally.till[f"redeem refused: {answer.get('reason')}"] += 1
+            return order_id, 0
+        self.tally.till["redeemed"] += 1
+        return order_id, int(answer["discount_fen"])
+
+    def _till_call(self, path: str, store: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self._post(callbacks.till_post(path, store, f"{TILL_KEY}{store}", body, self.clock.now()))
+        return answer.json() if answer.status_code == 200 else {"reason": f"http {answer.status_code}"}
+
+    def _pos(
+        self, person: Persona, fields: dict[str, Any], openid: str | None = None, store: str | None = None
+    ) -> requests.Response:
         payload = {
             "openid": openid or person.member_id,
-            "store_id": person.store.id,
+            "store_id": store or person.store.id,
             "at": self.clock.now().isoformat(),
         }
         return self._post(callbacks.order_post(settings.current(), {**payload, **fields}, self.clock.now()))

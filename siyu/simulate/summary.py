@@ -12,7 +12,11 @@ Invariants (each ``{"ok": bool, "detail": str}``):
   than messaging.json's caps allow;
 - ``nothing_lost``: every webhook was answered (no 5xx after WeChat's three tries) and every
   event record is done;
-- ``one_ticket_per_negative_review``: each review at or below the threshold has one ticket.
+- ``one_ticket_per_negative_review``: each review at or below the threshold has one ticket;
+- ``coupon_once``: by siyu's own event records, no coupon is redeemed more often than its
+  redemptions were voided plus one, and every redeemed coupon is held by the one event that says so;
+- ``till_terms``: no coupon a till redeemed was expired, not yet valid, of another store or
+  below its minimum spend at the moment and for the basket of that redemption.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def collect(sim: Simulation) -> dict[str, Any]:
         "caps": _caps(messages, rules, zone),
         "nothing_lost": _nothing_lost(sim, events),
         "one_ticket_per_negative_review": _tickets(events, tickets, rules.alerts.reviews.max_score),
+        "coupon_once": _coupon_once(events, coupons),
+        "till_terms": _till_terms(events, coupons),
     }
     return {
         "seed": sim.seed,
@@ -77,6 +83,7 @@ def collect(sim: Simulation) -> dict[str, Any]:
         "retried_deliveries": sim.tally.retried,
         "coupons_issued": dict(sorted(Counter(c.cause for c in coupons).items())),
         "coupons_redeemed": dict(sorted(Counter(c.cause for c in coupons if c.status == "redeemed").items())),
+        "till": dict(sorted(sim.tally.till.items())),
         "recall": recall_rows,
         "members_back": dict(sim.tally.returns),
         "alerts": {
@@ -188,6 +195,65 @@ def _tickets(events, tickets, max_score: int) -> dict[str, Any]:
     return {"ok": negative == found, "detail": f"{len(negative)} negative reviews, {len(found)} tickets"}
 
 
+def _redemptions(events) -> tuple[Counter[str], Counter[str], list[tuple[Any, str]]]:
+    """From the event records: per code, the redemptions and the voids siyu answered yes to, and
+    each till redemption (its event, the code)."""
+    import json
+
+    from chalicelib.events import Event
+
+    redeemed: Counter[str] = Counter()
+    voided: Counter[str] = Counter()
+    at_till = []
+    for record in events:
+        answer = json.loads(record.answer) if record.answer else {}
+        if record.kind == "coupon_voided" and answer.get("voided"):
+            voided[answer["code"]] += 1
+        for given in answer.get("coupons") or ():
+            if given.get("redeemed"):
+                redeemed[given["code"]] += 1
+                if record.source == "till":
+                    at_till.append((Event.from_json(record.body), given["code"]))
+    return redeemed, voided, at_till
+
+
+def _coupon_once(events, coupons) -> dict[str, Any]:
+    redeemed, voided, _ = _redemptions(events)
+    twice = [code for code, n in redeemed.items() if n > voided[code] + 1]
+    held = {c.code: c for c in coupons}
+    astray = [
+        code for code, n in redeemed.items() if code in held and (n > voided[code]) != (held[code].status == "redeemed")
+    ]
+    return {
+        "ok": not twice and not astray,
+        "detail": f"{sum(redeemed.values())} redemptions of {len(redeemed)} coupons, {sum(voided.values())} voided; "
+        f"{len(twice)} redeemed twice, {len(astray)} whose state disagrees with the events",
+    }
+
+
+def _till_terms(events, coupons) -> dict[str, Any]:
+    held = {c.code: c for c in coupons}
+    _, _, at_till = _redemptions(events)
+    broken = Counter(_broken(held[code], event) for event, code in at_till)
+    fine = broken.pop(None, 0)
+    return {"ok": not broken, "detail": f"{fine} of {len(at_till)} till redemptions within terms {dict(broken)}"}
+
+
+def _broken(coupon: Coupon, event) -> str | None:
+    """Which of its terms the coupon broke when this till redeemed it (judged here, apart from
+    siyu's own judgement in chalicelib/duties/redemption.py)."""
+    at = event.occurred_at
+    if at >= coupon.expires_at:
+        return "expired"
+    if at < (coupon.valid_from or coupon.issued_at):
+        return "not_yet_valid"
+    if coupon.stores and event.store_id not in coupon.stores:
+        return "other_store"
+    if int(event.data["basket_total_fen"]) < int(coupon.min_spend_fen or 0):
+        return "below_minimum"
+    return None
+
+
 def render(result: dict[str, Any]) -> str:
     """The summary as ops read it (the digest first, as the last thing siyu sent them)."""
     lines = [f"## 最近一期周报（{result['digest_week']}）", "", result["digest"], "", "## Simulation summary", ""]
@@ -205,6 +271,7 @@ def render(result: dict[str, Any]) -> str:
     lines.append("HTTP answers:   " + _pairs(result["http"]) + f" (retried deliveries {result['retried_deliveries']})")
     lines.append("coupons issued: " + _pairs(result["coupons_issued"]))
     lines.append("coupons used:   " + _pairs(result["coupons_redeemed"]))
+    lines.append("tills:          " + _pairs(result["till"]))
     for row in result["recall"]:
         lift = row["lift"]
         shown = (
