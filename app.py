@@ -42,6 +42,16 @@ def on_till_redeem():
     return web.till_coupon(app.current_request, "redeem")
 
 
+@app.route("/pos/members/{member_code}", methods=["GET"])
+def on_till_member(member_code):
+    return web.till_member(app.current_request, member_code)
+
+
+@app.route("/mp/member-code", methods=["POST"], content_types=["application/json"])
+def on_member_code():
+    return web.member_code(app.current_request)
+
+
 @app.route("/admin/members/{member_id}", methods=["GET"], authorizer=ADMIN)
 def admin_member(member_id):
     return web.admin_member(app.current_request, member_id)

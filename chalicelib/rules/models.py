@@ -514,6 +514,9 @@ class Tier(Strict):
     coupon: CouponSpec | None = Field(default=None, description="Benefit coupon issued on reaching the tier.")
     birthday_coupon: CouponSpec | None = Field(default=None, description="Birthday-month coupon of this tier.")
     tags: list[Tag] = Field(default_factory=list, description="Tags the tier carries, e.g. early_access.")
+    discount_percent: Annotated[int, BeforeValidator(_number_only), Field(ge=0, le=50)] = Field(
+        default=0, description="Percent off at the till for this tier (10 = 9折); the till reads it with the member."
+    )
 
 
 def _default_tiers() -> list[Tier]:
@@ -682,8 +685,16 @@ class KocSection(Strict):
     text: Text = "感谢您上个月在群里的活跃！您已成为本月品牌体验官，新品试饮会优先邀请您。"
 
 
+class TillSection(Strict):
+    """The member at the till: the member code the mini program shows (``POST /mp/member-code``)."""
+
+    member_code_ttl_seconds: Annotated[int, BeforeValidator(_number_only), Field(ge=30, le=3600)] = Field(
+        default=180, description="How long a member code is valid: a screenshot older than this is refused."
+    )
+
+
 class LoyaltyRule(Scoped):
-    """loyalty.json: points, tiers, check-in, referral, precision push, birthday, KOC."""
+    """loyalty.json: points, tiers, check-in, referral, precision push, birthday, KOC, the till."""
 
     points: PointsSection = PointsSection()
     tiers: TiersSection = TiersSection()
@@ -692,6 +703,7 @@ class LoyaltyRule(Scoped):
     precision_push: PrecisionSection = PrecisionSection()
     birthday: BirthdaySection = BirthdaySection()
     koc: KocSection = KocSection()
+    till: TillSection = TillSection()
 
     def tier(self, name: str | None) -> Tier:
         """A tier by name; an unknown or absent name (a renamed tier) is the entry tier."""
@@ -806,6 +818,9 @@ class AlertsRule(Scoped):
         return self
 
 
+DIGEST_PLACEHOLDERS = frozenset({"amount", "orders", "share"})
+
+
 class DigestRule(Scoped):
     """digest.json: the weekly digest (周报) for the review meeting."""
 
@@ -823,6 +838,12 @@ class DigestRule(Scoped):
     )
     rank_by: KPI_NAMES = "conversion_rate"
     top_bottom: Annotated[int, Field(ge=1, le=10)] = 3
+    tier_benefits_text: Text = Field(
+        default="会员等级折扣 {amount}元（{orders}单，占GMV {share}）",
+        description="The week's cost of tier discounts given at the till; shown when there was any.",
+    )
+
+    _placeholders = _texts(DIGEST_PLACEHOLDERS, "tier_benefits_text")
 
     def target_of(self, kpi: str) -> Decimal | None:
         """The target of a KPI named at run time (a digest row, a console card), if one is set."""

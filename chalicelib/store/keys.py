@@ -109,6 +109,11 @@ def birthday_set(member_id: str, event_id: str) -> str:
     return f"birthday#{member_id}#{event_id}"
 
 
+def member_ref(member_id: str) -> str:
+    """What the till's ``member_ref`` is derived from (``codes.member_ref``): a person's, not an id's."""
+    return f"member#{member_id}"
+
+
 def birthday_benefit(member_id: str, year: int) -> str:
     return f"birthday#{member_id}#{year}"
 
