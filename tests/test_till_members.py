@@ -195,6 +195,10 @@ def test_a_merged_or_linked_id_shows_its_person(client, aws, clock):
     assert new_id["member_ref"] == person["member_ref"]
     stale = member_code.seal("oLater", clock.now() + timedelta(minutes=3), aws.member_code_key)  # sealed before
     assert looked_up(client, clock, stale)["member_ref"] == person["member_ref"]
+    Shared(*keys.link("oLinkedOnly"), value="oEarlier").save()  # an id with a link and no row of its own
+    Member("oHalfway", merged_into="oEarlier").save()  # a row merged, its link not written yet
+    for other in ("oLinkedOnly", "oHalfway"):
+        assert looked_up(client, clock, issued(client, aws, clock, other)["member_code"])["tier"] == "钻卡", other
 
 
 def test_an_unknown_member_is_404_and_bad_requests_are_400_or_401(client, aws, clock):
