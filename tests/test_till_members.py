@@ -241,3 +241,21 @@ def test_the_till_rules_are_bounded():
     with pytest.raises(ValueError):
         LoyaltyRule.model_validate({"tiers": {"levels": [{"name": "普通", "discount_percent": 51}]}})
     assert LoyaltyRule.model_validate({}).till.member_code_ttl_seconds == 180
+
+
+def test_the_official_accounts_menu_key_is_answered_with_the_link_to_the_member_code(client, aws, clock):
+    from chalicelib.protocol import xmlsafe
+    from chalicelib.protocol.crypto import MessageCrypto
+
+    def click(key: str, created: int) -> bytes:
+        xml = callbacks.oa_event("oFollower", "CLICK", created, event_key=key)
+        response = send(client, callbacks.oa_post(aws, xml, clock.now()))
+        assert response.status_code == 200
+        return response.body
+
+    answered = click("MEMBER_CODE", int(clock.now().timestamp()))
+    envelope = xmlsafe.parse(answered, 65536)
+    crypto = MessageCrypto(aws.wechat_token, aws.wechat_aes_key, aws.wechat_app_id)
+    text = xmlsafe.parse(crypto.decrypt(envelope["Encrypt"]).encode(), 65536)["Content"]
+    assert text == "请点击打开会员码，在收银台出示：https://example.com/siyu/member-code"
+    assert click("OTHER_MENU", int(clock.now().timestamp()) + 1) == b"success"

@@ -11,6 +11,7 @@ from chalicelib.duties import (
     checkin,
     deliveries,
     koc,
+    member_code,
     points,
     precision,
     recall_returns,
@@ -35,4 +36,5 @@ REGISTRY = (
     birthday,
     koc,
     reviews,
+    member_code,
 )

@@ -686,11 +686,21 @@ class KocSection(Strict):
 
 
 class TillSection(Strict):
-    """The member at the till: the member code the mini program shows (``POST /mp/member-code``)."""
+    """The member at the till: the member code the mini program shows (``POST /mp/member-code``),
+    and the official account's menu entry to it."""
 
     member_code_ttl_seconds: Annotated[int, BeforeValidator(_number_only), Field(ge=30, le=3600)] = Field(
         default=180, description="How long a member code is valid: a screenshot older than this is refused."
     )
+    menu_key: Ident | None = Field(
+        default=None, description="The official account's menu key (CLICK) answered with menu_text; null = none."
+    )
+    link: Annotated[str, Field(pattern=r"^https://", max_length=200)] = Field(
+        default="https://example.com/siyu/member-code", description="The mini program's page that shows the code."
+    )
+    menu_text: Text = "请点击打开会员码，在收银台出示：{link}"
+
+    _placeholders = _texts(frozenset({"link"}), "menu_text")
 
 
 class LoyaltyRule(Scoped):

@@ -280,6 +280,10 @@ def checkin_again(event_id: str) -> str:
     return f"checkin-again#{event_id}"
 
 
+def member_code_reply(event_id: str) -> str:
+    return f"member-code#{event_id}"
+
+
 def checkin_badge(member_id: str) -> str:
     return f"checkin-badge#{member_id}"
 
