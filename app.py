@@ -47,6 +47,16 @@ def on_till_void(code):
     return web.till_coupon(app.current_request, "void", code)
 
 
+@app.route("/pos/members/{member_code}", methods=["GET"])
+def on_till_member(member_code):
+    return web.till_member(app.current_request, member_code)
+
+
+@app.route("/mp/member-code", methods=["POST"], content_types=["application/json"])
+def on_member_code():
+    return web.member_code(app.current_request)
+
+
 @app.route("/admin/members/{member_id}", methods=["GET"], authorizer=ADMIN)
 def admin_member(member_id):
     return web.admin_member(app.current_request, member_id)

@@ -1,10 +1,11 @@
-"""Benchmark of the till's coupon calls (in-process: chalice.test.Client + moto, as bench/pipeline.py).
+"""Benchmark of the till's calls (in-process: chalice.test.Client + moto, as bench/pipeline.py).
 
 Per call: DynamoDB requests against the floor (a check: one read; a redeem: the coupon's read,
 the read of its order's refunds, the event's read and one transaction; a refused redeem: the one
 read; a retry of a redeem: the coupon's and the event's reads; a void: the coupon's read, the
-event's read and one transaction), the transactions, the request units DynamoDB would bill and
-the handler time. Writes the figures to bench/RESULTS.md.
+event's read and one transaction; a member code issued: one read; a member looked up by code: one
+read and one query of the coupon index), the transactions, the request units DynamoDB would bill
+and the handler time. Writes the figures to bench/RESULTS.md.
 
     .venv/bin/python bench/till.py [--calls 200]
 """
@@ -32,16 +33,19 @@ FLOORS = {
     "redeem refused (below the minimum spend)": 1,
     "void (the order was cancelled)": 3,
     "void retried by the till": 2,
+    "member code issued (the mini program)": 1,
+    "member looked up (its code, at the till)": 2,
 }
 
 
 def run(calls: int) -> dict:
-    os.environ.update({**ENV, "SIYU_TILL_KEYS": f"S001={KEY}"})
+    os.environ.update({**ENV, "SIYU_TILL_KEYS": f"S001={KEY}", "SIYU_MEMBER_CODE_KEY": "bench-member-code-key"})
     from chalice.test import Client
     from moto import mock_aws
 
     from chalicelib import executor, plans, runtime
     from chalicelib.clock import FixedClock
+    from chalicelib.protocol import member_code
     from chalicelib.settings import current
     from chalicelib.state.binding import create_tables
     from chalicelib.state.models import Member
@@ -102,6 +106,14 @@ def run(calls: int) -> dict:
                     for i in range(calls)
                 )
                 results[name] = measure(client, meter, name, signed)
+            asked = (
+                cb.order_post(current(), {"openid": f"oT{i}"}, clock.now(), "/mp/member-code") for i in range(calls)
+            )
+            results["member code issued (the mini program)"] = measure(client, meter, "issue", asked)
+            until = clock.now() + timedelta(minutes=3)
+            codes = (member_code.seal(f"oT{i}", until, current().member_code_key) for i in range(calls))
+            looked = (cb.till_get(f"/pos/members/{code}", "S001", KEY, clock.now()) for code in codes)
+            results["member looked up (its code, at the till)"] = measure(client, meter, "look up", looked)
     return results
 
 
@@ -112,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.calls)
     lines = [
-        "## The till's coupon calls (bench/till.py)",
+        "## The till's calls (bench/till.py)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}; {args.calls} calls per "
@@ -128,12 +140,14 @@ def main() -> None:
         "transaction (the event record, the coupon, the member, the counters): the goal of one",
         "transaction per redeem. A retry of the same order stops at the event's read and answers the",
         "stored reply. A void is the same without the refund read; its transaction also takes the",
-        "redemption off its day's counters.",
+        "redemption off its day's counters. A member code is issued from one read (the openid's row and",
+        "links) and sealed, nothing stored; a look-up opens it and reads the person's row with their",
+        "points balance (one request) and queries their coupons (one per person merged into them).",
         "",
     ]
     text = "\n".join(lines)
     print(text)
-    write_section(args.results, "## The till's coupon calls", text)
+    write_section(args.results, "## The till's calls", text)
 
 
 if __name__ == "__main__":

@@ -21,3 +21,8 @@ def welcome(member_id: str, secret: str) -> str:
     """The code of a member's one welcome gift (the welcome duty issues it; a merge of two
     persons looks both up: chalicelib/identity/merge.py)."""
     return derive(keys.welcome(member_id), secret)
+
+
+def member_ref(member_id: str, secret: str) -> str:
+    """The till's name for a person (``GET /pos/members/…``): stable, short, and not their id."""
+    return derive(keys.member_ref(member_id), secret, prefix="MR")

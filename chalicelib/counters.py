@@ -6,7 +6,8 @@ two items, its store's day and the chain's day (local days in the chain's time z
 members" count a member once a day: the plan marks ``(active#<day>, member)`` on its absence and
 the count depends on the marker being new. A member's first activity of a day also feeds the
 retention cohort of the day they were first seen (day 1 and day 7 returns). What the plan does
-counts too, each only if it happens: a coupon issued or redeemed (by cause), a check-in.
+counts too, each only if it happens: a coupon issued or redeemed (by cause), a check-in. An
+order's tier discount (``tier_discount_fen``, what the till gave) is the cost of tier benefits.
 
 Counter names are plain words (``follows``, ``gmv_fen``); counters by cause or category are
 ``<name>:<cause>`` (``coupons_issued:welcome``).
@@ -63,6 +64,9 @@ def of_event(
     data = event.data
     if event.kind is Kind.ORDER_PAID:
         counts["gmv_fen"] += int(data.get("amount_fen") or 0)
+        tier_discount = int(data.get("tier_discount_fen") or 0)  # what the till took off for the tier
+        counts["tier_discount_fen"] += tier_discount
+        counts["tier_discount_orders"] += tier_discount > 0
         today = event.occurred_at.astimezone(zone).date().isoformat()
         if member is not None and any(day < today for day in member.order_days or ()):
             counts["repeat_orders"] += 1

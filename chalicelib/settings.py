@@ -34,6 +34,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "",
         "The till API's keys, per store: S001=<key>|<next key>,S002=<key> (two while tills rotate); empty = closed.",
     ),
+    "SIYU_MEMBER_CODE_KEY": (
+        "",
+        "Key of the member codes shown at the till: <key>|<previous key> (seal with the first); empty = closed.",
+    ),
     "SIYU_COUPON_SECRET": ("siyu-local-coupon-secret", "Secret from which coupon codes are derived."),
     "SIYU_PRIVACY_SECRET": (
         "siyu-local-privacy-secret",
@@ -76,6 +80,7 @@ class Settings:
     wecom_corp_id: str
     orders_hmac_secret: str
     till_keys: str
+    member_code_key: str
     coupon_secret: str
     privacy_secret: str
     wechat_api_base: str
@@ -130,6 +135,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         wecom_corp_id=_get(env, "SIYU_WECOM_CORP_ID"),
         orders_hmac_secret=_get(env, "SIYU_ORDERS_HMAC_SECRET"),
         till_keys=_get(env, "SIYU_TILL_KEYS"),
+        member_code_key=_get(env, "SIYU_MEMBER_CODE_KEY"),
         coupon_secret=_get(env, "SIYU_COUPON_SECRET"),
         privacy_secret=_get(env, "SIYU_PRIVACY_SECRET"),
         wechat_api_base=_get(env, "SIYU_WECHAT_API_BASE").rstrip("/"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,14 @@ def inbound(request: Any) -> Inbound:
 
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     body = request.raw_body if request.method in ("POST", "PUT") else b""
-    return Inbound(request.method, dict(request.query_params or {}), headers, body or b"")
+    return Inbound(request.method, dict(request.query_params or {}), headers, body or b"", route_path(request))
+
+
+def route_path(request: Any) -> str:
+    """The request's path as its route names it, parameters filled in: ``/pos/members/MC…``,
+    the same behind any API stage prefix or custom domain mapping (what a GET's signature covers)."""
+    params = request.uri_params or {}
+    return re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))), getattr(request, "path", "") or "")
 
 
 def to_json(value: Any) -> str:
@@ -147,6 +155,37 @@ def till_coupon(request: Any, action: str, code: str | None = None) -> Response:
         return Response(to_json(body), headers=JSON)
 
     return answer(f"till_{action}", work)
+
+
+def member_code(request: Any) -> Response:
+    """``POST /mp/member-code``: the mini program's server, signed as the order webhook is."""
+    from chalicelib import runtime
+    from chalicelib.protocol import member_code, orders
+    from chalicelib.till import members
+
+    def work() -> Response:
+        ctx = runtime.context()
+        req = inbound(request)
+        orders.authenticate(req, ctx.settings.orders_hmac_secret, ctx.clock.now(), ctx.settings.timestamp_tolerance_s)
+        body = members.issue(ctx, member_code.parse_request(req.body, ctx.settings.max_body_bytes))
+        return Response(to_json(body), headers=JSON)
+
+    return answer("member_code", work)
+
+
+def till_member(request: Any, code: str) -> Response:
+    """``GET /pos/members/{member_code}``: signed with the till's store key over the path."""
+    from chalicelib import runtime
+    from chalicelib.protocol import till
+    from chalicelib.till import members
+
+    def work() -> Response:
+        ctx = runtime.context()
+        req = inbound(request)
+        store = till.authenticate(req, ctx.settings.till_keys, ctx.clock.now(), ctx.settings.timestamp_tolerance_s)
+        return Response(to_json(members.look_up(ctx, store, code)), headers=JSON)
+
+    return answer("till_member", work)
 
 
 def _iam_caller(request: Any) -> str | None:

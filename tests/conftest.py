@@ -28,6 +28,7 @@ TEST_ENV = {
     "SIYU_WECOM_CORP_ID": "wx49f0ab532d5d035a",
     "SIYU_ORDERS_HMAC_SECRET": "test-orders-secret",
     "SIYU_TILL_KEYS": "S001=till-key-s001|till-key-s001-next,S002=till-key-s002",
+    "SIYU_MEMBER_CODE_KEY": "test-member-code-key|test-member-code-key-before",
     "SIYU_ADMIN_TOKEN": "test-admin-token",
     "SIYU_COUPON_SECRET": "test-coupon-secret",
     "SIYU_WECHAT_APP_SECRET": "test-app-secret",

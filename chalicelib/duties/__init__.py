@@ -11,6 +11,7 @@ from chalicelib.duties import (
     checkin,
     deliveries,
     koc,
+    member_code,
     points,
     precision,
     recall_returns,
@@ -37,4 +38,5 @@ REGISTRY = (
     birthday,
     koc,
     reviews,
+    member_code,
 )

@@ -86,14 +86,21 @@ def reason(coupon: Coupon | None, owners: frozenset[str] | None, event: Event | 
 
 def terms(coupon: Coupon, store_id: str | None, basket_fen: int, now: datetime) -> str | None:
     """The coupon's own terms at the till: validity, store scope, minimum spend."""
+    why = validity(coupon, store_id, now)
+    if why is None and basket_fen < int(coupon.min_spend_fen or 0):
+        return "below_minimum"
+    return why
+
+
+def validity(coupon: Coupon, store_id: str | None, now: datetime) -> str | None:
+    """Why the coupon cannot be used at this store now whatever the basket (its dates, its
+    stores); None: it can. Its status is ``reason``'s."""
     if coupon.expires_at <= now:
         return "expired"
     if (coupon.valid_from or coupon.issued_at) > now:
         return "not_yet_valid"
     if coupon.stores and store_id not in coupon.stores:
         return "other_store"
-    if basket_fen < int(coupon.min_spend_fen or 0):
-        return "below_minimum"
     return None
 
 

@@ -17,11 +17,16 @@ The decision, on what was read:
    merge (``chalicelib.identity.merge``), which runs off the webhook's path;
 4. an official-account follower or WeCom contact whose UnionID is unknown gets it asked of
    WeChat, off the webhook's path, once per id (``chalicelib.identity.learn``).
+
+``person_of`` finds the person the same way for a caller that only reads (the member code of
+``chalicelib/till``): the id's row and links in one request, and what the caller needs of the
+person with them; a linked or merged id reads its person's row once more.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chalicelib import plans
@@ -60,6 +65,27 @@ def prefetch(event: Event) -> list[db.Key]:
     if unionid:
         wanted.append((Shared, *keys.unionid_link(unionid)))
     return wanted
+
+
+def person_of(
+    platform_id: str, unionid: str | None = None, also: Iterable[db.Key] = ()
+) -> tuple[Member | None, Snapshot]:
+    """The person ``platform_id`` is now (None: siyu knows no such member), and the snapshot it
+    was found in: one request for the id's row, its link, its UnionID's link and ``also``."""
+    wanted: list[db.Key] = [(Member, platform_id, None), (Shared, *keys.link(platform_id))]
+    if unionid:
+        wanted.append((Shared, *keys.unionid_link(unionid)))
+    reads = Snapshot.read([*wanted, *also])
+    link = reads.get(Shared, *keys.link(platform_id))
+    owner = reads.get(Shared, *keys.unionid_link(unionid)) if unionid else None
+    row = reads.get(Member, link.value if link is not None and link.value else platform_id)
+    if row is None and link is None and owner is not None and owner.value:
+        row = reads.get(Member, owner.value)  # a new id of a known person: theirs already
+    for _ in range(HOPS):
+        if row is None or not row.merged_into:
+            return row, reads
+        row = reads.get(Member, row.merged_into)
+    return None, reads
 
 
 def resolve(event: Event, reads: Snapshot, rules_version: str) -> Resolved:

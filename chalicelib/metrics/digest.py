@@ -1,7 +1,8 @@
 """The weekly digest (周报): chain and stores, for the review meeting.
 
 Per scope, the week's core KPIs with the change on the week before and the distance to target,
-the activity behind them (follows, orders, GMV), coupons and message spend; open alerts; the
+the activity behind them (follows, orders, GMV), coupons and message spend, the cost of tier
+discounts given at the till (digest.json's ``tier_benefits_text``); open alerts; the
 recall lift; the top and bottom stores. Rendered as WeCom markdown within the robot's 4,096
 bytes (store lines are dropped from the end if needed, and the digest says so) plus one PNG
 chart of the chain's daily trend (``chart``, the only module that imports matplotlib). Stored
@@ -31,6 +32,7 @@ from chalicelib.offers import yuan
 from chalicelib.plans import Instruction, KeepDigest, QueueMessage, new
 from chalicelib.recall import report
 from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.texts import fill
 from chalicelib.runtime import Context
 from chalicelib.state.models import Alert, Shared
 from chalicelib.store import db, keys
@@ -161,6 +163,16 @@ def _kpi_line(scope: Scope, name: str, rules: RuleSet) -> str:
     )
 
 
+def _tier_benefits(scope: Scope, rules: RuleSet) -> list[str]:
+    """The week's cost of tier discounts given at the till, when there was any."""
+    w = scope.week
+    if not w["tier_discount_fen"]:
+        return []
+    share = f"{100 * w['tier_discount_fen'] / w['gmv_fen']:.1f}%" if w["gmv_fen"] else "-"
+    amount, orders = yuan(w["tier_discount_fen"]), w["tier_discount_orders"]
+    return ["> " + fill(rules.digest.tier_benefits_text, amount=amount, orders=orders, share=share)]
+
+
 def _activity(scope: Scope) -> str:
     w = scope.week
     issued, redeemed = w["coupons_issued"], w["coupons_redeemed"]
@@ -184,6 +196,7 @@ def render(digest: Digest, rules: RuleSet) -> str:
         f"**{chain.name}**",
         *(_kpi_line(chain, name, rules) for name in rules.digest.core),
         _activity(chain),
+        *_tier_benefits(chain, rules),
     ]
     alerts = [f"**未解除预警 {len(digest.open_alerts)} 条**"] + [
         f"> {a.scope} {kpis.NAMES.get(_metric_of(a, rules), a.check)} {LEVEL_NAMES.get(a.level, a.level)}"

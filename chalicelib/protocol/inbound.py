@@ -19,6 +19,7 @@ class Inbound:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     body: bytes = b""
+    path: str = ""  # the route's path with its parameters, without the API stage: /pos/members/MC…
 
     def param(self, name: str) -> str:
         value = self.query.get(name)

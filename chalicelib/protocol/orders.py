@@ -72,6 +72,7 @@ class OrderPaid(_Body):
     amount_fen: Fen
     items: list[Item] = Field(default_factory=list, max_length=200)
     coupon_codes: list[Id] = Field(default_factory=list, max_length=20)
+    tier_discount_fen: Fen = 0  # what the till took off for the member's tier (GET /pos/members/…)
 
 
 class OrderRefunded(_Body):
@@ -165,15 +166,20 @@ def authenticate(inbound: Inbound, secret: str, now: datetime, tolerance_s: int)
         raise Unauthorized(exc.reason) from exc
 
 
-def parse(body: bytes, max_bytes: int) -> Event:
+def load_json(body: bytes, max_bytes: int) -> Any:
+    """A signed JSON body, or ``BadRequest`` (too large, not JSON, not usable as JSON)."""
     if len(body) > max_bytes:
         raise BadRequest(f"body larger than {max_bytes} bytes")
     try:
-        raw = json.loads(body)
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
     except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; arrays nested thousands deep
         raise BadRequest(f"body is not usable JSON: {type(exc).__name__}") from exc
+
+
+def parse(body: bytes, max_bytes: int) -> Event:
+    raw = load_json(body, max_bytes)
     try:
         payload = _ADAPTER.validate_python(raw)
     except ValidationError as exc:

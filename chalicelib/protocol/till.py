@@ -7,6 +7,10 @@ hold two keys while its tills move to a new one, so keys rotate without downtime
 its own store only: a body naming another store is refused (403), whatever its signature.
 Requests outside the timestamp tolerance (300 s) are refused, so a captured request cannot be
 replayed later; within it, a redeem's order id makes a replay a duplicate.
+
+A ``GET`` has no body: it signs its path instead, timestamp + "." + path, the path as the route
+names it, without the API's stage prefix and query (``/pos/members/MC…``), so a signature for
+one member code does not look up another. Its store is the header's.
 """
 
 from __future__ import annotations
@@ -77,7 +81,8 @@ def authenticate(inbound: Inbound, till_keys: str, now: datetime, tolerance_s: i
         raise Unauthorized("no till key for this store (SIYU_TILL_KEYS)")
     if not (timestamp.isascii() and given.isascii()):
         raise Unauthorized("till signature does not match")
-    if not any(hmac.compare_digest(sign(key, timestamp, inbound.body), given) for key in keys):
+    signed = inbound.path.encode("utf-8") if inbound.method == "GET" else inbound.body
+    if not any(hmac.compare_digest(sign(key, timestamp, signed), given) for key in keys):
         raise Unauthorized("till signature does not match this store's keys")
     try:
         check_fresh(timestamp, now, tolerance_s)
@@ -113,5 +118,6 @@ def parse_void(body: bytes, store: str, max_bytes: int, path_code: str) -> Void:
 
 
 def signature(key: str, timestamp: str, body: bytes) -> str:
-    """What a till sends in ``X-Siyu-Signature`` (the order webhook's scheme, with the store's key)."""
+    """What a till sends in ``X-Siyu-Signature`` (the order webhook's scheme, with the store's key);
+    for a ``GET``, ``body`` is the path."""
     return sign(key, timestamp, body)

@@ -543,6 +543,9 @@ class Tier(Strict):
     coupon: CouponSpec | None = Field(default=None, description="Benefit coupon issued on reaching the tier.")
     birthday_coupon: CouponSpec | None = Field(default=None, description="Birthday-month coupon of this tier.")
     tags: list[Tag] = Field(default_factory=list, description="Tags the tier carries, e.g. early_access.")
+    discount_percent: Annotated[int, BeforeValidator(_number_only), Field(ge=0, le=50)] = Field(
+        default=0, description="Percent off at the till for this tier (10 = 9折); the till reads it with the member."
+    )
 
 
 def _default_tiers() -> list[Tier]:
@@ -712,11 +715,25 @@ class KocSection(Strict):
 
 
 class TillSection(Strict):
-    """What the till may do (README, "The till API"), whether or not loyalty duties are on."""
+    """What the till may do (README, "The till API"), whether or not loyalty duties are on: void a
+    redemption, and the member code the mini program shows (``POST /mp/member-code``) with the
+    official account's menu entry to it."""
 
     void_window_minutes: Annotated[int, Field(ge=0, le=7 * 24 * 60)] = Field(
         default=30, description="A till may void a coupon's redemption this long after it (cancelled order); 0 = never."
     )
+    member_code_ttl_seconds: Annotated[int, BeforeValidator(_number_only), Field(ge=30, le=3600)] = Field(
+        default=180, description="How long a member code is valid: a screenshot older than this is refused."
+    )
+    menu_key: Ident | None = Field(
+        default=None, description="The official account's menu key (CLICK) answered with menu_text; null = none."
+    )
+    link: Annotated[str, Field(pattern=r"^https://", max_length=200)] = Field(
+        default="https://example.com/siyu/member-code", description="The mini program's page that shows the code."
+    )
+    menu_text: Text = "请点击打开会员码，在收银台出示：{link}"
+
+    _placeholders = _texts(frozenset({"link"}), "menu_text")
 
 
 class LoyaltyRule(Scoped):
@@ -844,6 +861,9 @@ class AlertsRule(Scoped):
         return self
 
 
+DIGEST_PLACEHOLDERS = frozenset({"amount", "orders", "share"})
+
+
 class DigestRule(Scoped):
     """digest.json: the weekly digest (周报) for the review meeting."""
 
@@ -861,6 +881,12 @@ class DigestRule(Scoped):
     )
     rank_by: KPI_NAMES = "conversion_rate"
     top_bottom: Annotated[int, Field(ge=1, le=10)] = 3
+    tier_benefits_text: Text = Field(
+        default="会员等级折扣 {amount}元（{orders}单，占GMV {share}）",
+        description="The week's cost of tier discounts given at the till; shown when there was any.",
+    )
+
+    _placeholders = _texts(DIGEST_PLACEHOLDERS, "tier_benefits_text")
 
     def target_of(self, kpi: str) -> Decimal | None:
         """The target of a KPI named at run time (a digest row, a console card), if one is set."""

@@ -115,6 +115,11 @@ def birthday_set(member_id: str, event_id: str) -> str:
     return f"birthday#{member_id}#{event_id}"
 
 
+def member_ref(member_id: str) -> str:
+    """What the till's ``member_ref`` is derived from (``codes.member_ref``): a person's, not an id's."""
+    return f"member#{member_id}"
+
+
 def birthday_benefit(member_id: str, year: int) -> str:
     return f"birthday#{member_id}#{year}"
 
@@ -279,6 +284,10 @@ def checkin_reply(member_id: str, day: str) -> str:
 
 def checkin_again(event_id: str) -> str:
     return f"checkin-again#{event_id}"
+
+
+def member_code_reply(event_id: str) -> str:
+    return f"member-code#{event_id}"
 
 
 def checkin_badge(member_id: str) -> str:

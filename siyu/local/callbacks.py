@@ -114,7 +114,9 @@ def wecom_group_join(corp_id: str, chat_id: str, members: list[str], created: in
     )
 
 
-def order_post(settings: Settings, payload: dict, now: datetime) -> Request:
+def order_post(settings: Settings, payload: dict, now: datetime, path: str = "/hooks/orders") -> Request:
+    """A signed order-webhook call; ``path`` ``/mp/member-code``: the mini program's server asking
+    a member code, signed the same way."""
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     timestamp = str(to_unix(now))
     headers = {
@@ -122,7 +124,7 @@ def order_post(settings: Settings, payload: dict, now: datetime) -> Request:
         orders.TIMESTAMP_HEADER: timestamp,
         orders.SIGNATURE_HEADER: orders.sign(settings.orders_hmac_secret, timestamp, body),
     }
-    return Request("POST", "/hooks/orders", headers, body)
+    return Request("POST", path, headers, body)
 
 
 def till_post(path: str, store: str, key: str, payload: dict, now: datetime) -> Request:
@@ -138,3 +140,17 @@ def till_post(path: str, store: str, key: str, payload: dict, now: datetime) -> 
         till.SIGNATURE_HEADER: till.signature(key, timestamp, body),
     }
     return Request("POST", path, headers, body)
+
+
+def till_get(path: str, store: str, key: str, now: datetime, signed_path: str | None = None) -> Request:
+    """A till's signed ``GET`` (``/pos/members/<member code>``): the signature covers the path
+    (``signed_path``: sign another one, as a forger would)."""
+    from chalicelib.protocol import till
+
+    timestamp = str(to_unix(now))
+    headers = {
+        till.STORE_HEADER: store,
+        till.TIMESTAMP_HEADER: timestamp,
+        till.SIGNATURE_HEADER: till.signature(key, timestamp, (signed_path or path).encode("utf-8")),
+    }
+    return Request("GET", path, headers, b"")

@@ -45,6 +45,7 @@ LOCAL_DEFAULTS = {
     "SIYU_WECOM_AES_KEY": "siyuLocalDevelopmentKeyForWeComCallbacks000",
     "SIYU_ORDERS_HMAC_SECRET": "siyu-local-orders-secret",
     "SIYU_TILL_KEYS": "S001=siyu-local-till-S001,S002=siyu-local-till-S002,S003=siyu-local-till-S003",
+    "SIYU_MEMBER_CODE_KEY": "siyu-local-member-code-key",
     "SIYU_ADMIN_TOKEN": "siyu-local-admin-token",
     "SIYU_OUTBOX_QUEUE": "local",
     "SIYU_OPS_ROBOT_KEY": "siyu-local-ops-robot",
