@@ -28,6 +28,7 @@ def test_a_small_simulation_keeps_every_invariant(small):
     assert small["events_sent"]["order"] > 20 and small["http"] == {"200": sum(small["http"].values())}
     assert small["coupons_redeemed"].get("welcome", 0) > 0  # members read their codes and used them
     assert small["till"]["redeemed"] > 0 and small["till"].get("void done", 0) > 0  # the tills asked siyu
+    assert small["till"].get("member looked up", 0) > 0  # a member showed her code
     assert small["messages_by_state"].get("sent", 0) > 0 and sum(small["wechat_calls"].values()) > 0
     assert "私域周报" in small["digest"]
 

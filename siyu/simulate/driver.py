@@ -15,6 +15,9 @@ then lives the days:
 - members read what reached them: the welcome reply and the messages the fake WeChat received
   carry coupon codes, which they show at the till; a lapsed member whom a recall message reached
   comes back more often than one held out;
+- a mini-program user shows her member code at the till, which looks her up
+  (``/mp/member-code``, then ``GET /pos/members/{code}``) and gives her tier's discount, reported
+  with the order as ``tier_discount_fen``;
 - the stores' tills ask siyu about a shown coupon (``/pos/coupons/check``, then ``/redeem`` for
   the order, and now and then ``/void`` when the customer cancels and the sale is rung again);
   some orders are at another store than the member's own, so a coupon of one store is refused at
@@ -61,6 +64,7 @@ ADMIN_TOKEN = "siyu-simulate-admin-token"
 TILL_KEY = "siyu-simulate-till-"  # + the store id: each store's till key
 AWAY_SHARE = 0.05  # orders at another store than the member's own
 REPORT_ONLY_SHARE = 0.1  # shown coupons an older till only reports with the order
+MEMBER_CODE_SHARE = 0.5  # orders of a mini-program user who shows her member code
 VOID_SHARE = 0.03  # till redemptions the customer cancels (the sale is rung again)
 
 
@@ -307,21 +311,25 @@ class Simulation:
         store = person.store
         if len(self.chain) > 1 and rng.random() < AWAY_SHARE:
             store = rng.choice([s for s in self.chain if s.id != person.store.id])
-        amount, codes = basket, []
+        amount, codes, tier_discount = basket, [], 0
+        if person.mp_id in self.tally.ids[person.member_id] and rng.random() < MEMBER_CODE_SHARE:
+            tier_discount = basket * self._tier_percent(person.mp_id, store.id) // 100
+            amount = basket - tier_discount
         unused = [code for code in self.pockets[person.member_id] if code not in self.used]
         if unused and rng.random() < (0.9 if returning else 0.6):
             if rng.random() < REPORT_ONLY_SHARE:  # an older till: the order reports the code afterwards
                 codes = [unused[-1]]
                 self.used.add(unused[-1])
             else:
-                order_id, discount = self._till(unused[-1], store.id, order_id, basket, rng)
-                amount = basket - discount
+                order_id, discount = self._till(unused[-1], store.id, order_id, amount, rng)
+                amount -= discount
         payload: dict[str, Any] = {
             "type": "order_paid",
             "order_id": order_id,
             "amount_fen": amount,
             "items": [{"sku": f"{person.category}-1", "category": person.category, "price_fen": amount}],
             **({"coupon_codes": codes} if codes else {}),
+            **({"tier_discount_fen": tier_discount} if tier_discount else {}),
         }
         openid = person.mp_id if person.mp_id and rng.random() < 0.7 else person.member_id
         if openid == person.mp_id:
@@ -387,6 +395,23 @@ class Simulation:
         self.tally.till["redeemed"] += 1
         return order_id, int(answer["discount_fen"])
 
+    def _tier_percent(self, openid: str, store: str) -> int:
+        """The member code the mini program shows, scanned by the till: her tier's discount."""
+        asked = self._post(
+            callbacks.order_post(settings.current(), {"openid": openid}, self.clock.now(), "/mp/member-code")
+        )
+        if asked.status_code != 200:
+            self.tally.till[f"member code: http {asked.status_code}"] += 1
+            return 0
+        code = asked.json()["member_code"]
+        found = self._post(callbacks.till_get(f"/pos/members/{code}", store, f"{TILL_KEY}{store}", self.clock.now()))
+        if found.status_code != 200:
+            self.tally.till[f"member look-up: http {found.status_code}"] += 1
+            return 0
+        percent = int(found.json()["discount_percent"])
+        self.tally.till["member looked up" + (" (tier discount)" if percent else "")] += 1
+        return percent
+
     def _till_call(self, path: str, store: str, body: dict[str, Any]) -> dict[str, Any]:
         answer = self._post(callbacks.till_post(path, store, f"{TILL_KEY}{store}", body, self.clock.now()))
         return answer.json() if answer.status_code == 200 else {"reason": f"http {answer.status_code}"}
@@ -406,8 +431,8 @@ class Simulation:
 
     def _post(self, request: callbacks.Request) -> requests.Response:
         for _ in range(3):  # WeChat's three tries (the POS retries the same way)
-            answer = self.http.post(
-                self.stack.url + request.path, data=request.body, headers=request.headers, timeout=30
+            answer = self.http.request(
+                request.method, self.stack.url + request.path, data=request.body, headers=request.headers, timeout=30
             )
             self.tally.statuses[answer.status_code] += 1
             if answer.status_code < 500:
