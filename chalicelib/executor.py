@@ -282,6 +282,7 @@ def _touch(i: plans.TouchMember, ctx: Context) -> list[Write]:
             if v
         ),
         *_sets((Member.service_window_until, i.service_window_until), (Member.subscribed, i.subscribed)),
+        *_sets((Member.service_window_action, i.service_window_action)),
         *_sets(
             (Member.subscribed_at if i.subscribed == "yes" else Member.unsubscribed_at, i.at if i.subscribed else None)
         ),

@@ -146,7 +146,7 @@ def _attempt(
         raise Retryable("this id's person keeps changing; retry")
     event = _known_inviter(event, reads)
     before = reads.get(Member, event.member_id) if event.member_id else None
-    touch = members.touch(event, before, now, zone)
+    touch = members.touch(event, before, now, zone, _windows(rules))
     member = members.after(before, touch) if touch is not None else None
     tombstone = reads.get(Shared, *guard.tombstone_key(ctx.settings, event.member_id)[1:]) if event.member_id else None
     try:
@@ -245,6 +245,13 @@ def _whole_plan(
         reads.existing.add(("active", f"{active[1].removeprefix('active#')}|{event.member_id}"))
     head: list[Instruction] = [record, *([touch] if touch is not None else [])]
     return [*head, *decided, *counted]
+
+
+def _windows(rules: RuleSet | None) -> dict[str, timedelta]:
+    """How long each member action keeps the customer-service window open (messaging.json)."""
+    if rules is None:
+        return dict(members.DEFAULT_WINDOWS)
+    return {name: timedelta(minutes=w.minutes) for name, w in rules.messaging.service_windows.items() if w}
 
 
 def rule_alert(duty: str, version: str, event_id: str, reason: str) -> plans.QueueMessage:

@@ -107,6 +107,7 @@ class TouchMember(Instruction):
     active_day: str | None = None
     previous_active: datetime | None = None
     service_window_until: datetime | None = None
+    service_window_action: str | None = None  # what opened it (messaging.json service_windows)
     subscribed: Literal["yes", "no"] | None = None
     add_group: str | None = None
     remove_group: str | None = None

@@ -767,7 +767,9 @@ def reservations_held(items: Items, key: str) -> bool:
     [message] = [v for (t, _), v in items.items() if t.endswith("outbox") and v["message_key"]["S"] == key]
     reserved = dict(
         (name, int(amount))
-        for name, _, amount in (p.partition("=") for p in message.get("reserved", {}).get("S", "").split("|") if p)
+        for name, _, amount in (
+            p.partition("=") for p in message.get("reserved", {}).get("S", "").split("|") if p and "=" in p
+        )
     )
     counts = {
         v["sk"]["S"]: int(v.get("count", {}).get("N", 0))

@@ -27,13 +27,14 @@ from zoneinfo import ZoneInfo
 from pynamodb.expressions.operand import Path
 
 from chalicelib import executor, plans
-from chalicelib.delivery import channels, discipline, queue
+from chalicelib.delivery import channels, discipline, queue, routes
 from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
 from chalicelib.delivery.rate import RateLimiter
 from chalicelib.errors import Retryable
 from chalicelib.events import robot_of
 from chalicelib.logs import log
 from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.texts import fill_known
 from chalicelib.runtime import Context
 from chalicelib.state.models import Member, Metric, OutboxMessage, Shared
 from chalicelib.store import db, keys
@@ -50,6 +51,10 @@ DROP_CODES = {
 }
 RETRY_CODES = frozenset({-1, 45009, 45011})
 COUNTER_TTL = timedelta(days=9)
+ROUTE_LIMITS = {
+    "quota#custom#": "customer-service quota of this interaction window used",
+    "consent#": "no consent left to this subscription message",
+}
 CUSTOM_PER_WINDOW = 5  # customer-service messages per 48 h after a member's message (docs/wechat.md §3.5)
 
 
@@ -106,14 +111,18 @@ def _member(member_id: str) -> Member | None:
 
 
 def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: RuleSet, api: WeChatAPI) -> Outcome:
+    """The message's first route the member can receive now (chalicelib/delivery/routes.py), the
+    next one when WeChat or a quota refuses it there; dropped, with every route's reason, when
+    none is left."""
     now = ctx.clock.now()
     messaging = rules.messaging
     zone = rules.stores.zone_of(message.store_id or (member.store_id if member else None))
-    channel = _channel(message, member, now) or ""  # "": no channel reaches the member now
+    planned = routes.planned(message, messaging)
+    open_ = [r for r in planned if routes.unreachable(r, member, messaging, now) is None]
     verdict = discipline.judge(
         key=message.message_key,
         category=message.category,
-        channel=channel,
+        channel=(open_ or planned)[0].channel,
         now=now,
         zone=zone,
         rules=messaging,
@@ -125,24 +134,59 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
         return finish(message, "dropped", verdict.reason, now)
     if verdict.action == "defer":
         return hold(message, "deferred", verdict.reason, verdict.until or now, now)
-    if channel is None:
-        return finish(message, "dropped", "customer-service window closed and the rule names no template", now)
-    template = messaging.templates.get(message.template or "") if message.template else None
-    if template and channel != "custom" and member and template.template_id in (member.refused_templates or set()):
-        return finish(message, "dropped", "the member refused this subscription message", now)
-    payload = channels.payload_of(message.payload)
-    to = robot_of(message.member_id) or channels.address(channel, message.member_id, member.ids if member else None)
+    why: list[str] = []
+    for n, route in enumerate(planned):
+        reason = routes.unreachable(route, member, messaging, now)
+        if reason is None:
+            last = not any(routes.unreachable(r, member, messaging, now) is None for r in planned[n + 1 :])
+            outcome = _via(ctx, Attempt(message, member, rules, api, route, zone, last))
+            if outcome.status != NEXT:
+                return outcome
+            reason = outcome.reason
+        why.append(f"{route.channel}: {reason}")
+    return finish(message, "dropped", _no_route(message, why), now)
+
+
+NEXT = "next"  # an outcome of one route: it cannot take the message, the next may
+
+
+@dataclass(frozen=True)
+class Attempt:
+    message: OutboxMessage
+    member: Member | None
+    rules: RuleSet
+    api: WeChatAPI
+    route: routes.Route
+    zone: Any
+    last: bool  # no other route is left after this one
+
+
+def _no_route(message: OutboxMessage, why: list[str]) -> str:
+    if len(why) == 1 and message.channel == "custom" and why[0].endswith("customer-service window closed"):
+        return "customer-service window closed and the rule names no template"
+    if len(why) == 1:
+        return why[0].split(": ", 1)[1]
+    return "no channel reaches the member now (" + "; ".join(why) + ")"
+
+
+def _via(ctx: Context, a: Attempt) -> Outcome:
+    message, rules, channel, now = a.message, a.rules, a.route.channel, ctx.clock.now()
+    messaging = rules.messaging
+    template = messaging.templates.get(a.route.template or "") if a.route.template else None
+    to = robot_of(message.member_id) or channels.address(channel, message.member_id, a.member.ids if a.member else None)
     try:
         request = channels.build(
-            channel, to, message.text, payload, template, channels.client_msg_id(message.message_key)
+            channel, to, message.text, _words(message, messaging), template, channels.client_msg_id(message.message_key)
         )
     except channels.PayloadInvalid as exc:
-        return finish(message, "dropped", f"payload: {exc}", now)
+        return Outcome(NEXT, f"payload: {exc}") if not a.last else finish(message, "dropped", f"payload: {exc}", now)
+    zone = a.zone
     paced = _group_slot(message, rules, zone, now) if channel == "wecom_group" else _pacing(message, rules, zone, now)
     if paced is not None:
         return paced
     cost = channels_cost(messaging, channel)
-    held = _reserve(ctx, message, rules, zone, cost, now, _platform_quota(channel, message, member, rules, now))
+    quota = _platform_quota(channel, message, a, now, template)
+    held = _reserve(ctx, message, rules, zone, cost, now, quota, a)
     if held is not None:
         return held
     if (
@@ -157,7 +201,18 @@ def _send(ctx: Context, message: OutboxMessage, member: Member | None, rules: Ru
         return hold(message, "retrying", "robot: 20 messages a minute", now + timedelta(minutes=1), now)
     if not RateLimiter(messaging.send_rate_per_second).acquire():
         return hold(message, "retrying", "send rate: no free slot", now + timedelta(seconds=1), now)
-    return _call(ctx, message, member, rules, api, channel, request, cost)
+    return _call(ctx, a, request, cost)
+
+
+def _words(message: OutboxMessage, messaging: Any) -> dict[str, Any]:
+    """The message's words for its template fields, with its kind's ``kind`` and ``summary``."""
+    payload = channels.payload_of(message.payload)
+    kind = messaging.kinds.get(message.cause)
+    if kind is not None:
+        payload.setdefault("kind", kind.title)
+        if kind.summary:
+            payload.setdefault("summary", fill_known(kind.summary, payload))
+    return payload
 
 
 def _group_slot(message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime) -> Outcome | None:
@@ -234,31 +289,25 @@ def _pacing_counts(message: OutboxMessage, zone: Any, now: datetime) -> list[Wri
     return [Write("update", Shared(keys.COUNTERS, name), add) for name in names]
 
 
-def _channel(message: OutboxMessage, member: Member | None, now: datetime) -> str | None:
-    """Customer-service messages only inside the interaction window, else the rule's template."""
-    if message.channel != "custom":
-        return message.channel
-    open_until = member.service_window_until if member else None
-    if open_until and open_until > now:
-        return "custom"
-    return "template" if message.template else None
-
-
 def channels_cost(messaging: Any, channel: str) -> int:
     price = getattr(messaging.prices, channel, 0)
     return int(price * 100)
 
 
-def _platform_quota(
-    channel: str, message: OutboxMessage, member: Member | None, rules: RuleSet, now: datetime
-) -> Limit | None:
-    """WeChat's own quotas as built-in caps (docs/wechat.md §3.3, §3.5): template messages per day per
-    account; customer-service messages per member per interaction window."""
+def _platform_quota(channel: str, message: OutboxMessage, a: Attempt, now: datetime, template: Any) -> Limit | None:
+    """WeChat's own quotas as built-in caps (docs/wechat.md §3.3–§3.6): template messages per day per
+    account; customer-service messages per member per interaction window (its action's quota in
+    messaging.json ``service_windows``); a subscribe message takes one of the member's consents
+    (a negative amount: taken only while one is left) when its kind's plan chose it."""
+    member, rules = a.member, a.rules
     if channel == "template":
         return keys.template_quota(f"{now:%Y-%m-%d}"), rules.messaging.template_daily_quota, 1
     if channel == "custom" and member and member.service_window_until:
         window = f"{member.service_window_until:%Y%m%d%H%M%S}"
-        return keys.custom_quota(message.member_id, window), CUSTOM_PER_WINDOW, 1
+        opened = rules.messaging.window_of(member.service_window_action or "message")
+        return keys.custom_quota(message.member_id, window), opened.quota if opened else CUSTOM_PER_WINDOW, 1
+    if channel in ("subscribe", "miniprogram_subscribe") and template is not None and a.route.planned:
+        return keys.consent(message.member_id, template.template_id), 0, -1
     return None
 
 
@@ -293,19 +342,28 @@ def _reserve(
     zone: Any,
     cost_fen: int,
     now: datetime,
-    quota: Limit | None = None,
+    quota: Limit | None,
+    a: Attempt,
 ) -> Outcome | None:
-    """Take the caps, platform quota and budget for this message, atomically and once, in one
-    transaction with the message's own ``reserved`` flag. None = go ahead."""
+    """Take the caps, platform quota and budget for this message on this route, atomically and
+    once, in one transaction with the message's own ``reserved`` flag (which names the route: what
+    an earlier attempt reserved on another route is given back first). None = go ahead."""
+    route = f"{ROUTE}{a.route.channel}"
+    if message.reserved and message.reserved.split("|", 1)[0] != route:
+        _release(message, now)
     counters = [] if message.reserved else _counters(message, rules, zone, cost_fen, now, quota)
     if not counters:
         return None
-    reservation = "|".join(f"{key}={amount}" for key, _, amount in counters)
+    reservation = "|".join([route, *(f"{key}={amount}" for key, _, amount in counters)])
     flag = (OutboxMessage.reserved.set(reservation),)
     writes = [Write("update", message, flag, OutboxMessage.reserved.does_not_exist(), guard=True)]
     for key, limit, amount in counters:
-        add = (Shared.tally.add(amount), Shared.expires.set(now + COUNTER_TTL))
-        room = Shared.tally.does_not_exist() | (Shared.tally <= limit - amount)
+        if amount < 0:  # a consent taken: only while one is left, and it does not expire
+            add: tuple[Any, ...] = (Shared.tally.add(amount),)
+            room = Shared.tally >= -amount
+        else:
+            add = (Shared.tally.add(amount), Shared.expires.set(now + COUNTER_TTL))
+            room = Shared.tally.does_not_exist() | (Shared.tally <= limit - amount)
         writes.append(Write("update", Shared(keys.COUNTERS, key), add, room, tag=key))
     committed = db.commit(writes, keys.reservation(message.message_key))
     if committed.outcome is db.Outcome.ALREADY_DONE:
@@ -314,15 +372,22 @@ def _reserve(
         failed = [str(write.tag) for write in committed.failed]
         if not failed:
             raise Retryable("another send held a counter; retry")
-        return _refused(ctx, message, rules, zone, now, failed)
+        return _refused(ctx, message, rules, zone, now, failed, a.last)
     message.reserved = reservation
     return None
 
 
+ROUTE = "route:"  # the first item of a reservation: the route it was taken for
+
+
 def _refused(
-    ctx: Context, message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime, failed: list[str]
+    ctx: Context, message: OutboxMessage, rules: RuleSet, zone: Any, now: datetime, failed: list[str], last: bool
 ) -> Outcome:
-    """What to do with a message a cap, quota or the budget refused."""
+    """What to do with a message a cap, quota, consent or the budget refused: the route's own limits
+    (its customer-service quota, its consents) send it on to the next route."""
+    for prefix, reason in ROUTE_LIMITS.items():
+        if any(key.startswith(prefix) for key in failed):
+            return Outcome(NEXT, reason) if not last else finish(message, "dropped", reason, now)
     if any(key.startswith("budget#") for key in failed):
         month = f"{now.astimezone(zone):%Y-%m}"
         _alert_once(
@@ -334,8 +399,6 @@ def _refused(
         )
         first_of_next = (now.astimezone(zone).replace(day=28) + timedelta(days=4)).replace(day=1, hour=9, minute=0)
         return hold(message, "deferred", "monthly budget spent", first_of_next, now)
-    if any(key.startswith("quota#custom#") for key in failed):
-        return finish(message, "dropped", "customer-service quota of this interaction window used", now)
     if any(key.startswith("quota#") for key in failed):
         tomorrow_utc = (now + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
         return hold(message, "deferred", "the account's template quota for today is used", tomorrow_utc, now)
@@ -358,6 +421,8 @@ def _release(message: OutboxMessage, now: datetime) -> None:
     unflag = (OutboxMessage.reserved.remove(),)
     writes = [Write("update", message, unflag, OutboxMessage.reserved == message.reserved, guard=True)]
     for item in message.reserved.split("|"):
+        if item.startswith(ROUTE):
+            continue
         key, _, amount = item.partition("=")
         writes.append(Write("update", Shared(keys.COUNTERS, key), (Shared.tally.add(-int(amount or 1)),)))
     committed = db.commit(writes, keys.release(message.message_key))
@@ -366,16 +431,8 @@ def _release(message: OutboxMessage, now: datetime) -> None:
     message.reserved = None
 
 
-def _call(
-    ctx: Context,
-    message: OutboxMessage,
-    member: Member | None,
-    rules: RuleSet,
-    api: WeChatAPI,
-    channel: str,
-    request: channels.ApiRequest,
-    cost_fen: int,
-) -> Outcome:
+def _call(ctx: Context, a: Attempt, request: channels.ApiRequest, cost_fen: int) -> Outcome:
+    message, member, rules, api, channel = a.message, a.member, a.rules, a.api, a.route.channel
     now = ctx.clock.now()
     try:
         api.authorize(request.auth)  # the token first: fetching (and storing) it sends nothing of this message
@@ -400,7 +457,7 @@ def _call(
         # from here on gives the message back (``deliver``) instead of leaving it "unknown".
         message.sent_channel = None
         if isinstance(exc, ApiError):
-            return _api_error(ctx, message, member, rules, api, channel, exc, now)
+            return _api_error(ctx, a, exc, now)
         return _retry(ctx, message, rules, f"not delivered: {exc}", now)
     log("outbox.sent", key=message.message_key, channel=channel, category=message.category, cost_fen=cost_fen)
     msgid = answer.get("msgid")
@@ -461,20 +518,15 @@ def _count_sent(message: OutboxMessage, zone: Any, now: datetime, outcome: list,
     return committed.outcome is db.Outcome.NEW
 
 
-def _api_error(
-    ctx: Context,
-    message: OutboxMessage,
-    member: Member | None,
-    rules: RuleSet,
-    api: WeChatAPI,
-    channel: str,
-    exc: ApiError,
-    now: datetime,
-) -> Outcome:
+def _api_error(ctx: Context, a: Attempt, exc: ApiError, now: datetime) -> Outcome:
+    message, member, rules, channel = a.message, a.member, a.rules, a.route.channel
     code = exc.errcode
     if code in DROP_CODES:
-        template = rules.messaging.templates.get(message.template or "")
+        template = rules.messaging.templates.get(a.route.template or message.template or "")
         _mark_member(message.member_id, code, template.template_id if template else None, now)
+        _as_wechat_sees(member, code, template.template_id if template else None)
+        if not a.last:
+            return Outcome(NEXT, f"{code}: {DROP_CODES[code]}")
         return finish(
             message,
             "dropped",
@@ -482,17 +534,10 @@ def _api_error(
             now,
             extra=[OutboxMessage.response.set(json.dumps(exc.response))],
         )
-    if code in (45015, 45047) and channel == "custom" and message.template:
-        template = rules.messaging.templates.get(message.template)
-        request = channels.build(
-            "template",
-            message.member_id,
-            message.text,
-            channels.payload_of(message.payload),
-            template,
-            channels.client_msg_id(message.message_key),
-        )
-        return _call(ctx, message, member, rules, api, "template", request, channels_cost(rules.messaging, "template"))
+    if code in (45015, 45047) and channel == "custom" and not a.last:
+        if member is not None:
+            member.service_window_until = None  # as WeChat sees it: the next routes judge without it
+        return Outcome(NEXT, f"{code}: {exc.errmsg or 'outside the customer-service window'}")
     if code == 45047:
         tomorrow = discipline.next_local_day(now, rules.stores.zone_of(message.store_id), rules.messaging.quiet_hours)
         return hold(message, "deferred", "45047: too many customer-service messages", tomorrow, now)
@@ -567,6 +612,18 @@ def finish(message: OutboxMessage, status: str, reason: str, now: datetime, extr
     )
     log("outbox.finished", key=message.message_key, status=status, reason=reason)
     return Outcome(status, reason)
+
+
+def _as_wechat_sees(member: Member | None, code: int, template_id: str | None) -> None:
+    """What WeChat just said of the member, on the member in hand (the later routes judge by it)."""
+    if member is None:
+        return
+    if code == 43004:
+        member.subscribed = "no"
+    elif code == 43019:
+        member.blocked = "yes"
+    elif code == 43101 and template_id:
+        member.refused_templates = (member.refused_templates or set()) | {template_id}
 
 
 def _mark_member(member_id: str, code: int, template: str | None, now: datetime) -> None:

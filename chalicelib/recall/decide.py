@@ -26,6 +26,7 @@ from chalicelib.plans import Instruction, IssueCoupon, QueueMessage, RecallDecis
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.models import RecallStage
 from chalicelib.rules.scope import bucket, in_scope
+from chalicelib.rules.texts import Blank
 from chalicelib.state.models import Member
 from chalicelib.store import keys
 
@@ -136,7 +137,7 @@ def _plan(
         member_id=member.member_id,
         channel=channel,
         category=stage.category,
-        text=stage.text.format_map(_Blank(words)),
+        text=stage.text.format_map(Blank(words)),
         cause=CAUSE,
         event_id=keys.recall_event(day.isoformat()),
         rules_version=rules.version,
@@ -146,10 +147,3 @@ def _plan(
         expires_at=expires_at,
     )
     return coupon, message
-
-
-class _Blank(dict):
-    """Placeholders without a value (no coupon, no store) read as empty text."""
-
-    def __missing__(self, key: str) -> str:
-        return ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import string
 import types
 import typing
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from typing import Any
 from json_source_map import calculate
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.rules import kinds
 from chalicelib.rules.models import FILES, OPTIONAL_FILES, MessagingRule, RecallRule, RuleFile, Scoped, StoresRule
 
 
@@ -225,6 +227,8 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
 
     _store_problems(stores, problem)
     messaging = parsed.get("messaging.json")
+    if isinstance(messaging, MessagingRule):
+        _kind_problems(messaging, problem)
     templates = set(messaging.templates) if isinstance(messaging, MessagingRule) else None
     for file, rule in parsed.items():
         for pointer, named in _template_refs(rule):
@@ -235,6 +239,56 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
                 if store_id not in stores.ids:
                     problem(file, f"/pilot_stores/{k}", f"store {store_id} is not in stores.json")
     return problems
+
+
+def _kind_problems(messaging: MessagingRule, problem: Any) -> None:
+    """Every kind of member message has a plan that reaches a member who only follows the account,
+    with templates of the right channel that name only the kind's words (chalicelib/rules/kinds.py)."""
+    for name in sorted(set(kinds.KINDS) - set(messaging.kinds)):
+        problem("messaging.json", "/kinds", f"kind {name} has no channel plan (siyu sends it: docs/rules.md)")
+    for name, kind in messaging.kinds.items():
+        at = f"/kinds/{name}"
+        if name not in kinds.KINDS:
+            problem(
+                "messaging.json", at, f"siyu sends no message of kind {name}; kinds: {', '.join(sorted(kinds.KINDS))}"
+            )
+            continue
+        if "template" not in kind.channels:
+            problem(
+                "messaging.json",
+                f"{at}/channels",
+                "no channel reaches a member who only follows the account: add template",
+            )
+        allowed = kinds.words_of(name)
+        _unknown_words(kind.summary or "", kinds.KINDS[name], f"{at}/summary", problem)
+        for channel in kind.channels:
+            template_name = kind.template_of(channel)
+            field = {"template": "template", "subscribe": "subscribe"}.get(channel, "miniprogram")
+            if template_name is None:
+                continue
+            template = messaging.templates.get(template_name)
+            if template is None:
+                problem("messaging.json", f"{at}/{field}", f"template {template_name} is not defined in /templates")
+            elif template.channel != channel:
+                problem(
+                    "messaging.json",
+                    f"{at}/{field}",
+                    f"template {template_name} is a {template.channel} template, not {channel}",
+                )
+            else:
+                for key, pattern in template.fields.items():
+                    _unknown_words(pattern, allowed, f"/templates/{template_name}/fields/{key}", problem, name)
+
+
+def _unknown_words(text: str, allowed: frozenset[str], pointer: str, problem: Any, kind: str | None = None) -> None:
+    for _, word, _, _ in string.Formatter().parse(text):
+        if word is not None and word not in allowed:
+            of = f" of kind {kind}" if kind else ""
+            problem(
+                "messaging.json",
+                pointer,
+                f"{{{word}}} is not a word messages{of} carry; they carry: {', '.join(sorted(allowed))}",
+            )
 
 
 def _store_problems(stores: StoresRule, problem: Any) -> None:

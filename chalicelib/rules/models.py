@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from chalicelib.rules import kinds
+
 COUPON_CEILING_YUAN = Decimal("500")
 
 
@@ -289,7 +291,9 @@ def _default_caps() -> dict[Category, Caps]:
 
 
 TemplateChannel = Literal["template", "subscribe", "miniprogram_subscribe"]
-MESSAGE_PLACEHOLDERS = frozenset({"benefit", "text", "title", "value", "code", "expires", "store"})
+# Every word some kind of message carries (chalicelib/rules/kinds.py); which of them a template may
+# name depends on the kinds that use it (checked across files, chalicelib/rules/check.py).
+MESSAGE_PLACEHOLDERS = frozenset().union(*(kinds.words_of(kind) for kind in kinds.KINDS))
 
 
 class Template(Strict):
@@ -307,6 +311,63 @@ class Template(Strict):
         for text in value.values():
             _check_placeholders(text, MESSAGE_PLACEHOLDERS)
         return value
+
+
+KindChannel = Literal["custom", "subscribe", "template", "miniprogram_subscribe", "wecom_customer"]
+TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+Short = Annotated[str, Field(min_length=1, max_length=20)]
+
+
+class MessageKind(Strict):
+    """How one kind of member message reaches its member: the channels it may use, in order, and
+    the templates the fallbacks need. At send time siyu takes the first channel the member can
+    receive now: ``custom`` inside the customer-service window (and its quota), ``subscribe`` /
+    ``miniprogram_subscribe`` with a consent not yet used, ``template`` to a follower,
+    ``wecom_customer`` to a WeCom contact."""
+
+    channels: list[KindChannel] = Field(min_length=1, max_length=5)
+    template: TemplateName | None = Field(default=None, description="messaging.json template for `template`.")
+    subscribe: TemplateName | None = Field(default=None, description="Subscribe template for `subscribe`.")
+    miniprogram: TemplateName | None = Field(default=None, description="Template for `miniprogram_subscribe`.")
+    title: Short = Field(description="The kind as a template field shows it, e.g. 会员等级 ({kind}).")
+    summary: Short | None = Field(
+        default=None, description="A short line of the message for a 20-character field ({summary}), with its words."
+    )
+
+    @model_validator(mode="after")
+    def _needs(self) -> MessageKind:
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("a channel is listed twice")
+        for channel, name in (
+            ("template", "template"),
+            ("subscribe", "subscribe"),
+            ("miniprogram_subscribe", "miniprogram"),
+        ):
+            if channel in self.channels and getattr(self, name) is None:
+                raise ValueError(f"channel {channel} needs {name}: the template it sends")
+        return self
+
+    def template_of(self, channel: str) -> str | None:
+        return {"template": self.template, "subscribe": self.subscribe, "miniprogram_subscribe": self.miniprogram}.get(
+            channel
+        )
+
+
+class ServiceWindow(Strict):
+    """What a member's action allows of customer-service messages (docs/wechat.md §3.5)."""
+
+    minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)]
+    quota: Annotated[int, Field(ge=1, le=100)]
+
+
+WindowAction = Literal["message", "follow", "click", "scan", "payment"]
+
+
+def _default_windows() -> dict[WindowAction, ServiceWindow | None]:
+    # wechat.md §3.5, the current table; payment: listed on the intro page only (unverified), and
+    # the orders siyu sees are the POS's, not WeChat payments in the account: off
+    three = ServiceWindow(minutes=1, quota=3)
+    return {"message": ServiceWindow(minutes=48 * 60, quota=5), "follow": three, "click": three, "scan": three}
 
 
 class Prices(Strict):
@@ -372,6 +433,17 @@ class MessagingRule(RuleFile):
     send_rate_per_second: Annotated[int, Field(ge=1, le=5000)] = 50
     retry: Retry = Retry()
     templates: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Template] = Field(default_factory=dict)
+    service_windows: dict[WindowAction, ServiceWindow | None] = Field(
+        default_factory=_default_windows,
+        description="Per member action: how long customer-service messages may follow it, and how many.",
+    )
+    kinds: dict[Annotated[str, Field(pattern=r"^[a-z_]+$")], MessageKind] = Field(
+        default_factory=dict, description="Each kind of member message: its channels in order and their templates."
+    )
+
+    def window_of(self, action: str) -> ServiceWindow | None:
+        """The customer-service window a member's action opens (None: it opens none)."""
+        return next((w for name, w in self.service_windows.items() if name == action), None)
 
     @property
     def monthly_budget_fen(self) -> int:
@@ -380,7 +452,6 @@ class MessagingRule(RuleFile):
 
 RECALL_PLACEHOLDERS = frozenset({"benefit", "value", "code", "expires", "min_spend", "title", "days", "store"})
 StageName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
-TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
 
 
 class RecallStage(Strict):

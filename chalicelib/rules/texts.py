@@ -17,3 +17,18 @@ def fill(text: str, **values: Any) -> str:
         return text.format(**values)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise BadRule(f"a text cannot be filled ({type(exc).__name__}): check its placeholders") from exc
+
+
+class Blank(dict[str, Any]):
+    """Placeholders without a value (no coupon, no store) read as empty text."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def fill_known(text: str, values: dict[str, Any]) -> str:
+    """``text`` with the values it has, the others empty (``""`` if it cannot be filled at all)."""
+    try:
+        return text.format_map(Blank(values))
+    except (IndexError, ValueError, AttributeError):
+        return ""

@@ -4,6 +4,7 @@ member as they will be once it is written (what the duties decide on). Pure."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 
 from chalicelib import plans
@@ -11,7 +12,8 @@ from chalicelib.clock import SHANGHAI
 from chalicelib.events import ACTIVITY, Event, Kind
 from chalicelib.state.models import Member
 
-SERVICE_WINDOW = timedelta(hours=48)
+DEFAULT_WINDOWS = {"message": timedelta(hours=48)}  # a rule set from before the windows were rules
+WINDOW_ACTIONS = {Kind.MESSAGED: "message", Kind.FOLLOWED: "follow", Kind.CLICKED: "click", Kind.SCANNED: "scan"}
 # The sources whose member id is the member's own id there (a till names the coupon's holder)
 PLATFORMS = frozenset({"oa", "wecom", "orders"})
 
@@ -20,7 +22,13 @@ def local_day(moment: datetime, zone: tzinfo) -> str:
     return moment.astimezone(zone).date().isoformat()
 
 
-def touch(event: Event, before: Member | None, now: datetime, zone: tzinfo = SHANGHAI) -> plans.TouchMember | None:
+def touch(
+    event: Event,
+    before: Member | None,
+    now: datetime,
+    zone: tzinfo = SHANGHAI,
+    windows: Mapping[str, timedelta] = DEFAULT_WINDOWS,
+) -> plans.TouchMember | None:
     """First seen, last active forward-only with its local day in the chain's ``zone`` (the key of
     the recall sweep's index), first-touch attribution (store, channel, inviter), subscription,
     group membership, order days. None for an event that names no member."""
@@ -30,6 +38,7 @@ def touch(event: Event, before: Member | None, now: datetime, zone: tzinfo = SHA
     previous = before.last_active if before is not None else None
     moves = event.kind in ACTIVITY and (previous is None or previous <= at)
     inviter = event.inviter if event.inviter and event.inviter != event.member_id else None
+    window, action = _window(event, before, windows)
     return plans.TouchMember(
         member_id=event.member_id,
         at=at,
@@ -42,8 +51,8 @@ def touch(event: Event, before: Member | None, now: datetime, zone: tzinfo = SHA
         last_active=at if moves else None,
         active_day=local_day(at, zone) if moves else None,
         previous_active=previous,
-        # a member's own message opens the customer-service window (docs/wechat.md §3.5)
-        service_window_until=at + SERVICE_WINDOW if event.kind is Kind.MESSAGED else None,
+        service_window_until=window,
+        service_window_action=action,
         subscribed="yes" if event.kind is Kind.FOLLOWED else "no" if event.kind is Kind.UNFOLLOWED else None,
         add_group=event.group_id if event.group_id and event.kind is Kind.JOINED_GROUP else None,
         remove_group=event.group_id if event.group_id and event.kind is Kind.LEFT_GROUP else None,
@@ -51,6 +60,21 @@ def touch(event: Event, before: Member | None, now: datetime, zone: tzinfo = SHA
         platform=f"{event.source}/{event.platform_id}" if event.source in PLATFORMS else None,
         unionid=str(event.data["unionid"]) if event.data.get("unionid") else None,
     )
+
+
+def _window(
+    event: Event, before: Member | None, windows: Mapping[str, timedelta]
+) -> tuple[datetime | None, str | None]:
+    """The customer-service window the member's action opens (docs/wechat.md §3.5: its length by
+    action from messaging.json ``service_windows``), when it ends later than the one already open."""
+    action = WINDOW_ACTIONS.get(event.kind) if event.source == "oa" else None
+    if action is None or action not in windows:
+        return None, None
+    until = event.occurred_at + windows[action]
+    current = before.service_window_until if before is not None else None
+    if current is not None and current >= until:
+        return None, None
+    return until, action
 
 
 def after(before: Member | None, touch_: plans.TouchMember) -> Member:
@@ -66,6 +90,7 @@ def after(before: Member | None, touch_: plans.TouchMember) -> Member:
         member.last_active, member.active_day = touch_.last_active, touch_.active_day
     if touch_.service_window_until is not None:
         member.service_window_until = touch_.service_window_until
+        member.service_window_action = touch_.service_window_action
     if touch_.subscribed is not None:
         member.subscribed = touch_.subscribed
         if touch_.subscribed == "yes":

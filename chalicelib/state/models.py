@@ -74,6 +74,8 @@ class Member(_Base):
     service_window_until = UTCDateTimeAttribute(null=True)  # customer-service messages allowed until
     blocked = UnicodeAttribute(null=True)  # "yes" once WeChat says the member blocked the account
     refused_templates = UnicodeSetAttribute(null=True)  # subscribe templates the member refused
+    consented = UnicodeSetAttribute(null=True)  # subscribe templates accepted (their grants: keys.consent)
+    service_window_action = UnicodeAttribute(null=True)  # what opened the window: message | follow | click | scan
     # Recall (chalicelib/recall): the local day of the last activity (chain time zone) keys the
     # sweep's index; a lapse is named by that day.
     active_day = UnicodeAttribute(null=True)

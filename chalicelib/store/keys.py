@@ -460,6 +460,11 @@ def custom_quota(member_id: str, window: str) -> str:
     return f"quota#custom#{member_id}#{window}"
 
 
+def consent(member_id: str, template_id: str) -> str:
+    """The subscribe-message consents a member gave a template and siyu has not used (one each)."""
+    return f"consent#{member_id}#{template_id}"
+
+
 def member_counter_prefixes(member_id: str) -> tuple[str, ...]:
     """The prefixes of every counter the sender keeps under a member's (or a group's) id."""
     m = member_id
