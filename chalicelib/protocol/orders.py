@@ -165,15 +165,38 @@ def authenticate(inbound: Inbound, secret: str, now: datetime, tolerance_s: int)
         raise Unauthorized(exc.reason) from exc
 
 
-def parse(body: bytes, max_bytes: int) -> Event:
+class CatalogRedeem(BaseModel):
+    """``POST /mp/points/redeem`` (the mini program's server, signed like this webhook): spend a
+    member's points on a catalog item, once per ``redemption_id``; ``store_id`` where a per-store
+    item is collected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    openid: Id
+    item_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
+    redemption_id: Id
+    store_id: Id | None = None
+
+
+def parse_redeem(body: bytes, max_bytes: int) -> CatalogRedeem:
+    try:
+        return CatalogRedeem.model_validate(_json(body, max_bytes))
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from exc
+
+
+def _json(body: bytes, max_bytes: int) -> Any:
     if len(body) > max_bytes:
         raise BadRequest(f"body larger than {max_bytes} bytes")
     try:
-        raw = json.loads(body)
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
     except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; arrays nested thousands deep
         raise BadRequest(f"body is not usable JSON: {type(exc).__name__}") from exc
+
+
+def parse(body: bytes, max_bytes: int) -> Event:
+    raw = _json(body, max_bytes)
     try:
         payload = _ADAPTER.validate_python(raw)
     except ValidationError as exc:

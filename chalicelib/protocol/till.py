@@ -28,12 +28,16 @@ TIMESTAMP_HEADER = "x-siyu-timestamp"
 CODE_PATTERN = r"^[A-Z0-9]{4,32}$"  # what chalicelib/codes.py derives: SY + base32
 
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+ItemId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]  # rules: CatalogItem.id
 Fen = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=100_000_000)]
 
 
-class _Body(BaseModel):
+class _Signed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     store_id: Id
+
+
+class _Body(_Signed):
     code: Code
     basket_total_fen: Fen  # what the basket costs before the coupon (integer fen)
 
@@ -46,6 +50,16 @@ class Redeem(_Body):
     """``POST /pos/coupons/redeem``: use it, for this order, once."""
 
     order_id: Id
+
+
+class PointsRedeem(_Signed):
+    """``POST /pos/points/redeem``: spend a member's points on a catalog item, once per
+    ``redemption_id`` (unique at this store). ``member_id`` is the person's platform id (an
+    openid); a member code shown by the member would be another way to name them."""
+
+    member_id: Id | None = None
+    item_id: ItemId
+    redemption_id: Id
 
 
 def keys_of(till_keys: str, store: str) -> list[str]:
@@ -78,7 +92,7 @@ def authenticate(inbound: Inbound, till_keys: str, now: datetime, tolerance_s: i
     return store
 
 
-B = TypeVar("B", bound=_Body)
+B = TypeVar("B", bound=_Signed)
 
 
 def parse(model: type[B], body: bytes, store: str, max_bytes: int) -> B:

@@ -26,7 +26,16 @@ from typing import Any
 from json_source_map import calculate
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.rules.models import FILES, OPTIONAL_FILES, MessagingRule, RecallRule, RuleFile, Scoped, StoresRule
+from chalicelib.rules.models import (
+    FILES,
+    OPTIONAL_FILES,
+    CatalogRule,
+    MessagingRule,
+    RecallRule,
+    RuleFile,
+    Scoped,
+    StoresRule,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -234,7 +243,21 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
             for k, store_id in enumerate(rule.pilot_stores):
                 if store_id not in stores.ids:
                     problem(file, f"/pilot_stores/{k}", f"store {store_id} is not in stores.json")
+    catalog = parsed.get("catalog.json")
+    if isinstance(catalog, CatalogRule):
+        _catalog_problems(catalog, stores, problem)
     return problems
+
+
+def _catalog_problems(catalog: CatalogRule, stores: StoresRule, problem: Any) -> None:
+    """Stock per store names stores that exist."""
+    for k, item in enumerate(catalog.items):
+        if not isinstance(item.stock, dict):
+            continue
+        for store_id in item.stock:
+            if store_id not in stores.ids:
+                where = f"/items/{k}/stock/{pointer_of([store_id])[1:]}"
+                problem("catalog.json", where, f"store {store_id} is not in stores.json")
 
 
 def _store_problems(stores: StoresRule, problem: Any) -> None:
