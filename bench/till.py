@@ -1,4 +1,4 @@
-"""Benchmark of the till's coupon calls (in-process: chalice.test.Client + moto, as bench/pipeline.py).
+"""Benchmark of the till's coupon and points calls (in-process: chalice.test.Client + moto, as bench/pipeline.py).
 
 Per call: DynamoDB requests against the floor (a check: one read; a redeem: the coupon's read,
 the event's read and one transaction; a refused redeem: the one read; a retry of a redeem: the two
@@ -29,6 +29,9 @@ FLOORS = {
     "redeem (first, for an order)": 3,
     "redeem retried by the till (same order)": 2,
     "redeem refused (below the minimum spend)": 1,
+    "points redeem (a catalog item)": 2,
+    "points redeem retried (same redemption)": 1,
+    "points redeem refused (not enough points)": 1,
 }
 
 
@@ -37,7 +40,7 @@ def run(calls: int) -> dict:
     from chalice.test import Client
     from moto import mock_aws
 
-    from chalicelib import executor, plans, runtime
+    from chalicelib import executor, ledger, plans, runtime
     from chalicelib.clock import FixedClock
     from chalicelib.settings import current
     from chalicelib.state.binding import create_tables
@@ -72,11 +75,25 @@ def run(calls: int) -> dict:
             )
             executor.execute([coupon], f"bench#{code}", start)
             Member(f"oT{i}", store_id="S001", first_seen=start).save()
+            grant = plans.PostPoints(
+                member_id=f"oT{i}",
+                key="grant#bench",
+                delta=500,
+                mode="credit",
+                cause="bench",
+                event_id="bench",
+                rules_version="bench",
+                at=start,
+            )
+            executor.execute(ledger.settle([grant], {}), f"grant#oT{i}", start)
 
         def body(i: int, **extra: object) -> dict:
             return {"store_id": "S001", "code": f"SYBENCH{i:05d}", "basket_total_fen": 3000, **extra}
 
-        check, redeem = "/pos/coupons/check", "/pos/coupons/redeem"
+        def spend(i: int, item: str, redemption: str) -> dict:
+            return {"store_id": "S001", "member_id": f"oT{i}", "item_id": item, "redemption_id": redemption}
+
+        check, redeem, points = "/pos/coupons/check", "/pos/coupons/redeem", "/pos/points/redeem"
         scenarios = {  # name → (path, body of the i-th call)
             "check (a valid coupon)": (check, lambda i: body(i)),
             "redeem (first, for an order)": (redeem, lambda i: body(i, order_id=f"T{i}")),
@@ -86,6 +103,9 @@ def run(calls: int) -> dict:
                 redeem,
                 lambda i: body(i, order_id=f"U{i}", basket_total_fen=100),
             ),
+            "points redeem (a catalog item)": (points, lambda i: spend(i, "americano", f"P{i}")),
+            "points redeem retried (same redemption)": (points, lambda i: spend(i, "americano", f"P{i}")),
+            "points redeem refused (not enough points)": (points, lambda i: spend(i, "tote-bag", f"Q{i}")),
         }
         with Client(app, stage_name="local") as client:
             for name, (path, payload) in scenarios.items():
@@ -116,6 +136,11 @@ def main() -> None:
         "the event's one read and one transaction (the event record, the coupon, the member, the",
         "counters): the goal of one transaction per redeem. A retry of the same order stops at the",
         "event's read and answers the stored reply.",
+        "",
+        "A points redemption (rules/catalog.json) is its member's event alone: the event's one read (the",
+        "record, the member, the balance, the item's stock and the member's counters of it) and one",
+        "transaction (the record, the debit and the balance, the counters, the coupon, the member). A",
+        "refusal is answered from that read and writes nothing; a retry stops at it.",
         "",
     ]
     text = "\n".join(lines)
