@@ -154,7 +154,7 @@ def _attempt(
     tombstone = reads.get(Shared, *guard.tombstone_key(ctx.settings, event.member_id)[1:]) if event.member_id else None
     _admit(event, before, member, tombstone, record)
     decided = decide(ctx, event, member, reads, rules, answered) if rules is not None else []
-    refused = _refused(event, decided)
+    refused = _refused(event, decided, record)
     if refused is not None:
         return refused
     plan = [*_whole_plan(ctx, event, before, member, touch, decided, reads, zone, attempt), *found.plan]
@@ -195,11 +195,14 @@ def _admit(
         raise
 
 
-def _refused(event: Event, decided: Plan) -> Result | None:
-    """The answer of an event a duty refused whole (``plans.Refuse``): nothing of it is written."""
+def _refused(event: Event, decided: Plan, record: EventRecord | None) -> Result | None:
+    """The answer of an event a duty refused whole (``plans.Refuse``): nothing of it is written,
+    and a failed attempt's record goes (the redrive timer must not redeem it later, unasked)."""
     refused = next((i for i in decided if isinstance(i, plans.Refuse)), None)
     if refused is None:
         return None
+    if record is not None:
+        db.delete(EventRecord(event.event_id), EventRecord.status != "done")
     log("event.refused", event_id=event.event_id, kind=event.kind.value, reason=str(refused.answer.get("reason")))
     return Result(None, duplicate=False, answer=dict(refused.answer))
 

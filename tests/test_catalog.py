@@ -130,6 +130,20 @@ def test_not_enough_points_is_refused_and_nothing_is_written(client, aws, clock)
     assert ledger.balance_of("oPoor").points == 0 and ledger.audit(["oPoor"]) == (1, [])
 
 
+def test_a_refusal_after_a_failed_attempt_leaves_nothing_for_the_redrive_to_redeem_later(client, aws, clock):
+    from chalicelib import executor, plans
+    from chalicelib.events import Event, Kind
+
+    earn(client, aws, clock, "oFail", 100)
+    redemption = keys.catalog_redemption("till", "S001", "R-F")
+    data = {"item_id": "tote-bag", "redemption": redemption, "month": "2026-11"}
+    event = Event(Kind.POINTS_REDEEMED, keys.catalog_event(redemption), "till", clock.now(), "oFail", "S001", data=data)
+    failed = plans.FailEvent(event=event, received_at=clock.now(), expires=clock.now() + timedelta(days=1), error="X")
+    executor.Executor().run([failed], "test", clock.now())  # an attempt that failed (503) before
+    assert redeemed(client, clock, "oFail", "tote-bag", "R-F")["reason"] == "not_enough_points"
+    assert db.get(EventRecord, event.event_id) is None
+
+
 def test_refusals_name_why(client, aws, clock, catalog):
     later = (clock.now() + timedelta(days=1)).isoformat()
     catalog(item("coffee", 10), item("soon", 10, starts_at=later), item("S2-only", 10, stock={"S002": 5}))

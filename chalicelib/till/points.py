@@ -57,5 +57,5 @@ def _redeem(ctx: Context, source: str, member_id: str, item_id: str, redemption:
         data={"item_id": item_id, "redemption": redemption, "month": month},
     )
     outcome = pipeline.process(ctx, event)
-    answer = outcome.answer or {"redeemed": False, "reason": "not_available"}  # no usable rules
+    answer = outcome.answer or {"redeemed": False, "reason": "unknown_member"}  # an erased member
     return {**answer, "duplicate": outcome.duplicate}
