@@ -208,13 +208,14 @@ def test_a_stock_raised_in_the_rules_is_available_at_once(client, aws, clock, ca
     assert redeemed(client, clock, "oRaise", "bag", "G-2")["redeemed"] is True
 
 
-def test_the_mini_program_redeems_with_the_order_webhooks_signature(client, aws, clock):
+def test_the_mini_program_redeems_with_the_order_webhooks_signature(client, aws, clock, catalog):
+    catalog({**item("lottery-entry", 50, stock={"S002": 10})})
     earn(client, aws, clock, "oApp", 100)
     payload = {"openid": "oApp", "item_id": "lottery-entry", "redemption_id": "M-1", "store_id": "S002"}
     response = in_mini_program(client, aws, clock, payload)
     answer = json.loads(response.body)
     assert (response.status_code, answer["redeemed"], answer["balance"]) == (200, True, 50)
-    assert answer["coupon"]["item"] == {"sku": "LOTTERY-DRAW", "name": "抽奖一次"}
+    assert answer["coupon"]["item"]["sku"] == "SKU-lottery-entry" and answer["coupon"]["stores"] == ["S002"]
     assert json.loads(in_mini_program(client, aws, clock, payload).body)["duplicate"] is True
     no_store = json.loads(
         in_mini_program(client, aws, clock, {**payload, "redemption_id": "M-2"} | {"store_id": None}).body

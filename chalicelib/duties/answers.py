@@ -57,10 +57,15 @@ def _catalog(event: Event, plan: Sequence[Instruction], reads: Snapshot) -> dict
     return {
         "redeemed": True,
         "item_id": str(event.data["item_id"]),
-        "coupon": {"code": issued.code, **redemption.terms_of(coupon)},
+        "coupon": {"code": issued.code, **redemption.terms_of(coupon), **_stores(issued)},
         "points_spent": -debit.delta,
         "balance": ledger.balance_of(member_id, reads).points if balance is None else balance,
     }
+
+
+def _stores(coupon: plans.IssueCoupon) -> dict[str, Any]:
+    """Where a coupon may be used, when not everywhere (a per-store catalog item's store)."""
+    return {"stores": sorted(coupon.stores)} if coupon.stores else {}
 
 
 def _coupon(event: Event, code: str, member_id: str, plan: Sequence[Instruction], reads: Snapshot) -> dict[str, Any]:
