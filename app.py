@@ -57,6 +57,16 @@ def on_member_code():
     return web.member_code(app.current_request)
 
 
+@app.route("/pos/points/redeem", methods=["POST"], content_types=["application/json"])
+def on_till_points():
+    return web.till_points(app.current_request)
+
+
+@app.route("/mp/points/redeem", methods=["POST"], content_types=["application/json"])
+def on_mini_program_points():
+    return web.mini_program_points(app.current_request)
+
+
 @app.route("/admin/members/{member_id}", methods=["GET"], authorizer=ADMIN)
 def admin_member(member_id):
     return web.admin_member(app.current_request, member_id)

@@ -566,6 +566,24 @@ def _record_once(i: plans.RecordOnce, ctx: Context) -> list[Write]:
     return [_write("put", record, i, "exists", condition=LoyaltyRecord.sk.does_not_exist())]
 
 
+def _count_up_to(i: plans.CountUpTo, ctx: Context) -> list[Write]:
+    below = LoyaltyRecord.number < i.limit
+    if i.limit > 0:
+        below = LoyaltyRecord.number.does_not_exist() | below
+    actions: list[Any] = [
+        LoyaltyRecord.number.add(1),
+        LoyaltyRecord.event_id.set(i.event_id),
+        LoyaltyRecord.at.set(i.at),
+        *_sets((LoyaltyRecord.member_id, i.member_id)),
+    ]
+    item = LoyaltyRecord(i.pk, i.sk)
+    return [_write("update", item, i, "changed", actions=actions, condition=below)]
+
+
+def _refuse(i: plans.Refuse, ctx: Context) -> list[Write]:
+    return []  # the pipeline commits nothing of a refused event; a dry run shows no write
+
+
 def _count_invite(i: plans.CountInvite, ctx: Context) -> list[Write]:
     invite = LoyaltyRecord(keys.invitee(i.invitee), keys.INVITE)
     pending = LoyaltyRecord.status == "pending"
@@ -772,6 +790,8 @@ COMPILERS: dict[type[Instruction], Callable[[Any, Context], list[Write]]] = {
     plans.SetBalance: _set_balance,
     plans.RecordOnce: _record_once,
     plans.CountInvite: _count_invite,
+    plans.CountUpTo: _count_up_to,
+    plans.Refuse: _refuse,
     plans.SaveCursor: _save_cursor,
     plans.RecallDecision: _recall_decision,
     plans.MarkReturned: _mark_returned,

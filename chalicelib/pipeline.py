@@ -12,6 +12,9 @@ WeChat's 5 s) and by the redrive timer:
    condition that it is not done), the member's update, every instruction of the plan and its
    counters. There is no state in which an event is half applied.
 
+A duty may refuse the event whole (``plans.Refuse``: a points redemption the member cannot
+make): then nothing is committed, not even the record, and the caller gets the refusal.
+
 A retry of a done event finds its record in step 1 and answers its stored reply; a duplicate
 running at the same time loses the commit on the record and answers the winner's reply (the
 cancelled transaction hands back the record). When what the plan was decided on changed (a
@@ -149,13 +152,11 @@ def _attempt(
     touch = members.touch(event, before, now, zone, _windows(rules))
     member = members.after(before, touch) if touch is not None else None
     tombstone = reads.get(Shared, *guard.tombstone_key(ctx.settings, event.member_id)[1:]) if event.member_id else None
-    try:
-        guard.admit(event, before, member, tombstone)
-    except Erased:
-        if record is not None:  # a failed attempt's record: kept nowhere either
-            db.delete(EventRecord(event.event_id))
-        raise
+    _admit(event, before, member, tombstone, record)
     decided = decide(ctx, event, member, reads, rules, answered) if rules is not None else []
+    refused = _refused(event, decided, record)
+    if refused is not None:
+        return refused
     plan = [*_whole_plan(ctx, event, before, member, touch, decided, reads, zone, attempt), *found.plan]
     balances = {m: ledger.balance_of(m, reads) for m in ledger.members_posted(plan)}
 
@@ -180,6 +181,30 @@ def _attempt(
     queue.enqueue(ctx.settings, applied.messages)
     committed = next(i for i in applied.plan if isinstance(i, plans.RecordEvent))
     return Result(applied.reply, duplicate=False, answer=json.loads(committed.answer) if committed.answer else {})
+
+
+def _admit(
+    event: Event, before: Member | None, member: Member | None, tombstone: Shared | None, record: EventRecord | None
+) -> None:
+    """``guard.admit``: an event of an erased member raises ``Erased``, kept nowhere."""
+    try:
+        guard.admit(event, before, member, tombstone)
+    except Erased:
+        if record is not None:  # a failed attempt's record: kept nowhere either
+            db.delete(EventRecord(event.event_id))
+        raise
+
+
+def _refused(event: Event, decided: Plan, record: EventRecord | None) -> Result | None:
+    """The answer of an event a duty refused whole (``plans.Refuse``): nothing of it is written,
+    and a failed attempt's record goes (the redrive timer must not redeem it later, unasked)."""
+    refused = next((i for i in decided if isinstance(i, plans.Refuse)), None)
+    if refused is None:
+        return None
+    if record is not None:
+        db.delete(EventRecord(event.event_id), EventRecord.status != "done")
+    log("event.refused", event_id=event.event_id, kind=event.kind.value, reason=str(refused.answer.get("reason")))
+    return Result(None, duplicate=False, answer=dict(refused.answer))
 
 
 def _stored(record: EventRecord) -> Result:

@@ -87,6 +87,15 @@ class ForgetEvent(Instruction):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Refuse(Instruction):
+    """The event is refused whole: the pipeline writes nothing of it (not even its record) and
+    answers ``answer``. A question a caller waits on and may ask again — a points redemption the
+    member cannot make (``duties.catalog``) — leaves no trace when the answer is no."""
+
+    answer: Mapping[str, object]
+
+
+@dataclass(frozen=True, kw_only=True)
 class TouchMember(Instruction):
     """What one event says about its member. ``last_active`` moves only forward: it is set (with
     its local day, the recall sweep's key) on the condition that the member's value is still
@@ -425,6 +434,21 @@ class RecordOnce(Instruction):
     @property
     def ref(self) -> Ref:
         return ("record", self.key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountUpTo(Instruction):
+    """One more on a loyalty counter (``LoyaltyRecord.number``, absent = 0), on the condition that
+    it is still below ``limit``: a catalog item's stock redeemed, a member's redemptions of it.
+    The counter needs no initial value, and the limit is the rule's of today. A failed condition
+    means the plan was decided on a count that moved: the event decides again (and finds it full)."""
+
+    pk: str
+    sk: str
+    limit: int
+    member_id: str | None  # the member a per-member counter is about (their erase deletes it)
+    event_id: str
+    at: datetime
 
 
 @dataclass(frozen=True, kw_only=True)

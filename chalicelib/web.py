@@ -188,6 +188,38 @@ def till_member(request: Any, code: str) -> Response:
     return answer("till_member", work)
 
 
+def till_points(request: Any) -> Response:
+    """``POST /pos/points/redeem``: a catalog item for points, signed with the till's store key."""
+    from chalicelib import runtime
+    from chalicelib.protocol import till
+    from chalicelib.till import points
+
+    def work() -> Response:
+        ctx = runtime.context()
+        req = inbound(request)
+        store = till.authenticate(req, ctx.settings.till_keys, ctx.clock.now(), ctx.settings.timestamp_tolerance_s)
+        body = till.parse(till.PointsRedeem, req.body, store, ctx.settings.max_body_bytes)
+        return Response(to_json(points.at_till(ctx, body)), headers=JSON)
+
+    return answer("till_points", work)
+
+
+def mini_program_points(request: Any) -> Response:
+    """``POST /mp/points/redeem``: a catalog item for points, signed like the order webhook."""
+    from chalicelib import runtime
+    from chalicelib.protocol import orders
+    from chalicelib.till import points
+
+    def work() -> Response:
+        ctx = runtime.context()
+        req = inbound(request)
+        orders.authenticate(req, ctx.settings.orders_hmac_secret, ctx.clock.now(), ctx.settings.timestamp_tolerance_s)
+        body = orders.parse_redeem(req.body, ctx.settings.max_body_bytes)
+        return Response(to_json(points.in_mini_program(ctx, body)), headers=JSON)
+
+    return answer("mp_points", work)
+
+
 def _iam_caller(request: Any) -> str | None:
     identity = (request.context or {}).get("identity") or {}
     return identity.get("userArn") or None

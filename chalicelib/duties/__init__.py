@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from chalicelib.duties import (
     birthday,
+    catalog,
     challenge,
     checkin,
     deliveries,
@@ -31,6 +32,7 @@ REGISTRY = (
     recall_returns,
     challenge,
     points,
+    catalog,
     checkin,
     referral,
     tiers,

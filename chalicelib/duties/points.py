@@ -3,7 +3,8 @@ redemption spends them (docs/domain.md, "Loyalty").
 
 Earning: ``floor(yuan × points_per_yuan)`` plus ``series_bonus_points`` per item of a designated
 series, times the member's tier multiplier, floored. Each cause has one ledger key
-(``earn#<order>``, ``refund#<order>#<refund>``, ``redeem#<redemption>``), so retries, duplicate
+(``earn#<order>``, ``refund#<order>#<refund>``, ``redeem#<redemption>``; a catalog item's
+redemption is ``duties.catalog``'s), so retries, duplicate
 deliveries and concurrent workers post it once (``chalicelib/ledger.py``).
 
 Refunds reverse the order's points in proportion to the money refunded so far (all of them
@@ -87,6 +88,8 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
         return _earn(facts, rules, now)
     if event.kind is Kind.ORDER_REFUNDED:
         return [_reverse(facts, rules)]
+    if event.data.get("item_id"):
+        return []  # a catalog item: duties.catalog debits its price with the rest of it
     return [
         PostPoints(
             member_id=facts.member_id,

@@ -166,6 +166,25 @@ def authenticate(inbound: Inbound, secret: str, now: datetime, tolerance_s: int)
         raise Unauthorized(exc.reason) from exc
 
 
+class CatalogRedeem(BaseModel):
+    """``POST /mp/points/redeem`` (the mini program's server, signed like this webhook): spend a
+    member's points on a catalog item, once per ``redemption_id``; ``store_id`` where a per-store
+    item is collected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    openid: Id
+    item_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
+    redemption_id: Id
+    store_id: Id | None = None
+
+
+def parse_redeem(body: bytes, max_bytes: int) -> CatalogRedeem:
+    try:
+        return CatalogRedeem.model_validate(load_json(body, max_bytes))
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from exc
+
+
 def load_json(body: bytes, max_bytes: int) -> Any:
     """A signed JSON body, or ``BadRequest`` (too large, not JSON, not usable as JSON)."""
     if len(body) > max_bytes:

@@ -32,12 +32,16 @@ TIMESTAMP_HEADER = "x-siyu-timestamp"
 CODE_PATTERN = r"^[A-Z0-9]{4,32}$"  # what chalicelib/codes.py derives: SY + base32
 
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+ItemId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]  # rules: CatalogItem.id
 Fen = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=100_000_000)]
 
 
-class _Body(BaseModel):
+class _Signed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     store_id: Id
+
+
+class _Body(_Signed):
     code: Code
 
 
@@ -58,6 +62,16 @@ class Void(_Body):
     the body too, so the signature covers it (the path must name the same code)."""
 
     order_id: Id
+
+
+class PointsRedeem(_Signed):
+    """``POST /pos/points/redeem``: spend a member's points on a catalog item, once per
+    ``redemption_id`` (unique at this store). The member is named by the member code they show
+    (``chalicelib/protocol/member_code.py``), never by an openid."""
+
+    member_code: Annotated[str, Field(min_length=1, max_length=200)]
+    item_id: ItemId
+    redemption_id: Id
 
 
 def keys_of(till_keys: str, store: str) -> list[str]:
@@ -91,7 +105,7 @@ def authenticate(inbound: Inbound, till_keys: str, now: datetime, tolerance_s: i
     return store
 
 
-B = TypeVar("B", bound=_Body)
+B = TypeVar("B", bound=_Signed)
 
 
 def parse(model: type[B], body: bytes, store: str, max_bytes: int) -> B:

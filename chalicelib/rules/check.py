@@ -28,7 +28,16 @@ from json_source_map import calculate
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.rules import kinds
-from chalicelib.rules.models import FILES, OPTIONAL_FILES, MessagingRule, RecallRule, RuleFile, Scoped, StoresRule
+from chalicelib.rules.models import (
+    FILES,
+    OPTIONAL_FILES,
+    CatalogRule,
+    MessagingRule,
+    RecallRule,
+    RuleFile,
+    Scoped,
+    StoresRule,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -227,18 +236,27 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
 
     _store_problems(stores, problem)
     messaging = parsed.get("messaging.json")
+    templates = None
     if isinstance(messaging, MessagingRule):
         _kind_problems(messaging, problem)
-    templates = set(messaging.templates) if isinstance(messaging, MessagingRule) else None
+        templates = set(messaging.templates)
     for file, rule in parsed.items():
-        for pointer, named in _template_refs(rule):
-            if templates is not None and named not in templates:
-                problem(file, pointer, f"template {named} is not defined in messaging.json /templates")
-        if isinstance(rule, Scoped):
-            for k, store_id in enumerate(rule.pilot_stores):
-                if store_id not in stores.ids:
-                    problem(file, f"/pilot_stores/{k}", f"store {store_id} is not in stores.json")
+        _rule_refs(file, rule, templates, stores, problem)
+    catalog = parsed.get("catalog.json")
+    if isinstance(catalog, CatalogRule):
+        _catalog_problems(catalog, stores, problem)
     return problems
+
+
+def _rule_refs(file: str, rule: RuleFile, templates: set[str] | None, stores: StoresRule, problem: Any) -> None:
+    """The templates a rule file names exist; its pilot stores too."""
+    for pointer, named in _template_refs(rule):
+        if templates is not None and named not in templates:
+            problem(file, pointer, f"template {named} is not defined in messaging.json /templates")
+    if isinstance(rule, Scoped):
+        for k, store_id in enumerate(rule.pilot_stores):
+            if store_id not in stores.ids:
+                problem(file, f"/pilot_stores/{k}", f"store {store_id} is not in stores.json")
 
 
 def _kind_problems(messaging: MessagingRule, problem: Any) -> None:
@@ -289,6 +307,17 @@ def _unknown_words(text: str, allowed: frozenset[str], pointer: str, problem: An
                 pointer,
                 f"{{{word}}} is not a word messages{of} carry; they carry: {', '.join(sorted(allowed))}",
             )
+
+
+def _catalog_problems(catalog: CatalogRule, stores: StoresRule, problem: Any) -> None:
+    """Stock per store names stores that exist."""
+    for k, item in enumerate(catalog.items):
+        if not isinstance(item.stock, dict):
+            continue
+        for store_id in item.stock:
+            if store_id not in stores.ids:
+                where = f"/items/{k}/stock/{pointer_of([store_id])[1:]}"
+                problem("catalog.json", where, f"store {store_id} is not in stores.json")
 
 
 def _store_problems(stores: StoresRule, problem: Any) -> None:

@@ -21,6 +21,7 @@ from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
 from chalicelib.rules.models import (
     AlertsRule,
+    CatalogRule,
     DigestRule,
     LoyaltyRule,
     MessagingRule,
@@ -43,6 +44,7 @@ class RuleSet:
     loyalty: LoyaltyRule = field(default_factory=lambda: LoyaltyRule(enabled=False))
     alerts: AlertsRule = field(default_factory=lambda: AlertsRule(enabled=False))
     digest: DigestRule = field(default_factory=lambda: DigestRule(enabled=False))
+    catalog: CatalogRule = field(default_factory=lambda: CatalogRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -55,6 +57,8 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
     if problems:
         raise InvalidRules(problems)
     digest = content_hash(files)
+    catalog = parsed["catalog.json"]
+    assert isinstance(catalog, CatalogRule)
     return RuleSet(
         version=version or f"bundled-{digest[:12]}",
         content_hash=digest,
@@ -66,6 +70,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         loyalty=parsed["loyalty.json"],  # type: ignore[arg-type]
         alerts=parsed["alerts.json"],  # type: ignore[arg-type]
         digest=parsed["digest.json"],  # type: ignore[arg-type]
+        catalog=catalog,
     )
 
 

@@ -9,6 +9,7 @@ percentage rollout. The JSON Schemas in ``rules/schema/`` are generated from the
 
 from __future__ import annotations
 
+import re
 import string
 from datetime import datetime
 from decimal import Decimal
@@ -964,9 +965,91 @@ class DigestRule(Scoped):
         return next((value for name, value in self.targets.items() if name == kpi), None)
 
 
+ItemId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
+STOCK_MAX = 1_000_000
+Stock = Annotated[int, Field(ge=0, le=STOCK_MAX)]
+
+
+class MemberLimit(Strict):
+    """How often one member may redeem an item: per local calendar month and/or ever (either may
+    be left out: no limit of that kind)."""
+
+    per_month: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="Redemptions per member in one calendar month (the store's time zone)."
+    )
+    ever: Annotated[int, Field(ge=1, le=1000)] | None = Field(default=None, description="Redemptions per member, ever.")
+
+
+class CatalogItem(Strict):
+    """One thing points buy (积分兑换): a drink, merchandise or a lottery entry. What the member
+    gets is always a coupon (``coupon``): a drink or merchandise is a free-item coupon the till
+    honours; a lottery entry is a free-item coupon for one draw, rung up at its nominal price."""
+
+    id: ItemId = Field(description="The item's id, as the till and the mini program name it.")
+    name: Annotated[str, Field(min_length=1, max_length=20)] = Field(description="What members see, e.g. 美式咖啡.")
+    category: Literal["drink", "merchandise", "lottery"]
+    points: Annotated[int, BeforeValidator(_number_only), Field(ge=1, le=1_000_000)] = Field(
+        description="The points price."
+    )
+    coupon: CouponSpec = Field(description="The coupon a redemption issues.")
+    stock: Stock | dict[StoreId, Stock] | None = Field(
+        default=None,
+        description="How many may be redeemed: one number for the chain, {store id: number} per store, "
+        "or null for unlimited. Raising it later makes more available; redeemed ones are counted.",
+    )
+    limit: MemberLimit = Field(default_factory=MemberLimit, description="Per member: per_month and/or ever.")
+    starts_at: AwareDatetime | None = Field(default=None, description="Redeemable from (with offset, +08:00).")
+    ends_at: AwareDatetime | None = Field(default=None, description="Redeemable until (exclusive).")
+
+    @field_validator("stock", mode="before")
+    @classmethod
+    def _stock(cls, value: object) -> object:
+        """One sentence at ``/stock`` instead of one per member of the union."""
+        if value is None:
+            return value
+        amounts = list(value.items()) if isinstance(value, dict) else [("S001", value)]
+        for store_id, amount in amounts:
+            if not isinstance(store_id, str) or not re.fullmatch(r"[A-Za-z0-9_\-]{1,32}", store_id):
+                raise ValueError(f"{store_id!r} is not a store id")
+            if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= STOCK_MAX:
+                raise ValueError(f"stock is a whole number from 0 to {STOCK_MAX}, {{store id: number}}, or null")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> CatalogItem:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be later than starts_at")
+        if isinstance(self.stock, dict) and not self.stock:
+            raise ValueError("stock per store names at least one store (null: unlimited)")
+        return self
+
+    def on_offer(self, now: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= now) and (self.ends_at is None or now < self.ends_at)
+
+
+class CatalogRule(RuleFile):
+    """catalog.json: what points buy (积分商城), redeemed at the till or in the mini program."""
+
+    enabled: StrictBool = Field(default=True, description="Switch the catalog on or off: true or false.")
+    items: list[CatalogItem] = Field(default_factory=list, max_length=200)
+
+    @field_validator("items")
+    @classmethod
+    def _unique(cls, items: list[CatalogItem]) -> list[CatalogItem]:
+        ids = [item.id for item in items]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"each item needs its own id: {', '.join(twice)} is listed more than once")
+        return items
+
+    def item(self, item_id: str) -> CatalogItem | None:
+        return next((item for item in self.items if item.id == item_id), None)
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
     "alerts.json": AlertsRule,
+    "catalog.json": CatalogRule,
     "digest.json": DigestRule,
     "messaging.json": MessagingRule,
     "recall.json": RecallRule,
@@ -977,4 +1060,6 @@ FILES: dict[str, type[RuleFile]] = {
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
-OPTIONAL_FILES: frozenset[str] = frozenset({"recall.json", "loyalty.json", "alerts.json", "digest.json"})
+OPTIONAL_FILES: frozenset[str] = frozenset(
+    {"recall.json", "loyalty.json", "alerts.json", "digest.json", "catalog.json"}
+)

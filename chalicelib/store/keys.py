@@ -242,6 +242,33 @@ def referral_points(ordinal: int) -> str:
     return f"referral#{ordinal}"
 
 
+# --- the points catalog (rules/catalog.json), in the loyalty table --------------------------------
+
+
+def catalog_redemption(channel: str, *ids: str) -> str:
+    """A catalog redemption: ``till:<store>:<redemption>`` or ``mp:<redemption>`` (the caller's id
+    is unique in its own channel only). The event, the ledger entry and the coupon derive from it."""
+    return ":".join((channel, *ids))
+
+
+def catalog_event(redemption: str) -> str:
+    return f"catalog:{redemption}"
+
+
+def catalog_coupon(redemption: str) -> str:
+    return f"catalog#{redemption}"
+
+
+def catalog_stock(item_id: str, store_id: str | None) -> tuple[str, str]:
+    """How many of an item were redeemed: chain-wide (``chain``) or at one store (``store#<id>``)."""
+    return f"stock#{item_id}", f"store#{store_id}" if store_id else "chain"
+
+
+def catalog_limit(member_id: str, item_id: str, month: str | None) -> tuple[str, str]:
+    """How many of an item one member redeemed: in a local month (``<item>#2026-11``) or ever."""
+    return f"redeemed#{member_id}", f"{item_id}#{month or 'ever'}"
+
+
 # --- metrics -----------------------------------------------------------------------------------
 CHAIN = "chain"
 TOTAL = "total"
