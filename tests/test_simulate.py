@@ -86,6 +86,8 @@ def test_a_window_drop_fails_only_for_a_kind_that_has_a_fallback(tmp_path):
     assert not summary._no_window_drops(dropped, tmp_path)["ok"]
     capped = [message("tier_up", "dropped", reason="frequency cap reached")]
     assert summary._no_window_drops(capped, tmp_path)["ok"]  # not a window drop
+    nowhere = [message("tier_up", "dropped", reason="payload: unknown channel ")]  # the window, as siyu words it now
+    assert not summary._no_window_drops(nowhere, tmp_path)["ok"]
 
 
 @pytest.mark.parametrize(
