@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from types import SimpleNamespace
 
 import pytest
 
@@ -31,6 +32,76 @@ def test_a_small_simulation_keeps_every_invariant(small):
     assert small["till"].get("member looked up", 0) > 0  # a member showed her code
     assert small["messages_by_state"].get("sent", 0) > 0 and sum(small["wechat_calls"].values()) > 0
     assert "私域周报" in small["digest"]
+
+
+def test_the_fake_wechat_held_siyu_to_the_platform_and_its_receipts_settled_delivery(small):
+    assert small["events_sent"]["popup"] > 0  # followers answered subscribe popups
+    assert small["receipts_posted"] == small["wechat_calls"]["/cgi-bin/message/template/send"] > 0
+    recall = small["delivery"]["recall"]
+    assert recall["channels"] == {"template": recall["sent"]} and recall["delivered"] > 0  # by WeChat's receipts
+    assert all(row["intended"] >= row["sent"] >= row["delivered"] for row in small["delivery"].values())
+    assert "identity" not in json.dumps(small["delivery"]) and "digest" not in small["delivery"]  # to members only
+    assert "delivery per kind" in summary.render(small)
+
+
+def message(cause: str, status: str, channel: str = "custom", sent_channel: str | None = None, **more):
+    fields = {"member_id": "oA", "category": "service", "reason": None, "delivery": None, **more}
+    return SimpleNamespace(cause=cause, status=status, channel=channel, sent_channel=sent_channel, **fields)
+
+
+def test_delivery_counts_receipts_for_template_and_subscribe_and_acceptance_elsewhere():
+    rows = summary.delivery(
+        [
+            message("birthday", "sent", sent_channel="template", delivery="success"),
+            message("birthday", "sent", sent_channel="template", delivery="failed:user block"),
+            message("birthday", "sent", sent_channel="subscribe"),  # no receipt yet
+            message("birthday", "sent", sent_channel="custom"),
+            message("birthday", "dropped", reason="45015: outside the customer-service window, no template"),
+            message("birthday", "deferred"),
+            message("digest", "sent", channel="robot", member_id="robot/ops", sent_channel="robot"),
+        ]
+    )
+    assert rows == {
+        "birthday": {
+            "intended": 6,
+            "sent": 4,
+            "delivered": 2,
+            "channels": {"custom": 1, "subscribe": 1, "template": 2},
+            "dropped": {"45015: outside the customer-service window, no template": 1},
+            "other": {"receipt awaited": 1, "receipt failed:user block": 1, "waiting": 1},
+            "rate": 0.3333,
+        }
+    }
+
+
+def test_a_window_drop_fails_only_for_a_kind_that_has_a_fallback(tmp_path):
+    closed = "customer-service window closed and the rule names no template"
+    dropped = [message("tier_up", "dropped", reason=closed), message("points", "dropped", reason=closed)]
+    assert summary._no_window_drops(dropped, tmp_path)["ok"]  # no messaging.json, nothing sent elsewhere
+    elsewhere = [*dropped, message("points", "sent", sent_channel="template")]
+    assert "{'points': 1}" in summary._no_window_drops(elsewhere, tmp_path)["detail"]
+    assert not summary._no_window_drops(elsewhere, tmp_path)["ok"]
+    (tmp_path / "messaging.json").write_text(json.dumps({"kinds": {"tier_up": {"channels": ["custom", "template"]}}}))
+    assert summary.planned_fallbacks(tmp_path) == {"tier_up"}
+    assert not summary._no_window_drops(dropped, tmp_path)["ok"]
+    capped = [message("tier_up", "dropped", reason="frequency cap reached")]
+    assert summary._no_window_drops(capped, tmp_path)["ok"]  # not a window drop
+    nowhere = [message("tier_up", "dropped", reason="payload: unknown channel ")]  # the window, as siyu words it now
+    assert not summary._no_window_drops(nowhere, tmp_path)["ok"]
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        {"tier_up": ["custom", "template"], "points": ["custom"]},
+        [{"kind": "tier_up", "plan": ["custom", "subscribe"]}, {"kind": "points", "channels": ["custom"]}],
+    ],
+)
+def test_the_planned_fallbacks_are_read_from_either_shape_of_kinds(tmp_path, kinds):
+    (tmp_path / "messaging.json").write_text(json.dumps({"kinds": kinds}))
+    assert summary.planned_fallbacks(tmp_path) == {"tier_up"}
+    (tmp_path / "messaging.json").write_text("{not json")
+    assert summary.planned_fallbacks(tmp_path) == set()
 
 
 def test_the_same_seed_gives_the_same_result(small):

@@ -39,6 +39,48 @@ def oa_event(
     return xmlsafe.render(fields)
 
 
+def oa_popup(
+    openid: str, choices: list[tuple[str, str]], created: int, scene: int = 2, account: str = "gh_siyu_local"
+) -> str:
+    """``subscribe_msg_popup_event``: the member's answer to a subscribe-message popup, one
+    ``(template id, "accept" | "reject")`` per template it offered (docs/wechat.md §1.3)."""
+    items = "".join(
+        f"<List><TemplateId>{xmlsafe.cdata(template_id)}</TemplateId><SubscribeStatusString>"
+        f"{xmlsafe.cdata(status)}</SubscribeStatusString><PopupScene>{scene}</PopupScene></List>"
+        for template_id, status in choices
+    )
+    event = oa_event(openid, "subscribe_msg_popup_event", created, account=account)
+    return _nest(event, "SubscribeMsgPopupEvent", items)
+
+
+def oa_subscribe_sent(
+    openid: str,
+    template_id: str,
+    msg_id: int | str,
+    created: int,
+    error_code: int = 0,
+    error_status: str = "success",
+    account: str = "gh_siyu_local",
+) -> str:
+    """``subscribe_msg_sent_event``: WeChat's word on a subscribe message (``bizsend``) it sent."""
+    item = (
+        f"<List><TemplateId>{xmlsafe.cdata(template_id)}</TemplateId><MsgID>{msg_id}</MsgID>"
+        f"<ErrorCode>{error_code}</ErrorCode><ErrorStatus>{xmlsafe.cdata(error_status)}</ErrorStatus></List>"
+    )
+    return _nest(oa_event(openid, "subscribe_msg_sent_event", created, account=account), "SubscribeMsgSentEvent", item)
+
+
+def oa_template_finished(
+    openid: str, msg_id: int | str, status: str, created: int, account: str = "gh_siyu_local"
+) -> str:
+    """``TEMPLATESENDJOBFINISH``: WeChat's word on a template message (``MsgID``, capital D)."""
+    return oa_event(openid, "TEMPLATESENDJOBFINISH", created, account=account, MsgID=str(msg_id), Status=status)
+
+
+def _nest(document: str, container: str, inner: str) -> str:
+    return document.replace("</xml>", f"<{container}>{inner}</{container}></xml>")
+
+
 def oa_text(openid: str, content: str, created: int, msg_id: int, account: str = "gh_siyu_local") -> str:
     return xmlsafe.render(
         {

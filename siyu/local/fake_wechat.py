@@ -16,6 +16,20 @@ Control it in-process (``FakeWeChat`` methods) or over HTTP: ``GET /_fake/receiv
 ``POST /_fake/inject`` ``{"path": "/cgi-bin/message/template/send", "errcodes": [45009]}``,
 ``POST /_fake/config`` ``{"latency_ms": 100}``, ``POST /_fake/unionids`` ``{"oOA1": "uPerson1"}``,
 ``POST /_fake/reset``.
+
+With ``enforce`` (``FakeWeChat(enforce=True)`` or ``POST /_fake/config {"enforce": true}``) it
+also holds siyu to the platform's rules about users (``siyu/local/fake_platform.py``): the
+customer-service window and its quota, following, one send per subscribe consent; and it owes a
+delivery receipt for every template and ``bizsend`` send it accepted. It learns what users do
+from whoever sends their events, in-process (``interacted``, ``followed``, ``unfollowed``,
+``consented``, ``refused``, ``blocked``) or over HTTP (``POST /_fake/interacted``
+``{"openid": "o1", "action": "message"}`` [``"at"``: unix seconds], ``/_fake/followed``,
+``/_fake/unfollowed``, ``/_fake/blocked`` ``{"openid": "o1"}``, ``/_fake/consented``,
+``/_fake/refused`` ``{"openid": "o1", "template_id": "T"}``); ``receipts()`` or ``POST
+/_fake/receipts`` pops the receipts as the OA XML WeChat would post to siyu; ``GET
+/_fake/refusals`` counts what it refused, by errcode and path. Windows are timed on ``now``
+(unix seconds; ``siyu simulate`` passes its virtual clock). Without ``enforce`` every send with
+a valid token is accepted, as before.
 """
 
 from __future__ import annotations
@@ -26,10 +40,12 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from siyu.local.fake_platform import ERRMSG, Platform
 from siyu.local.serving import LoopbackServer
 
 SEND_PATHS = (
@@ -43,9 +59,21 @@ HANG = -999  # an injected "errcode" that makes the server hang instead of answe
 
 
 class FakeWeChat:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_s: float = 0.0,
+        *,
+        enforce: bool = False,
+        now: Callable[[], float] = time.time,
+        windows: dict[str, tuple[int, float]] | None = None,
+    ) -> None:
+        """``windows``: action → (customer-service messages, seconds), replacing §3.5's table
+        (``fake_platform.WINDOWS``); add ``"payment"`` to let a payment open one."""
         self.latency_s = latency_s
         self.hang_s = 6.0
+        self.enforce, self.now, self._windows = enforce, now, windows
         self._lock = threading.Lock()
         self._msgids = itertools.count(1_000_000)
         self.reset()
@@ -70,6 +98,7 @@ class FakeWeChat:
             self.token = "fake-token-" + secrets.token_hex(6)
             self.token_calls = {"normal": 0, "force": 0}
             self.unionids: dict[str, str] = {}
+            self.platform = Platform(self._windows)
 
     def inject(self, path: str, *errcodes: int) -> None:
         with self._lock:
@@ -80,9 +109,53 @@ class FakeWeChat:
         with self._lock:
             self.token = "fake-token-" + secrets.token_hex(6)
 
-    def sent(self, path: str | None = None) -> list[dict[str, Any]]:
+    def sent(self, path: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """The requests received (from the ``since``-th on), of one path or all."""
         with self._lock:
-            return [r for r in self.received if path is None or r["path"] == path]
+            return [r for r in self.received[since:] if path is None or r["path"] == path]
+
+    def configure(self, *, enforce: bool | None = None, now: Callable[[], float] | None = None) -> None:
+        with self._lock:
+            self.enforce = self.enforce if enforce is None else enforce
+            self.now = now or self.now
+
+    # -- what users do (told by whoever sends their events) ----------------------------------
+    def interacted(self, openid: str, action: str, at: float | None = None) -> None:
+        """``action``: message | follow | click | scan | payment (a follow also follows)."""
+        with self._lock:
+            self.platform.interacted(openid, action, self.now() if at is None else at)
+
+    def followed(self, openid: str) -> None:
+        with self._lock:
+            self.platform.followed(openid)
+
+    def unfollowed(self, openid: str) -> None:
+        with self._lock:
+            self.platform.unfollowed(openid)
+
+    def consented(self, openid: str, template_id: str) -> None:
+        """One accept of a subscribe-message popup: one send of that template."""
+        with self._lock:
+            self.platform.consented(openid, template_id)
+
+    def refused(self, openid: str, template_id: str) -> None:
+        with self._lock:
+            self.platform.refused(openid, template_id)
+
+    def blocked(self, openid: str, blocked: bool = True) -> None:
+        """The user refuses template messages: WeChat accepts the send, its receipt says failed."""
+        with self._lock:
+            self.platform.blocked(openid, blocked)
+
+    def receipts(self) -> list[str]:
+        """The delivery receipts owed so far (popped), as the OA XML bodies WeChat posts."""
+        with self._lock:
+            return self.platform.receipts()
+
+    def refusals(self) -> dict[str, dict[str, int]]:
+        """What the platform's rules refused: errcode → API path → count."""
+        with self._lock:
+            return self.platform.refusal_counts()
 
     # -- the API ---------------------------------------------------------------------------
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -115,8 +188,20 @@ class FakeWeChat:
         if path in SEND_PATHS:
             if request.args.get("access_token") not in (self.token, "fake-wecom-token"):
                 return {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}
-            return {"errcode": 0, "errmsg": "ok", "msgid": next(self._msgids)}
+            return self._send(path, body)
         return {"errcode": 404, "errmsg": f"fake WeChat does not implement {path}"}
+
+    def _send(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self.enforce:
+                now = self.now()
+                refused = self.platform.judge(path, body, now)
+                if refused is not None:
+                    return {"errcode": refused, "errmsg": ERRMSG[refused]}
+            msgid = next(self._msgids)
+            if self.enforce:
+                self.platform.accepted(path, body, msgid, now)
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     def _injected(self, errcode: int) -> dict[str, Any]:
         if errcode == HANG:
@@ -160,19 +245,56 @@ class FakeWeChat:
 
     def _control(self, path: str, request: Request) -> dict[str, Any]:
         body = request.get_json(silent=True) or {}
-        if path == "/_fake/received":
-            return {"received": self.sent()}
-        if path == "/_fake/inject":
-            self.inject(str(body.get("path")), *[int(code) for code in body.get("errcodes", [])])
-            return {"ok": True}
-        if path == "/_fake/config":
-            self.latency_s = float(body.get("latency_ms", self.latency_s * 1000)) / 1000
-            return {"ok": True, "latency_ms": self.latency_s * 1000}
-        if path == "/_fake/unionids":
-            with self._lock:
-                self.unionids.update({str(k): str(v) for k, v in body.items()})
-            return {"ok": True}
-        if path == "/_fake/reset":
-            self.reset()
-            return {"ok": True}
-        return {"errcode": 404, "errmsg": "unknown control path"}
+        route = self._routes().get(path)
+        if route is None:
+            return {"errcode": 404, "errmsg": "unknown control path"}
+        try:
+            return route(body)
+        except (KeyError, ValueError) as exc:
+            return {"errcode": 400, "errmsg": f"bad control request: {exc}"}
+
+    def _routes(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "/_fake/received": lambda body: {"received": self.sent()},
+            "/_fake/inject": self._control_inject,
+            "/_fake/config": self._control_config,
+            "/_fake/unionids": self._control_unionids,
+            "/_fake/reset": _done(lambda body: self.reset()),
+            "/_fake/interacted": _done(
+                lambda body: self.interacted(
+                    str(body["openid"]), str(body["action"]), float(body["at"]) if "at" in body else None
+                )
+            ),
+            "/_fake/followed": _done(lambda body: self.followed(str(body["openid"]))),
+            "/_fake/unfollowed": _done(lambda body: self.unfollowed(str(body["openid"]))),
+            "/_fake/blocked": _done(lambda body: self.blocked(str(body["openid"]), bool(body.get("blocked", True)))),
+            "/_fake/consented": _done(lambda body: self.consented(str(body["openid"]), str(body["template_id"]))),
+            "/_fake/refused": _done(lambda body: self.refused(str(body["openid"]), str(body["template_id"]))),
+            "/_fake/receipts": lambda body: {"receipts": self.receipts()},
+            "/_fake/refusals": lambda body: {"refusals": self.refusals()},
+        }
+
+    def _control_inject(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.inject(str(body.get("path")), *[int(code) for code in body.get("errcodes", [])])
+        return {"ok": True}
+
+    def _control_config(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.latency_s = float(body.get("latency_ms", self.latency_s * 1000)) / 1000
+        if "enforce" in body:
+            self.configure(enforce=bool(body["enforce"]))
+        return {"ok": True, "latency_ms": self.latency_s * 1000, "enforce": self.enforce}
+
+    def _control_unionids(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.unionids.update({str(k): str(v) for k, v in body.items()})
+        return {"ok": True}
+
+
+def _done(step: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A control route that does ``step`` and answers ``{"ok": true}``."""
+
+    def route(body: dict[str, Any]) -> dict[str, Any]:
+        step(body)
+        return {"ok": True}
+
+    return route

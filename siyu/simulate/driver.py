@@ -22,7 +22,15 @@ then lives the days:
   the order, and now and then ``/void`` when the customer cancels and the sale is rung again);
   some orders are at another store than the member's own, so a coupon of one store is refused at
   another; a few older tills only report the codes with the order afterwards;
-- store staff answer negative reviews through ``POST /admin/tickets/{id}``, some stores slowly.
+- store staff answer negative reviews through ``POST /admin/tickets/{id}``, some stores slowly;
+- the fake WeChat enforces the platform on the virtual clock (``siyu/local/fake_platform.py``):
+  every official-account event the members send also tells it what they did (a follow, an
+  unfollow, a message — a check-in by text is one), so the customer-service window, following
+  and subscribe consent hold siyu's sends as WeChat would; some followers answer the
+  subscribe-message popup (``subscribe_msg_popup_event``, one accept = one send), a few block
+  template messages; the outbox is drained right after each event as well (siyu's queue sends
+  within seconds, inside the one-minute windows a follow opens), and each slot the receipts
+  WeChat owes (``TEMPLATESENDJOBFINISH``, ``subscribe_msg_sent_event``) are posted to ``/wechat/oa``.
 
 Virtual time also paces the send-rate limiters (``rate.use_pace``), which otherwise run on the
 wall clock: nothing in a run depends on how fast this machine is.
@@ -80,6 +88,7 @@ class Tally:
     returns: Counter[str] = field(default_factory=Counter)  # recalled / held out members who came back
     timer_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # wall time, for tuning
     wechat_received: Counter[str] = field(default_factory=Counter)  # fake WeChat calls by API path
+    receipts: int = 0  # delivery receipts posted to siyu
     ids: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # person → ids they used
     # person → ids siyu could learn are theirs (WeChat knows every OA and WeCom id's UnionID; a
     # mini-program id once an order carried it)
@@ -144,6 +153,7 @@ class Simulation:
             api.clear_memory()  # tokens of an earlier run in this process belong to another fake WeChat
             stack = self._start_stack()
             self.clock, self.stack = clock, stack
+            stack.wechat.configure(enforce=True, now=lambda: self.clock.now().timestamp())
             self.http = requests.Session()
             self._publish_rules()
             began = time.monotonic()
@@ -223,9 +233,11 @@ class Simulation:
                 at, _, planned = heapq.heappop(self.agenda)
                 self.clock.set(max(at, slot_start))
                 self._act(planned)
+                self._drain()
             self.clock.set(slot_end)
             self._run_timers(slot_end)
             self._drain()
+            self._post_receipts()
             self._read_recalls(slot_end)
             slot_start = slot_end
         self._progress(n + 1, began)
@@ -270,24 +282,29 @@ class Simulation:
             self._arrive(person, now, second=kind == "arrive_second")
         elif kind == "order":
             self._order(person, now, planned.detail.get("returning", False))
-        elif kind == "checkin":
-            if person.channel == "oa":
-                self._oa(callbacks.oa_text(person.member_id, "签到", to_unix(now), self._msg_id(person, now)))
-            else:
-                self._pos(person, {"type": "checked_in", "checkin_id": now.astimezone(ZONE).date().isoformat()})
-        elif kind == "text":
-            rng = world.rng(self.seed, person.member_id, "text", now.isoformat())
-            self._oa(
-                callbacks.oa_text(person.member_id, rng.choice(world.TEXTS), to_unix(now), self._msg_id(person, now))
-            )
+        elif kind in ("checkin", "text", "unfollow", "popup"):
+            self._account(kind, person, planned.detail, now)
         elif kind == "birthday":
             self._pos(person, {"type": "profile_updated", "update_id": "profile-1", "birthday": person.birthday})
-        elif kind == "unfollow":
-            self._oa(callbacks.oa_event(person.member_id, "unsubscribe", to_unix(now)))
         elif kind in ("review", "nps", "refund"):
             self._after_order(kind, person, planned.detail, now)
         elif kind.startswith("staff:"):
             self._staff(kind.split(":", 1)[1], planned.detail["ticket"], planned.detail["by"])
+
+    def _account(self, kind: str, person: Persona, detail: dict[str, Any], now: datetime) -> None:
+        """What a member does with the official account (a check-in of a group member goes to the POS)."""
+        if kind == "checkin" and person.channel != "oa":
+            self._pos(person, {"type": "checked_in", "checkin_id": now.astimezone(ZONE).date().isoformat()})
+        elif kind == "checkin":
+            self._message(person, "签到", now)
+        elif kind == "text":
+            rng = world.rng(self.seed, person.member_id, "text", now.isoformat())
+            self._message(person, rng.choice(world.TEXTS), now)
+        elif kind == "unfollow":
+            self.stack.wechat.unfollowed(person.member_id)
+            self._oa(callbacks.oa_event(person.member_id, "unsubscribe", to_unix(now)))
+        elif kind == "popup":
+            self._popup(person, detail, now)
 
     def _arrive(self, person: Persona, now: datetime, second: bool = False) -> None:
         channel = ("group" if person.channel == "oa" else "oa") if second else person.channel
@@ -296,6 +313,9 @@ class Simulation:
         self.tally.ids[person.member_id].add(member_id)
         self.tally.linkable[person.member_id].add(member_id)
         if channel == "oa":
+            self.stack.wechat.interacted(member_id, "follow", now.timestamp())
+            if world.blocks_templates(person, self.seed):
+                self.stack.wechat.blocked(member_id)
             scene = f"qrscene_st={person.store.id}&ch=poster"
             reply = self._oa(callbacks.oa_event(member_id, "subscribe", to_unix(now), scene))
             self._read_reply(person, reply)
@@ -303,6 +323,27 @@ class Simulation:
             s = settings.current()
             xml = callbacks.wecom_group_join(s.wecom_corp_id, person.store.group, [member_id], to_unix(now))
             self._post(callbacks.wecom_post(s, xml, now))
+
+    def _message(self, person: Persona, text: str, now: datetime) -> None:
+        """A follower writes to the account: WeChat opens the customer-service window, then posts it."""
+        self.stack.wechat.interacted(person.member_id, "message", now.timestamp())
+        self._oa(callbacks.oa_text(person.member_id, text, to_unix(now), self._msg_id(person, now)))
+
+    def _popup(self, person: Persona, detail: dict[str, Any], now: datetime) -> None:
+        """The follower answers a subscribe-message popup: WeChat records the answer, then posts it."""
+        template_id, accept = str(detail["template_id"]), bool(detail["accept"])
+        if accept:
+            self.stack.wechat.consented(person.member_id, template_id)
+        else:
+            self.stack.wechat.refused(person.member_id, template_id)
+        choice = [(template_id, "accept" if accept else "reject")]
+        self._oa(callbacks.oa_popup(person.member_id, choice, to_unix(now), scene=1))
+
+    def _post_receipts(self) -> None:
+        """WeChat's delivery receipts of the sends it accepted, posted as it posts them."""
+        for xml in self.stack.wechat.receipts():
+            self.tally.receipts += 1
+            self._oa(xml)
 
     def _order(self, person: Persona, now: datetime, returning: bool) -> None:
         rng = world.rng(self.seed, person.member_id, "order", now.isoformat())
@@ -455,8 +496,8 @@ class Simulation:
 
     def _read_wechat(self) -> None:
         """Members read what the fake WeChat delivered to them; codes go into their pockets."""
-        received = self.stack.wechat.sent()
-        for call in received[self._seen_wechat :]:
+        received = self.stack.wechat.sent(since=self._seen_wechat)
+        for call in received:
             self.tally.wechat_received[call["path"]] += 1
             text = json.dumps(call["body"], ensure_ascii=False)
             for to in _recipients(call["body"]):
@@ -464,7 +505,7 @@ class Simulation:
                 if person is not None:
                     self.pockets[person.member_id] += CODE.findall(text)
                     self.reached[person.member_id] = self.clock.now()
-        self._seen_wechat = len(received)
+        self._seen_wechat += len(received)
 
     def _read_recalls(self, at: datetime) -> None:
         """After a sweep: each lapsed member it decided on decides whether to come back — with

@@ -16,16 +16,29 @@ Invariants (each ``{"ok": bool, "detail": str}``):
 - ``coupon_once``: by siyu's own event records, no coupon is redeemed more often than its
   redemptions were voided plus one, and every redeemed coupon is held by the one event that says so;
 - ``till_terms``: no coupon a till redeemed was expired, not yet valid, of another store or
-  below its minimum spend at the moment and for the basket of that redemption.
+  below its minimum spend at the moment and for the basket of that redemption;
+- ``no_window_drops``: no member message ends ``dropped`` for the customer-service window (a
+  reason of siyu's sender naming the window) when its kind has a fallback: a message of that
+  cause went out on another channel than ``custom`` in the run, or messaging.json's ``kinds``
+  plans more than one channel for it.
+
+Delivery per message kind (the outbox message's ``cause``), of messages to members (not to the
+staff's robots or to groups): intended, sent (WeChat accepted it), delivered (WeChat's receipt
+said success, for template and subscribe messages; for the channels WeChat sends no receipt of —
+customer service, WeCom, the mini program, a passive reply — its acceptance), dropped by reason,
+and the delivery rate, delivered / intended.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import ledger
+from chalicelib import ledger, settings
+from chalicelib.events import robot_of
 from chalicelib.metrics import digest
 from chalicelib.recall import report
 from chalicelib.state.models import Alert, Coupon, EventRecord, OutboxMessage, Ticket
@@ -67,6 +80,7 @@ def collect(sim: Simulation) -> dict[str, Any]:
         "one_ticket_per_negative_review": _tickets(events, tickets, rules.alerts.reviews.max_score),
         "coupon_once": _coupon_once(events, coupons),
         "till_terms": _till_terms(events, coupons),
+        "no_window_drops": _no_window_drops(messages, settings.current().rules_dir),
     }
     return {
         "seed": sim.seed,
@@ -100,12 +114,112 @@ def collect(sim: Simulation) -> dict[str, Any]:
         },
         "messages_by_state": dict(sorted(Counter(m.status for m in messages).items())),
         "wechat_calls": dict(sorted(sim.tally.wechat_received.items())),
+        "wechat_refusals": sim.stack.wechat.refusals(),
+        "receipts_posted": sim.tally.receipts,
+        "delivery": delivery(messages),
         "points_audit": {"balances": checked, "differences": len(differences)},
         "staff_actions": dict(sorted(sim.tally.staff.items())),
         "digest_week": built.week,
         "digest": built.markdown,
         "invariants": invariants,
     }
+
+
+RECEIPTED = ("template", "subscribe")  # the channels WeChat later reports a delivery of (§1.3)
+NOT_TO_MEMBERS = ("robot", "wecom_group", "identity")  # staff robots, a customer group, identity work
+WAITING = ("pending", "sending", "deferred", "retrying")
+
+
+def to_members(messages) -> list[OutboxMessage]:
+    return [
+        m
+        for m in messages
+        if robot_of(m.member_id) is None and m.channel not in NOT_TO_MEMBERS and m.category != "alert"
+    ]
+
+
+def delivered(m: OutboxMessage) -> bool:
+    if m.status == "replied":
+        return True
+    if m.status != "sent":
+        return False
+    return m.delivery == "success" if m.sent_channel in RECEIPTED else True
+
+
+def delivery(messages) -> dict[str, dict[str, Any]]:
+    """Per message kind: intended, sent (and on which channels), delivered, dropped by reason,
+    what else became of the rest, and the delivery rate (delivered / intended)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for m in sorted(to_members(messages), key=lambda m: m.cause):
+        row = rows.setdefault(
+            m.cause,
+            {"intended": 0, "sent": 0, "delivered": 0, "channels": Counter(), "dropped": Counter(), "other": Counter()},
+        )
+        row["intended"] += 1
+        if m.status in ("sent", "replied"):
+            row["sent"] += 1
+            row["channels"][m.sent_channel or m.channel] += 1
+            row["delivered"] += delivered(m)
+            if not delivered(m):
+                row["other"]["receipt " + (m.delivery or "awaited")] += 1
+        elif m.status == "dropped":
+            row["dropped"][m.reason or "-"] += 1
+        else:
+            row["other"]["waiting" if m.status in WAITING else m.status] += 1
+    for row in rows.values():
+        row["rate"] = round(row["delivered"] / row["intended"], 4)
+        for name in ("channels", "dropped", "other"):
+            row[name] = dict(sorted(row[name].items()))
+    return rows
+
+
+# The same drop as siyu's sender words it today: with the window closed and no template its
+# channel is "" (``_send``: ``_channel(...) or ""``, so its ``channel is None`` check never fires)
+# and building the request fails with "payload: unknown channel " and an empty name.
+NO_CHANNEL = "payload: unknown channel"
+
+
+def window_dropped(m: OutboxMessage) -> bool:
+    """Dropped for the customer-service window: siyu's sender names it in each such reason
+    ("customer-service window closed …", "45015: outside the customer-service window …",
+    "customer-service quota of this interaction window used"), or finds no channel at all."""
+    reason = m.reason or ""
+    return m.status == "dropped" and ("window" in reason or reason.strip() == NO_CHANNEL)
+
+
+def _no_window_drops(messages, rules_dir: Path) -> dict[str, Any]:
+    mine = to_members(messages)
+    fallback = {m.cause for m in mine if m.status == "sent" and m.sent_channel not in (None, "custom")}
+    fallback |= planned_fallbacks(rules_dir)
+    drops = Counter(m.cause for m in mine if window_dropped(m))
+    wrong = {cause: n for cause, n in sorted(drops.items()) if cause in fallback}
+    return {
+        "ok": not wrong,
+        "detail": f"{sum(drops.values())} member messages dropped for the window, "
+        f"{sum(wrong.values())} of kinds with a fallback {wrong}",
+    }
+
+
+def planned_fallbacks(rules_dir: Path) -> set[str]:
+    """The kinds messaging.json's ``kinds`` plans more than one channel for (none if it has no
+    ``kinds``). An entry is a list of channels or an object with ``channels`` (or ``plan``), in
+    an object by kind or in a list of objects naming theirs (``kind`` / ``cause``)."""
+    try:
+        doc = json.loads((Path(rules_dir) / "messaging.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    kinds = doc.get("kinds") if isinstance(doc, dict) else None
+    if isinstance(kinds, list):
+        kinds = {str(k.get("kind") or k.get("cause")): k for k in kinds if isinstance(k, dict)}
+    if not isinstance(kinds, dict):
+        return set()
+    return {str(name) for name, entry in kinds.items() if len(_channels_of(entry)) > 1}
+
+
+def _channels_of(entry: Any) -> list[Any]:
+    if isinstance(entry, dict):
+        entry = entry.get("channels", entry.get("plan"))
+    return entry if isinstance(entry, list) else []
 
 
 def _one_welcome(sim: Simulation, arrived, coupons) -> dict[str, Any]:
@@ -294,12 +408,39 @@ def render(result: dict[str, Any]) -> str:
     )
     lines.append("messages:       " + _pairs(result["messages_by_state"]))
     lines.append("WeChat calls:   " + _pairs(result["wechat_calls"]))
+    refused = {code: sum(paths.values()) for code, paths in result["wechat_refusals"].items()}
+    lines.append(
+        "WeChat refused: "
+        + _pairs(refused)
+        + "".join(f" · {code}: {_pairs(paths)}" for code, paths in result["wechat_refusals"].items())
+    )
+    lines.append(f"receipts:       {result['receipts_posted']:,} posted to siyu")
+    lines += ["", *render_delivery(result["delivery"])]
     p = result["points_audit"]
     lines.append(f"points audit:   {p['balances']} balances, {p['differences']} differences")
     lines.append("")
     for name, check in result["invariants"].items():
         lines.append(f"{'ok  ' if check['ok'] else 'FAIL'} {name}: {check['detail']}")
     return "\n".join(lines)
+
+
+def render_delivery(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The delivery table: one line per message kind, then its drops and the rest."""
+    lines = [
+        "delivery per kind (rate = delivered / intended)",
+        f"  {'kind':<20} {'intended':>8} {'sent':>6} {'delivered':>9} {'rate':>7}  sent on · dropped · other",
+    ]
+    total = Counter[str]()
+    for cause, row in rows.items():
+        total.update({name: row[name] for name in ("intended", "sent", "delivered")})
+        notes = [_pairs(row["channels"]), _pairs(row["dropped"]), _pairs(row["other"])]
+        lines.append(
+            f"  {cause:<20} {row['intended']:>8,} {row['sent']:>6,} {row['delivered']:>9,} "
+            f"{row['rate'] * 100:>6.1f}%  {' · '.join(notes)}"
+        )
+    rate = total["delivered"] / total["intended"] * 100 if total["intended"] else 0.0
+    lines.append(f"  {'all':<20} {total['intended']:>8,} {total['sent']:>6,} {total['delivered']:>9,} {rate:>6.1f}%")
+    return lines
 
 
 def _pairs(counts: dict[str, Any]) -> str:

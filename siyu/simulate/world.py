@@ -27,6 +27,12 @@ CATEGORIES = ["milk_tea", "fruit_tea", "coffee"]
 HABITS = {"regular": 1.0, "occasional": 0.3, "once": 0.0}  # orders a week while active
 TEXTS = ["你好", "今天营业到几点？", "有什么新品", "谢谢"]
 REVIEW_SCORES = [5, 5, 5, 5, 5, 4, 4, 4, 3, 2, 1]  # ≈ 18 % negative (≤ 2 stars)
+# The subscribe template the simulation's popups offer (the shipped rules may name none yet):
+# a follower who accepts grants siyu one send of it (docs/wechat.md §3.4).
+SUBSCRIBE_TEMPLATE = "TPL-SUB-BENEFIT"
+POPUP_ACCEPTERS = 0.4  # followers who accept the popup when it shows (the others reject it)
+POPUP_DAILY = 0.1  # a follower's chance, on an active day, that the popup shows (on the order page)
+TEMPLATE_BLOCKERS = 0.05  # followers who block the account's template messages
 
 
 def rng(seed: int, *parts: object) -> random.Random:
@@ -151,7 +157,8 @@ def _daytime(at: datetime, r: random.Random) -> datetime:
 class Planned:
     at: datetime
     member: Persona
-    kind: str  # arrive | arrive_second | order | review | nps | checkin | text | refund | birthday | unfollow
+    # arrive | arrive_second | order | review | nps | checkin | text | refund | birthday | unfollow | popup
+    kind: str
     detail: dict = field(default_factory=dict)
 
 
@@ -181,7 +188,25 @@ def day_plan(person: Persona, day: date, seed: int) -> list[Planned]:
         plan.append(Planned(max(_at(day, r), base or datetime.min.replace(tzinfo=ZONE)), person, "checkin"))
     if person.channel == "oa" and r.random() < 0.02:
         plan.append(Planned(max(_at(day, r), base or datetime.min.replace(tzinfo=ZONE)), person, "text"))
-    return plan
+    return plan + _popup(person, day, base, seed)
+
+
+def _popup(person: Persona, day: date, base: datetime | None, seed: int) -> list[Planned]:
+    """A follower answers the subscribe-message popup now and then (their own random stream: the
+    rest of their life is unchanged); some always accept, the others reject."""
+    if person.channel != "oa":
+        return []
+    r = rng(seed, person.member_id, "popup", day.isoformat())
+    if r.random() >= POPUP_DAILY:
+        return []
+    accept = rng(seed, person.member_id, "popup").random() < POPUP_ACCEPTERS
+    at = max(_at(day, r), base or datetime.min.replace(tzinfo=ZONE))
+    return [Planned(at, person, "popup", {"template_id": SUBSCRIBE_TEMPLATE, "accept": accept})]
+
+
+def blocks_templates(person: Persona, seed: int) -> bool:
+    """Whether this follower blocks template messages (WeChat's receipts then say so)."""
+    return person.channel == "oa" and rng(seed, person.member_id, "blocks").random() < TEMPLATE_BLOCKERS
 
 
 def _at(day: date, r: random.Random) -> datetime:
