@@ -336,15 +336,21 @@ def _update_loyalty(i: plans.UpdateLoyalty, ctx: Context) -> list[Write]:
 
 
 def _consent(i: plans.RecordConsent, ctx: Context) -> list[Write]:
+    """Refused templates are never sent; each accepted one grants one send (keys.consent, taken by
+    the sender's reservation: chalicelib/delivery/sender.py)."""
     actions: list[Any] = []
     if i.refused:
         actions.append(Member.refused_templates.add(set(i.refused)))
     if i.accepted:
-        actions.append(Member.refused_templates.delete(set(i.accepted)))
+        actions += [Member.refused_templates.delete(set(i.accepted)), Member.consented.add(set(i.accepted))]
     if not actions:
         return []
     condition = _exists_unless_touched(i.member_id, ctx)
-    return [_write("update", Member(i.member_id), i, "exists", actions=actions, condition=condition)]
+    grants = [
+        _write("update", Shared(keys.COUNTERS, keys.consent(i.member_id, t)), i, "never", actions=[Shared.tally.add(1)])
+        for t in sorted(i.accepted)
+    ]
+    return [_write("update", Member(i.member_id), i, "exists", actions=actions, condition=condition), *grants]
 
 
 def _mark_member(i: plans.MarkMember, ctx: Context) -> list[Write]:

@@ -74,6 +74,12 @@ def offer(
     return Offer(coupon, expires_local)
 
 
+def offer_words(coupon: IssueCoupon, zone: ZoneInfo) -> dict[str, str]:
+    """A coupon's words (as ``Offer.words``) for a coupon issued on its own."""
+    local = coupon.expires_at.astimezone(zone).date()
+    return Offer(coupon, local).words
+
+
 def benefit(coupon: IssueCoupon) -> str:
     """What the coupon gives, as a member reads it: 10元 / 9折（最高减20元） / 免费拿铁."""
     if coupon.kind == "percent" and coupon.percent_off:

@@ -74,34 +74,27 @@ def test_delivery_counts_receipts_for_template_and_subscribe_and_acceptance_else
     }
 
 
-def test_a_window_drop_fails_only_for_a_kind_that_has_a_fallback(tmp_path):
+def test_a_window_drop_fails_only_for_a_kind_that_has_a_fallback():
+    from chalicelib.rules.models import MessagingRule
+
+    none = MessagingRule()
     closed = "customer-service window closed and the rule names no template"
-    dropped = [message("tier_up", "dropped", reason=closed), message("points", "dropped", reason=closed)]
-    assert summary._no_window_drops(dropped, tmp_path)["ok"]  # no messaging.json, nothing sent elsewhere
+    dropped = [message("tier", "dropped", reason=closed), message("points", "dropped", reason=closed)]
+    assert summary._no_window_drops(dropped, none)["ok"]  # no plans, nothing sent elsewhere
     elsewhere = [*dropped, message("points", "sent", sent_channel="template")]
-    assert "{'points': 1}" in summary._no_window_drops(elsewhere, tmp_path)["detail"]
-    assert not summary._no_window_drops(elsewhere, tmp_path)["ok"]
-    (tmp_path / "messaging.json").write_text(json.dumps({"kinds": {"tier_up": {"channels": ["custom", "template"]}}}))
-    assert summary.planned_fallbacks(tmp_path) == {"tier_up"}
-    assert not summary._no_window_drops(dropped, tmp_path)["ok"]
-    capped = [message("tier_up", "dropped", reason="frequency cap reached")]
-    assert summary._no_window_drops(capped, tmp_path)["ok"]  # not a window drop
-    nowhere = [message("tier_up", "dropped", reason="payload: unknown channel ")]  # the window, as siyu words it now
-    assert not summary._no_window_drops(nowhere, tmp_path)["ok"]
-
-
-@pytest.mark.parametrize(
-    "kinds",
-    [
-        {"tier_up": ["custom", "template"], "points": ["custom"]},
-        [{"kind": "tier_up", "plan": ["custom", "subscribe"]}, {"kind": "points", "channels": ["custom"]}],
-    ],
-)
-def test_the_planned_fallbacks_are_read_from_either_shape_of_kinds(tmp_path, kinds):
-    (tmp_path / "messaging.json").write_text(json.dumps({"kinds": kinds}))
-    assert summary.planned_fallbacks(tmp_path) == {"tier_up"}
-    (tmp_path / "messaging.json").write_text("{not json")
-    assert summary.planned_fallbacks(tmp_path) == set()
+    assert "{'points': 1}" in summary._no_window_drops(elsewhere, none)["detail"]
+    assert not summary._no_window_drops(elsewhere, none)["ok"]
+    planned = MessagingRule.model_validate(
+        {
+            "kinds": {"tier": {"channels": ["custom", "template"], "template": "t", "title": "会员等级"}},
+            "templates": {"t": {"channel": "template", "template_id": "T", "fields": {"thing1": "{kind}"}}},
+        }
+    )
+    assert not summary._no_window_drops(dropped, planned)["ok"]
+    capped = [message("tier", "dropped", reason="frequency cap reached")]
+    assert summary._no_window_drops(capped, planned)["ok"]  # not a window drop
+    every = "no channel reaches the member now (custom: customer-service window closed; template: blocked)"
+    assert summary._no_window_drops([message("tier", "dropped", reason=every)], planned)["ok"]
 
 
 def test_the_same_seed_gives_the_same_result(small):

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from chalicelib.errors import PayloadInvalid
 from chalicelib.rules.models import Template
+from chalicelib.rules.texts import fill_known
 
 # Field value limits by key prefix (docs/wechat.md §3.3 via WxJava, §3.4): characters.
 FIELD_LIMITS = {
@@ -107,9 +108,7 @@ def _fits_bytes(text: str, limit: int, what: str) -> str:
 def template_data(template: Template, values: dict[str, str]) -> dict[str, dict[str, str]]:
     data = {}
     for key, pattern in template.fields.items():
-        value = pattern.format(
-            **{name: values.get(name, "") for name in ("text", "title", "value", "benefit", "code", "expires", "store")}
-        )
+        value = fill_known(pattern, {name: str(v) for name, v in values.items()})  # a word it lacks: empty
         prefix = key.rstrip("0123456789")
         limit = FIELD_LIMITS.get(prefix)
         if not value:

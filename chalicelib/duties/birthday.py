@@ -78,16 +78,16 @@ def benefit(
     today = local_day(now, zone)
     cause_key = keys.birthday_benefit(member_id, today.year)
     issued = offers.coupon(spec, member_id, CAUSE, cause_key, event_id, rules.version, today, zone, home_store, secret)
-    text = fill(
-        rule.birthday.text,
-        tier=rule.tier(tier).name,
-        name=rule.tier(tier).name,
-        title=spec.title,
-        value=offers.yuan(issued.value_fen),
-        benefit=offers.benefit(issued),
-        code=issued.code,
-        expires=chinese_date(local_day(issued.expires_at, zone)),
-    )
+    words = {
+        "tier": rule.tier(tier).name,
+        "name": rule.tier(tier).name,
+        "title": spec.title,
+        "value": offers.yuan(issued.value_fen),
+        "benefit": offers.benefit(issued),
+        "code": issued.code,
+        "expires": chinese_date(local_day(issued.expires_at, zone)),
+    }
+    text = fill(rule.birthday.text, **words)
     message = QueueMessage(
         message_key=cause_key,
         member_id=member_id,
@@ -100,5 +100,6 @@ def benefit(
         when=new(issued),
         store_id=home_store,
         expires_at=issued.expires_at,
+        payload=words,
     )
     return [issued, message]

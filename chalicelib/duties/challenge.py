@@ -116,8 +116,9 @@ def _progress(facts: Facts, rules: RuleSet, opened: date, today: date, now: date
         now=now,
         rules_version=rules.version,
     )
-    text = fill(rule.reward_text, **given.words, days=rule.consecutive_days, deadline="")
-    message = _message(facts, rules, keys.challenge_reward(reward_key), text, "service", given.coupon.expires_at)
+    words = {**given.words, "days": str(rule.consecutive_days), "deadline": ""}
+    text = fill(rule.reward_text, **words)
+    message = _message(facts, rules, keys.challenge_reward(reward_key), text, "service", given.coupon.expires_at, words)
     return [*plan, given.coupon, replace(message, when=new(given.coupon))]
 
 
@@ -140,7 +141,9 @@ def _invite(facts: Facts, rules: RuleSet, today: date, now: datetime) -> list[In
             "expires": "",
         }
         text = fill(rule.invite_text, **words)
-        message = _message(facts, rules, keys.recall_cause(facts.member_id, key, CAUSE), text, "promo", window_until)
+        message = _message(
+            facts, rules, keys.recall_cause(facts.member_id, key, CAUSE), text, "promo", window_until, words
+        )
     arm: Literal["treated", "holdout"] = "holdout" if held_out else "treated"
     decision = RecallDecision(
         member_id=facts.member_id,
@@ -171,7 +174,9 @@ def _longest_run(order_days: frozenset[str], first: date, last: date) -> int:
     return best
 
 
-def _message(facts: Facts, rules: RuleSet, key: str, text: str, category: str, expires: datetime) -> QueueMessage:
+def _message(
+    facts: Facts, rules: RuleSet, key: str, text: str, category: str, expires: datetime, words: dict[str, str]
+) -> QueueMessage:
     return QueueMessage(
         message_key=key,
         member_id=facts.member_id,
@@ -184,4 +189,5 @@ def _message(facts: Facts, rules: RuleSet, key: str, text: str, category: str, e
         store_id=facts.store_id,
         expires_at=expires,
         template=rules.recall.challenge.template,
+        payload=words,
     )

@@ -168,6 +168,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
                 rules_version=rules.version,
                 when=new(record),
                 store_id=facts.home_store,
+                payload={name: str(value) for name, value in values.items()},
             )
         )
     return plan
@@ -258,6 +259,7 @@ def lottery_plans(result: Draw, rules: RuleSet, now: datetime, secret: str) -> l
         cause_key = keys.lottery_prize(result.week, member_id)
         text = fill(section.lottery_text, streak=0, points=0, balance=0, days=0)
         part: list[Instruction] = []
+        words: dict[str, str] = {}
         if prize is not None:
             zone = rules.stores.zone_of(None)
             today = local_day(now, zone)
@@ -266,6 +268,7 @@ def lottery_plans(result: Draw, rules: RuleSet, now: datetime, secret: str) -> l
             )
             part.append(issued)
             text += f"奖品：{prize.title}，券码 {issued.code}。"
+            words = offers.offer_words(issued, zone)
         part.append(
             QueueMessage(
                 message_key=cause_key,
@@ -277,6 +280,7 @@ def lottery_plans(result: Draw, rules: RuleSet, now: datetime, secret: str) -> l
                 event_id=event_id,
                 rules_version=rules.version,
                 when=new(part[0]) if part else None,
+                payload=words,
             )
         )
         parts.append(part)

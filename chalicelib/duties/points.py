@@ -252,12 +252,8 @@ def reminder_plan(
     if amount <= 0 or not rules.loyalty.points.expiry_reminder_days:
         return []
     day = datetime.fromisoformat(last_day).date()
-    text = fill(
-        rules.loyalty.points.expiry_reminder_text,
-        points=amount,
-        balance=balance,
-        date=f"{day.year}年{day.month}月{day.day}日",
-    )
+    words = {"points": str(amount), "balance": str(balance), "date": f"{day.year}年{day.month}月{day.day}日"}
+    text = fill(rules.loyalty.points.expiry_reminder_text, **words)
     return [
         QueueMessage(
             message_key=keys.expiry_reminder(member_id, last_day[:7]),
@@ -269,5 +265,6 @@ def reminder_plan(
             event_id=keys.expiry_reminder_step(last_day[:7]),
             rules_version=rules.version,
             store_id=home_store,
+            payload=words,
         )
     ]

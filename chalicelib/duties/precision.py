@@ -89,16 +89,16 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
             facts.secret,
         )
         plan.append(issued)
-        text = fill(
-            offer.text,
-            name=offer.name,
-            title=offer.coupon.title,
-            value=offers.yuan(issued.value_fen),
-            benefit=offers.benefit(issued),
-            code=issued.code,
-            expires=chinese_date(local_day(issued.expires_at, zone)),
-            tier="",
-        )
+        words = {
+            "name": offer.name,
+            "title": offer.coupon.title,
+            "value": offers.yuan(issued.value_fen),
+            "benefit": offers.benefit(issued),
+            "code": issued.code,
+            "expires": chinese_date(local_day(issued.expires_at, zone)),
+            "tier": "",
+        }
+        text = fill(offer.text, **words)
         plan.append(
             QueueMessage(
                 message_key=cause_key,
@@ -112,6 +112,7 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
                 when=new(issued),
                 store_id=facts.home_store,
                 expires_at=issued.expires_at,
+                payload=words,
             )
         )
     return plan

@@ -91,7 +91,8 @@ def _unlock(facts: Facts, rules: RuleSet) -> list[Instruction]:
     if facts.spend_fen < section.unlock_spend_fen:
         return []
     key = keys.invite_unlocked(facts.member_id)
-    text = fill(section.unlock_text, invite_link=invite_link(rules, facts.member_id), count=0)
+    words = {"invite_link": invite_link(rules, facts.member_id), "count": "0"}
+    text = fill(section.unlock_text, **words)
     unlocked = UpdateLoyalty(key=key, member_id=facts.member_id, invite_unlocked_at=event.occurred_at)
     return [
         unlocked,
@@ -105,6 +106,7 @@ def _unlock(facts: Facts, rules: RuleSet) -> list[Instruction]:
             event_id=event.event_id,
             rules_version=rules.version,
             when=new(unlocked),
+            payload=words,
         ),
     ]
 
@@ -210,7 +212,8 @@ def rewards(
                 expires_on=points.expiry_of(rules, now, store),
             )
         )
-    text = fill(reward.text, count=ordinal, invite_link=invite_link(rules, inviter))
+    words = {"count": str(ordinal), "invite_link": invite_link(rules, inviter)}
+    text = fill(reward.text, **words)
     plan.append(
         QueueMessage(
             message_key=cause_key,
@@ -222,6 +225,7 @@ def rewards(
             event_id=event_id,
             rules_version=rules.version,
             store_id=store,
+            payload=words,
         )
     )
     return plan

@@ -129,6 +129,7 @@ def change(standing: Standing, target: Tier, rules: RuleSet, at: datetime, event
             rules_version=rules.version,
             store_id=standing.home_store,
             when=new(moved),
+            payload=values,
         )
     )
     return plan
@@ -188,13 +189,13 @@ def warning(standing: Standing, review_on: str | None, day: date, rules: RuleSet
     if rank(rule, target.name) >= rank(rule, standing.tier):
         return []
     spend = sum(net for when, net in standing.orders if when >= at_review - timedelta(days=rule.tiers.period_days))
-    text = fill(
-        rule.tiers.downgrade_warning_text,
-        tier=target.name,
-        previous=rule.tier(standing.tier).name,
-        spend=f"{spend / 100:g}",
-        date=chinese_date(date.fromisoformat(review_on)),
-    )
+    words = {
+        "tier": target.name,
+        "previous": rule.tier(standing.tier).name,
+        "spend": f"{spend / 100:g}",
+        "date": chinese_date(date.fromisoformat(review_on)),
+    }
+    text = fill(rule.tiers.downgrade_warning_text, **words)
     key = keys.tier_warning(standing.member_id, review_on)
     return [
         QueueMessage(
@@ -207,6 +208,7 @@ def warning(standing: Standing, review_on: str | None, day: date, rules: RuleSet
             event_id=key,
             rules_version=rules.version,
             store_id=standing.home_store,
+            payload=words,
         )
     ]
 

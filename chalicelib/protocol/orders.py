@@ -139,7 +139,27 @@ class ProfileUpdated(_Body):
         return value
 
 
-Body = OrderPaid | OrderRefunded | CouponRedeemed | Review | NpsAnswer | PointsRedeemed | CheckedIn | ProfileUpdated
+class SubscribeConsent(_Body):
+    """The mini program's ``wx.requestSubscribeMessage`` answer (docs/wechat.md §3.6): each accepted
+    template grants one send of it, each rejected one is never sent."""
+
+    type: Literal["subscribe_consent"]
+    consent_id: Id
+    accepted: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=list, max_length=20)
+    rejected: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=list, max_length=20)
+
+
+Body = (
+    OrderPaid
+    | OrderRefunded
+    | CouponRedeemed
+    | Review
+    | NpsAnswer
+    | PointsRedeemed
+    | CheckedIn
+    | ProfileUpdated
+    | SubscribeConsent
+)
 Payload = Annotated[Body, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[Body] = TypeAdapter(Payload)
 
@@ -228,6 +248,16 @@ def describe(exc: ValidationError) -> str:
 
 
 def to_event(payload: Body) -> Event:
+    at = payload.at if payload.at.tzinfo else None
+    if at is None:
+        raise BadRequest("/at: needs a time zone offset, e.g. 2026-11-23T10:00:00+08:00")
+    if not EARLIEST <= at < LATEST:
+        raise BadRequest(f"/at: must be between {EARLIEST.year} and {LATEST.year}")
+    kind, key, data = _kind_of(payload)
+    return Event(kind, key, "orders", at, payload.openid, store_id=payload.store_id, data=data)
+
+
+def _kind_of(payload: Body) -> tuple[Kind, str, dict[str, Any]]:
     data = payload.model_dump(mode="json", exclude={"openid", "store_id", "at", "type"})
     if isinstance(payload, OrderPaid):
         kind, key = Kind.ORDER_PAID, keys.order_event("paid", payload.order_id)
@@ -245,11 +275,10 @@ def to_event(payload: Body) -> Event:
         kind, key = Kind.POINTS_REDEEMED, keys.order_event("points", payload.redemption_id)
     elif isinstance(payload, CheckedIn):
         kind, key = Kind.CHECKED_IN, keys.order_event("checkin", payload.openid, payload.checkin_id)
+    elif isinstance(payload, SubscribeConsent):  # as the official account's popup event reads
+        kind, key = Kind.SUBSCRIBE_CONSENT, keys.order_event("consent", payload.openid, payload.consent_id)
+        items = [{"template_id": t, "status": "accept"} for t in payload.accepted]
+        data = {"items": items + [{"template_id": t, "status": "reject"} for t in payload.rejected]}
     else:
         kind, key = Kind.PROFILE_UPDATED, keys.order_event("profile", payload.openid, payload.update_id)
-    at = payload.at if payload.at.tzinfo else None
-    if at is None:
-        raise BadRequest("/at: needs a time zone offset, e.g. 2026-11-23T10:00:00+08:00")
-    if not EARLIEST <= at < LATEST:
-        raise BadRequest(f"/at: must be between {EARLIEST.year} and {LATEST.year}")
-    return Event(kind, key, "orders", at, payload.openid, store_id=payload.store_id, data=data)
+    return kind, key, data

@@ -23,7 +23,7 @@ KINDS: dict[str, frozenset[str]] = {
     "birthday": COUPON | {"tier", "name"},
     "precision_push": COUPON | {"name", "tier"},
     "referral": frozenset({"count", "invite_link"}) | COUPON,
-    "points": frozenset({"points", "balance", "date"}),
+    "points_expiry": frozenset({"points", "balance", "date"}),
     "checkin": frozenset({"streak", "points", "balance", "days"}),
     "checkin_lottery": COUPON,
     "koc": frozenset(),

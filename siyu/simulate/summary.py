@@ -34,10 +34,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import ledger, settings
+from chalicelib import ledger
 from chalicelib.events import robot_of
 from chalicelib.metrics import digest
 from chalicelib.recall import report
@@ -80,7 +79,7 @@ def collect(sim: Simulation) -> dict[str, Any]:
         "one_ticket_per_negative_review": _tickets(events, tickets, rules.alerts.reviews.max_score),
         "coupon_once": _coupon_once(events, coupons),
         "till_terms": _till_terms(events, coupons),
-        "no_window_drops": _no_window_drops(messages, settings.current().rules_dir),
+        "no_window_drops": _no_window_drops(messages, rules.messaging),
     }
     return {
         "seed": sim.seed,
@@ -173,24 +172,20 @@ def delivery(messages) -> dict[str, dict[str, Any]]:
     return rows
 
 
-# The same drop as siyu's sender words it today: with the window closed and no template its
-# channel is "" (``_send``: ``_channel(...) or ""``, so its ``channel is None`` check never fires)
-# and building the request fails with "payload: unknown channel " and an empty name.
-NO_CHANNEL = "payload: unknown channel"
+WINDOW_REASONS = ("customer-service window closed", "45015", "45047", "customer-service quota")
 
 
 def window_dropped(m: OutboxMessage) -> bool:
-    """Dropped for the customer-service window: siyu's sender names it in each such reason
-    ("customer-service window closed …", "45015: outside the customer-service window …",
-    "customer-service quota of this interaction window used"), or finds no channel at all."""
-    reason = m.reason or ""
-    return m.status == "dropped" and ("window" in reason or reason.strip() == NO_CHANNEL)
+    """Dropped for the customer-service window alone (as siyu's sender words it: "customer-service
+    window closed …", "45015: outside the customer-service window …", "customer-service quota of
+    this interaction window used"); a drop naming every route's reason is not the window's."""
+    return m.status == "dropped" and (m.reason or "").startswith(WINDOW_REASONS)
 
 
-def _no_window_drops(messages, rules_dir: Path) -> dict[str, Any]:
+def _no_window_drops(messages, messaging: Any) -> dict[str, Any]:
     mine = to_members(messages)
-    fallback = {m.cause for m in mine if m.status == "sent" and m.sent_channel not in (None, "custom")}
-    fallback |= planned_fallbacks(rules_dir)
+    fallback = {name for name, kind in messaging.kinds.items() if len(kind.channels) > 1}
+    fallback |= {m.cause for m in mine if m.status == "sent" and m.sent_channel not in (None, "custom")}
     drops = Counter(m.cause for m in mine if window_dropped(m))
     wrong = {cause: n for cause, n in sorted(drops.items()) if cause in fallback}
     return {
@@ -198,28 +193,6 @@ def _no_window_drops(messages, rules_dir: Path) -> dict[str, Any]:
         "detail": f"{sum(drops.values())} member messages dropped for the window, "
         f"{sum(wrong.values())} of kinds with a fallback {wrong}",
     }
-
-
-def planned_fallbacks(rules_dir: Path) -> set[str]:
-    """The kinds messaging.json's ``kinds`` plans more than one channel for (none if it has no
-    ``kinds``). An entry is a list of channels or an object with ``channels`` (or ``plan``), in
-    an object by kind or in a list of objects naming theirs (``kind`` / ``cause``)."""
-    try:
-        doc = json.loads((Path(rules_dir) / "messaging.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    kinds = doc.get("kinds") if isinstance(doc, dict) else None
-    if isinstance(kinds, list):
-        kinds = {str(k.get("kind") or k.get("cause")): k for k in kinds if isinstance(k, dict)}
-    if not isinstance(kinds, dict):
-        return set()
-    return {str(name) for name, entry in kinds.items() if len(_channels_of(entry)) > 1}
-
-
-def _channels_of(entry: Any) -> list[Any]:
-    if isinstance(entry, dict):
-        entry = entry.get("channels", entry.get("plan"))
-    return entry if isinstance(entry, list) else []
 
 
 def _one_welcome(sim: Simulation, arrived, coupons) -> dict[str, Any]:
@@ -301,7 +274,6 @@ def _nothing_lost(sim: Simulation, events) -> dict[str, Any]:
 
 
 def _tickets(events, tickets, max_score: int) -> dict[str, Any]:
-    import json
 
     reviews = [json.loads(e.body)["data"] for e in events if e.kind == "reviewed"]
     negative = {review["review_id"] for review in reviews if int(review["score"]) <= max_score}
@@ -312,7 +284,6 @@ def _tickets(events, tickets, max_score: int) -> dict[str, Any]:
 def _redemptions(events) -> tuple[Counter[str], Counter[str], list[tuple[Any, str]]]:
     """From the event records: per code, the redemptions and the voids siyu answered yes to, and
     each till redemption (its event, the code)."""
-    import json
 
     from chalicelib.events import Event
 

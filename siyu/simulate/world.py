@@ -27,9 +27,9 @@ CATEGORIES = ["milk_tea", "fruit_tea", "coffee"]
 HABITS = {"regular": 1.0, "occasional": 0.3, "once": 0.0}  # orders a week while active
 TEXTS = ["你好", "今天营业到几点？", "有什么新品", "谢谢"]
 REVIEW_SCORES = [5, 5, 5, 5, 5, 4, 4, 4, 3, 2, 1]  # ≈ 18 % negative (≤ 2 stars)
-# The subscribe template the simulation's popups offer (the shipped rules may name none yet):
-# a follower who accepts grants siyu one send of it (docs/wechat.md §3.4).
-SUBSCRIBE_TEMPLATE = "TPL-SUB-BENEFIT"
+# The subscribe templates the simulation's popups offer (rules/messaging.json): a follower who
+# accepts grants siyu one send of it (docs/wechat.md §3.4).
+SUBSCRIBE_TEMPLATES = ("SUB-COUPON-NOTICE", "SUB-MEMBER-NOTICE")
 POPUP_ACCEPTERS = 0.4  # followers who accept the popup when it shows (the others reject it)
 POPUP_DAILY = 0.1  # a follower's chance, on an active day, that the popup shows (on the order page)
 TEMPLATE_BLOCKERS = 0.05  # followers who block the account's template messages
@@ -201,7 +201,8 @@ def _popup(person: Persona, day: date, base: datetime | None, seed: int) -> list
         return []
     accept = rng(seed, person.member_id, "popup").random() < POPUP_ACCEPTERS
     at = max(_at(day, r), base or datetime.min.replace(tzinfo=ZONE))
-    return [Planned(at, person, "popup", {"template_id": SUBSCRIBE_TEMPLATE, "accept": accept})]
+    template = SUBSCRIBE_TEMPLATES[r.randrange(len(SUBSCRIBE_TEMPLATES))]
+    return [Planned(at, person, "popup", {"template_id": template, "accept": accept})]
 
 
 def blocks_templates(person: Persona, seed: int) -> bool:
