@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
 from chalicelib import plans
-from chalicelib.events import ACTIVITY, Event, Kind
+from chalicelib.events import ACTIVITY, Event, Kind, robot_of
 from chalicelib.plans import Instruction
 from chalicelib.state.models import Member, PointsRecord
 from chalicelib.store import keys
@@ -138,7 +138,20 @@ def _of(instruction: Instruction) -> Counter[str]:
         return Counter({"coupons_redeemed": 1, f"coupons_redeemed:{instruction.cause}": 1})
     if isinstance(instruction, plans.RecordOnce) and instruction.pk.startswith(keys.checkins_of("")):
         return Counter({"checkins": 1})
+    if isinstance(instruction, plans.QueueMessage) and to_member(instruction.member_id, instruction.channel):
+        return Counter({"messages_intended": 1, f"messages_intended:{instruction.cause}": 1})
+    if isinstance(instruction, plans.RecordDelivery) and instruction.cause:
+        done = "delivered" if instruction.status == "success" else "undelivered"
+        return Counter({f"messages_{done}": 1, f"messages_{done}:{instruction.cause}": 1})
     return Counter()
+
+
+STAFF_CHANNELS = frozenset({"robot", "wecom_group", "identity"})
+
+
+def to_member(recipient: str, channel: str) -> bool:
+    """A message for one member (what the delivery rate counts), not staff, a group or siyu's own work."""
+    return channel not in STAFF_CHANNELS and robot_of(recipient) is None
 
 
 def _add(

@@ -352,6 +352,7 @@ class RecordDelivery(Instruction):
     msg_id: str | None
     at: datetime
     settle_unknown: bool
+    cause: str | None = None  # the message's kind, counted delivered (or not) by it; None: not counted
 
 
 # --- points -----------------------------------------------------------------------------------

@@ -19,14 +19,16 @@ import json
 import random
 import time
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pynamodb.expressions.operand import Path
 
-from chalicelib import executor, plans
+from chalicelib import counters, executor, plans
+from chalicelib.clock import SHANGHAI
 from chalicelib.delivery import channels, discipline, queue, routes
 from chalicelib.delivery.api import ApiError, NotDelivered, OutcomeUnknown, WeChatAPI
 from chalicelib.delivery.rate import RateLimiter
@@ -55,6 +57,7 @@ ROUTE_LIMITS = {
     "quota#custom#": "customer-service quota of this interaction window used",
     "consent#": "no consent left to this subscription message",
 }
+NO_RECEIPT = frozenset({"custom", "wecom_customer", "miniprogram_subscribe"})  # accepted = delivered (§3.5, §3.6)
 CUSTOM_PER_WINDOW = 5  # customer-service messages per 48 h after a member's message (docs/wechat.md §3.5)
 
 
@@ -83,6 +86,7 @@ def deliver(ctx: Context, key: str, api: WeChatAPI | None = None) -> Outcome:
         return Outcome("busy", "another sender has it")
     try:
         rules = ctx.rules()
+        CHAIN_ZONE.set(ZoneInfo(rules.stores.default_timezone))  # the day a drop is counted on
         member = _member(message.member_id)
         return _send(ctx, message, member, rules, api or WeChatAPI(ctx.settings, ctx.clock))
     except Exception as exc:
@@ -461,6 +465,7 @@ def _call(ctx: Context, a: Attempt, request: channels.ApiRequest, cost_fen: int)
         return _retry(ctx, message, rules, f"not delivered: {exc}", now)
     log("outbox.sent", key=message.message_key, channel=channel, category=message.category, cost_fen=cost_fen)
     msgid = answer.get("msgid")
+    message.sent_channel = channel  # what it was sent on: whether its acceptance is its delivery
     return _sent(
         message,
         member,
@@ -504,6 +509,8 @@ def _count_sent(message: OutboxMessage, zone: Any, now: datetime, outcome: list,
     (its counters of the chain's local day, and the pacing counters). False when an earlier
     attempt counted it already."""
     counts = Counter({"messages_sent": 1, f"messages_sent:{message.category}": 1})
+    if counters.to_member(message.member_id, message.channel) and message.sent_channel in NO_RECEIPT:
+        counts |= Counter({"messages_delivered": 1, f"messages_delivered:{message.cause}": 1})
     counts["message_cost_fen"] += int(message.cost_fen or 0)
     day = now.astimezone(zone).date().isoformat()
     flag = (OutboxMessage.counted.set("yes"), *outcome)
@@ -516,6 +523,56 @@ def _count_sent(message: OutboxMessage, zone: Any, now: datetime, outcome: list,
     if committed.outcome is db.Outcome.CONFLICT:
         raise Retryable("another send held a counter; retry")
     return committed.outcome is db.Outcome.NEW
+
+
+def drop_class(reason: str) -> str:
+    """What kind of reason a drop has, for the counters (``messages_dropped:<class>``)."""
+    for prefix, name in DROP_CLASSES:
+        if prefix in reason:
+            return name
+    return "other"
+
+
+DROP_CLASSES = (
+    ("no channel reaches", "no_channel"),
+    ("window", "window"),
+    ("45015", "window"),
+    ("45047", "window"),
+    ("expired", "expired"),
+    ("no longer follows", "unfollowed"),
+    ("does not follow", "unfollowed"),
+    ("43004", "unfollowed"),
+    ("blocked", "blocked"),
+    ("refused", "refused"),
+    ("consent", "refused"),
+    ("cap", "cap"),
+    ("promotions would exceed", "cap"),
+    ("payload", "payload"),
+    ("merged", "merged"),
+)
+CHAIN_ZONE: ContextVar[tzinfo] = ContextVar("chain_zone", default=SHANGHAI)
+
+
+def _count_dropped(message: OutboxMessage, reason: str, now: datetime, actions: list[Any]) -> bool:
+    """A member message's drop and its counters (``messages_dropped`` by reason class and kind), in
+    one transaction guarded by the message's ``counted`` flag. False: not counted (not a member's,
+    or counted before), the caller writes the message alone."""
+    if not counters.to_member(message.member_id, message.channel):
+        return False
+    day = now.astimezone(CHAIN_ZONE.get()).date().isoformat()
+    counts = {
+        "messages_dropped": 1,
+        f"messages_dropped:{drop_class(reason)}": 1,
+        f"messages_dropped:{message.cause}": 1,
+    }
+    adds = tuple(Path(name).add(n) for name, n in sorted(counts.items()))
+    flag = (OutboxMessage.counted.set("yes"), *actions)
+    writes = [Write("update", message, flag, OutboxMessage.counted.does_not_exist(), guard=True)]
+    writes += [
+        Write("update", Metric(scope, day), adds)
+        for scope in [keys.CHAIN, *([message.store_id] if message.store_id else [])]
+    ]
+    return db.commit(writes, keys.dropped(message.message_key)).outcome is db.Outcome.NEW
 
 
 def _api_error(ctx: Context, a: Attempt, exc: ApiError, now: datetime) -> Outcome:
@@ -599,17 +656,16 @@ def hold(message: OutboxMessage, status: str, reason: str, until: datetime, now:
 def finish(message: OutboxMessage, status: str, reason: str, now: datetime, extra: list | None = None) -> Outcome:
     if status in ("dropped", "failed"):  # whatever an earlier attempt of it reserved is given back
         _release(message, now)
-    db.update(
-        message,
-        [
-            OutboxMessage.status.set(status),
-            OutboxMessage.reason.set(reason) if reason else OutboxMessage.reason.remove(),
-            OutboxMessage.due.remove(),
-            OutboxMessage.lease_until.remove(),
-            OutboxMessage.updated_at.set(now),
-            *(extra or []),
-        ],
-    )
+    actions = [
+        OutboxMessage.status.set(status),
+        OutboxMessage.reason.set(reason) if reason else OutboxMessage.reason.remove(),
+        OutboxMessage.due.remove(),
+        OutboxMessage.lease_until.remove(),
+        OutboxMessage.updated_at.set(now),
+        *(extra or []),
+    ]
+    if not (status == "dropped" and _count_dropped(message, reason, now, actions)):
+        db.update(message, actions)
     log("outbox.finished", key=message.message_key, status=status, reason=reason)
     return Outcome(status, reason)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from chalicelib import counters
 from chalicelib.events import Event, Kind
 from chalicelib.facts import Snapshot
 from chalicelib.logs import log
@@ -24,6 +25,7 @@ class Facts:
     member_id: str
     message_key: str | None  # the message the report is about
     unknown: bool  # its send's outcome was unknown until now
+    cause: str | None = None  # its kind, to count it delivered (or not): None for staff messages or a repeat
 
 
 def gather(event: Event, member: Member | None, reads: Snapshot, settings: Settings) -> Facts | None:
@@ -31,22 +33,26 @@ def gather(event: Event, member: Member | None, reads: Snapshot, settings: Setti
         return None
     if event.kind is Kind.SUBSCRIBE_CONSENT:
         return Facts(event, event.member_id, None, False)
-    key, unknown = _message_of(event)
-    return Facts(event, event.member_id, key, unknown)
+    message = _message_of(event)
+    if message is None:
+        return Facts(event, event.member_id, None, False)
+    counted = message.delivery is None and counters.to_member(message.member_id, message.sent_channel or "")
+    return Facts(
+        event, event.member_id, message.message_key, message.status == "unknown", message.cause if counted else None
+    )
 
 
-def _message_of(event: Event) -> tuple[str | None, bool]:
+def _message_of(event: Event) -> OutboxMessage | None:
     """The message WeChat's report names (by its msgid), else the member's message on that channel
     whose outcome is unknown (the send that got no answer)."""
     msg_id = str(event.data.get("msg_id") or "")
     for hit in OutboxMessage.by_wechat_msgid.query(msg_id) if msg_id else []:
-        message = OutboxMessage.get(hit.message_key, consistent_read=True)
-        return message.message_key, message.status == "unknown"
+        return OutboxMessage.get(hit.message_key, consistent_read=True)
     channel = str(event.data.get("channel") or "template")
     for message in OutboxMessage.by_member.query(str(event.member_id)):
         if message.status == "unknown" and message.sent_channel == channel:
-            return message.message_key, True
-    return None, False
+            return message
+    return None
 
 
 def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
@@ -69,5 +75,6 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
             msg_id=msg_id,
             at=event.occurred_at,
             settle_unknown=facts.unknown,
+            cause=facts.cause,
         )
     ]

@@ -107,6 +107,7 @@ def _unlock(facts: Facts, rules: RuleSet) -> list[Instruction]:
             rules_version=rules.version,
             when=new(unlocked),
             payload=words,
+            store_id=facts.home_store,
         ),
     ]
 

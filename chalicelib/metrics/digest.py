@@ -173,6 +173,40 @@ def _tier_benefits(scope: Scope, rules: RuleSet) -> list[str]:
     return ["> " + fill(rules.digest.tier_benefits_text, amount=amount, orders=orders, share=share)]
 
 
+DROPPED = {  # chalicelib/delivery/sender.py drop_class
+    "window": "客服窗口关闭",
+    "no_channel": "无可用渠道",
+    "unfollowed": "已取关",
+    "blocked": "已拉黑",
+    "refused": "拒收订阅",
+    "expired": "优惠已过期",
+    "cap": "频次上限",
+    "payload": "内容超限",
+    "merged": "同一人重复",
+    "other": "其他",
+}
+
+
+def _delivery(scope: Scope, rules: RuleSet) -> list[str]:
+    """The week's member messages: queued, delivered, and why the others were not."""
+    w = scope.week
+    if not w.get("messages_intended"):
+        return []
+    why = "、".join(
+        f"{label} {w[f'messages_dropped:{name}']}"
+        for name, label in DROPPED.items()
+        if w.get(f"messages_dropped:{name}")
+    )
+    values = {
+        "intended": w["messages_intended"],
+        "delivered": w.get("messages_delivered", 0),
+        "rate": f"{100 * w.get('messages_delivered', 0) / w['messages_intended']:.1f}%",
+        "dropped": w.get("messages_dropped", 0),
+        "why": f"：{why}" if why else "",
+    }
+    return ["> " + fill(rules.digest.delivery_text, **values)]
+
+
 def _activity(scope: Scope) -> str:
     w = scope.week
     issued, redeemed = w["coupons_issued"], w["coupons_redeemed"]
@@ -196,6 +230,7 @@ def render(digest: Digest, rules: RuleSet) -> str:
         f"**{chain.name}**",
         *(_kpi_line(chain, name, rules) for name in rules.digest.core),
         _activity(chain),
+        *_delivery(chain, rules),
         *_tier_benefits(chain, rules),
     ]
     alerts = [f"**未解除预警 {len(digest.open_alerts)} 条**"] + [

@@ -97,6 +97,15 @@ def nps(counts: Counts, totals: Counts) -> Value:
     )
 
 
+def delivery_rate(counts: Counts, totals: Counts) -> Value:
+    """送达率 = member messages delivered / member messages intended (both over the window).
+    Delivered: WeChat's receipt says so (template and subscribe messages), or, for the channels
+    WeChat gives no receipt for (customer service, WeCom, mini program), it accepted the send.
+
+    Example: 190 delivered of 200 queued → 95 %."""
+    return _ratio(counts.get("messages_delivered", 0), counts.get("messages_intended", 0))
+
+
 KPIS: dict[str, Callable[[Counts, Counts], Value]] = {
     "interaction_rate": interaction_rate,
     "conversion_rate": conversion_rate,
@@ -107,6 +116,7 @@ KPIS: dict[str, Callable[[Counts, Counts], Value]] = {
     "retention_d1": retention_d1,
     "retention_d7": retention_d7,
     "nps": nps,
+    "delivery_rate": delivery_rate,
 }
 COHORT_KPIS = frozenset({"retention_d1", "retention_d7"})
 NAMES = {
@@ -119,5 +129,6 @@ NAMES = {
     "retention_d1": "次日留存",
     "retention_d7": "7日留存",
     "nps": "NPS",
+    "delivery_rate": "送达率",
 }
 LOWER_IS_BETTER = frozenset({"churn_rate"})

@@ -838,6 +838,7 @@ KPI_NAMES = Literal[
     "retention_d1",
     "retention_d7",
     "nps",
+    "delivery_rate",
 ]
 LEVELS = ("notice", "yellow", "orange", "red")
 
@@ -934,6 +935,7 @@ class AlertsRule(Scoped):
 
 
 DIGEST_PLACEHOLDERS = frozenset({"amount", "orders", "share"})
+DELIVERY_PLACEHOLDERS = frozenset({"intended", "delivered", "rate", "dropped", "why"})
 
 
 class DigestRule(Scoped):
@@ -957,8 +959,13 @@ class DigestRule(Scoped):
         default="会员等级折扣 {amount}元（{orders}单，占GMV {share}）",
         description="The week's cost of tier discounts given at the till; shown when there was any.",
     )
+    delivery_text: Text = Field(
+        default="会员消息 应发 {intended} · 送达 {delivered}（{rate}）· 未送达 {dropped}{why}",
+        description="The week's member messages: queued, delivered, dropped and why ({why}: by reason).",
+    )
 
     _placeholders = _texts(DIGEST_PLACEHOLDERS, "tier_benefits_text")
+    _delivery_words = _texts(DELIVERY_PLACEHOLDERS, "delivery_text")
 
     def target_of(self, kpi: str) -> Decimal | None:
         """The target of a KPI named at run time (a digest row, a console card), if one is set."""

@@ -510,6 +510,10 @@ def sent(message_key: str) -> str:
     return f"sent#{message_key}"
 
 
+def dropped(message_key: str) -> str:
+    return f"dropped#{message_key}"
+
+
 def mark_member(member_id: str, code: int) -> str:
     return f"mark#{member_id}#{code}"
 

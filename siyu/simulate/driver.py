@@ -73,7 +73,13 @@ TILL_KEY = "siyu-simulate-till-"  # + the store id: each store's till key
 AWAY_SHARE = 0.05  # orders at another store than the member's own
 REPORT_ONLY_SHARE = 0.1  # shown coupons an older till only reports with the order
 MEMBER_CODE_SHARE = 0.5  # orders of a mini-program user who shows her member code
-VOID_SHARE = 0.03  # till redemptions the customer cancels (the sale is rung again)
+VOID_SHARE = 0.03
+CATALOG_SHARE = 0.15  # orders after which the member spends points on the catalog
+CATALOG_ITEMS = (
+    "americano",
+    "tote-bag",
+    "lottery-entry",
+)  # till redemptions the customer cancels (the sale is rung again)
 
 
 @dataclass
@@ -379,6 +385,8 @@ class Simulation:
                 payload["unionid"] = person.unionid
                 self.tally.linkable[person.member_id].add(openid)
         self._pos(person, payload, openid, store.id)
+        if rng.random() < CATALOG_SHARE:  # after paying, she spends points on the catalog
+            self._catalog(person, store.id, order_id, rng)
         detail = {"order_id": order_id, "amount_fen": amount}
         for planned in world.after_order(person, now, self.seed, detail):
             self._schedule(planned)
@@ -435,6 +443,25 @@ class Simulation:
             return order_id, 0
         self.tally.till["redeemed"] += 1
         return order_id, int(answer["discount_fen"])
+
+    def _catalog(self, person: Persona, store: str, order_id: str, rng: Any) -> None:
+        """Points for a catalog item (rules/catalog.json) at the till, named by her member code."""
+        asked = self._post(
+            callbacks.order_post(settings.current(), {"openid": person.member_id}, self.clock.now(), "/mp/member-code")
+        )
+        if asked.status_code != 200:
+            return
+        item = rng.choice(CATALOG_ITEMS)
+        body = {
+            "store_id": store,
+            "member_code": asked.json()["member_code"],
+            "item_id": item,
+            "redemption_id": f"P{order_id}",
+        }
+        answer = self._till_call("/pos/points/redeem", store, body)
+        self.tally.till["points " + ("redeemed" if answer.get("redeemed") else f"refused: {answer.get('reason')}")] += 1
+        if answer.get("redeemed"):
+            self.pockets[person.member_id].append(str(answer["coupon"]["code"]))  # used at the till like any other
 
     def _tier_percent(self, openid: str, store: str) -> int:
         """The member code the mini program shows, scanned by the till: her tier's discount."""

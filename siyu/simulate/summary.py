@@ -15,6 +15,7 @@ Invariants (each ``{"ok": bool, "detail": str}``):
 - ``one_ticket_per_negative_review``: each review at or below the threshold has one ticket;
 - ``coupon_once``: by siyu's own event records, no coupon is redeemed more often than its
   redemptions were voided plus one, and every redeemed coupon is held by the one event that says so;
+- ``stock_kept``: no catalog item redeemed more often than its stock, chain-wide or at a store;
 - ``till_terms``: no coupon a till redeemed was expired, not yet valid, of another store or
   below its minimum spend at the moment and for the basket of that redemption;
 - ``no_window_drops``: no member message ends ``dropped`` for the customer-service window (a
@@ -79,6 +80,7 @@ def collect(sim: Simulation) -> dict[str, Any]:
         "one_ticket_per_negative_review": _tickets(events, tickets, rules.alerts.reviews.max_score),
         "coupon_once": _coupon_once(events, coupons),
         "till_terms": _till_terms(events, coupons),
+        "stock_kept": _stock_kept(rules),
         "no_window_drops": _no_window_drops(messages, rules.messaging),
     }
     return {
@@ -314,6 +316,26 @@ def _coupon_once(events, coupons) -> dict[str, Any]:
         "detail": f"{sum(redeemed.values())} redemptions of {len(redeemed)} coupons, {sum(voided.values())} voided; "
         f"{len(twice)} redeemed twice, {len(astray)} whose state disagrees with the events",
     }
+
+
+def _stock_kept(rules: Any) -> dict[str, Any]:
+    """No catalog item was redeemed more often than its stock (rules/catalog.json), chain-wide or
+    at any store; counted from siyu's stock counters."""
+    from chalicelib.state.models import LoyaltyRecord
+    from chalicelib.store import db, keys
+
+    checked, over = 0, []
+    for item in rules.catalog.items:
+        stocks = item.stock if isinstance(item.stock, dict) else {None: item.stock}
+        for store, stock in stocks.items():
+            if stock is None:
+                continue
+            record = db.get(LoyaltyRecord, *keys.catalog_stock(item.id, store))
+            taken = int(record.number or 0) if record is not None else 0
+            checked += 1
+            if taken > int(stock):
+                over.append(f"{item.id}@{store or 'chain'}")
+    return {"ok": not over, "detail": f"{checked} stocks checked, {len(over)} oversold {over}"}
 
 
 def _till_terms(events, coupons) -> dict[str, Any]:

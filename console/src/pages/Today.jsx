@@ -14,7 +14,10 @@ const ACTIVITY = [
   ["gmv_fen", "GMV", yuan],
   ["coupons_issued", "券发放"],
   ["coupons_redeemed", "券核销"],
+  ["messages_intended", "应发消息"],
   ["messages_sent", "消息"],
+  ["messages_delivered", "已送达"],
+  ["messages_dropped", "未送达"],
   ["message_cost_fen", "消息花费", yuan],
   ["reviews", "评价"],
   ["reviews_negative", "差评"],
@@ -121,11 +124,6 @@ export function Today({ me }) {
               {data.kpis.map((row) => (
                 <KpiCard row={row} key={row.name} />
               ))}
-              <div class="kpi missing" data-kpi="delivery_rate">
-                <div class="label">送达率</div>
-                <div class="value">暂无</div>
-                <div class="small muted">{data.missing.delivery_rate}</div>
-              </div>
             </div>
           </section>
           <section class="card">
