@@ -245,7 +245,9 @@ def test_ops_logs_in_and_reads_the_week_the_api_reports_with_its_trend_chart(sta
     assert interaction["value"] is not None
     card = text_of(chromium, "[data-kpi=interaction_rate] .value")
     assert card == interaction["text"]  # the digest's own formatting of the same number
-    assert "暂无" in text_of(chromium, "[data-kpi=delivery_rate]")
+    delivery = next(k for k in api["kpis"] if k["name"] == "delivery_rate")  # issue 18: measured now
+    shown = "—" if delivery["value"] is None else delivery["text"]  # a KPI without a sample reads —
+    assert text_of(chromium, "[data-kpi=delivery_rate] .value") == shown
     wait(chromium, lambda d: d.find_element(By.CSS_SELECTOR, ".chart canvas").get_attribute("data-drawn") == "yes")
     photograph(chromium, "01-today-ops")
 
