@@ -46,7 +46,7 @@ def run(calls: int) -> dict:
     from chalice.test import Client
     from moto import mock_aws
 
-    from chalicelib import executor, ledger, plans, runtime
+    from chalicelib import executor, plans, runtime
     from chalicelib.clock import FixedClock
     from chalicelib.protocol import member_code
     from chalicelib.settings import current
@@ -55,6 +55,7 @@ def run(calls: int) -> dict:
     from siyu.local import callbacks as cb
     from siyu.metering import Meter
     from tests import moto_patches
+    from tests.helpers import credit
 
     moto_patches.install()
     start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -82,17 +83,7 @@ def run(calls: int) -> dict:
             )
             executor.execute([coupon], f"bench#{code}", start)
             Member(f"oT{i}", store_id="S001", first_seen=start).save()
-            grant = plans.PostPoints(
-                member_id=f"oT{i}",
-                key="grant#bench",
-                delta=500,
-                mode="credit",
-                cause="bench",
-                event_id="bench",
-                rules_version="bench",
-                at=start,
-            )
-            executor.execute(ledger.settle([grant], {}), f"grant#oT{i}", start)
+            credit(f"oT{i}", 500, start)
 
         def body(i: int, **extra: object) -> dict:
             return {"store_id": "S001", "code": f"SYBENCH{i:05d}", "basket_total_fen": 3000, **extra}

@@ -20,7 +20,7 @@ from chalicelib.state.models import Coupon, EventRecord, LoyaltyRecord, Member
 from chalicelib.store import db, keys
 from siyu.local import callbacks
 from siyu.local.callbacks import Request
-from tests.helpers import pos, send
+from tests.helpers import credit, pos, send
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 KEY = "till-key-s001"  # tests/conftest.py
@@ -293,24 +293,12 @@ def test_two_buyers_of_the_last_one_at_once_make_one_winner_and_the_loser_keeps_
     """On DynamoDB Local over HTTP (moto's transactions do not race)."""
     import requests
 
-    from chalicelib import executor, plans
-
     catalog(item("last", 100, stock=1))
     now = datetime.now(UTC)
     buyers = [f"oRace{n}" for n in range(6)]
     for buyer in buyers:
         Member(buyer, store_id="S001", first_seen=now).save()
-        credit = plans.PostPoints(
-            member_id=buyer,
-            key="grant#test",
-            delta=500,
-            mode="credit",
-            cause="test",
-            event_id="t",
-            rules_version="t",
-            at=now,
-        )
-        executor.execute(ledger.settle([credit], {}), f"grant#{buyer}", now)
+        credit(buyer, 500, now)
 
     def redeem(n: int) -> dict:
         code = code_of(buyers[n], datetime.now(UTC))
