@@ -138,8 +138,11 @@ def _of(instruction: Instruction) -> Counter[str]:
         return Counter({"coupons_redeemed": 1, f"coupons_redeemed:{instruction.cause}": 1})
     if isinstance(instruction, plans.RecordOnce) and instruction.pk.startswith(keys.checkins_of("")):
         return Counter({"checkins": 1})
-    if isinstance(instruction, plans.QueueMessage) and to_member(instruction.member_id, instruction.channel):
-        return Counter({"messages_intended": 1, f"messages_intended:{instruction.cause}": 1})
+    if isinstance(instruction, plans.Reply) and to_member(instruction.member_id, "passive_reply"):
+        # a passive reply is delivered as the webhook's answer; a queued message is counted by the
+        # sender when it ends (sent or dropped), with its delivery (chalicelib/delivery/sender.py)
+        names = ("messages_intended", "messages_delivered")
+        return Counter({f"{name}{by}": 1 for name in names for by in ("", f":{instruction.cause}")})
     if isinstance(instruction, plans.RecordDelivery) and instruction.cause:
         done = "delivered" if instruction.status == "success" else "undelivered"
         return Counter({f"messages_{done}": 1, f"messages_{done}:{instruction.cause}": 1})

@@ -127,6 +127,24 @@ def test_delivery_is_counted_intended_delivered_and_dropped_by_reason(client, aw
     assert kpis.delivery_rate(counts, {}).value is not None
 
 
+def test_the_delivery_rate_compares_each_message_with_its_own_outcome(client, aws, clock, platform):
+    """Intended and delivered count the same messages: the welcome reply, and the three template
+    messages once WeChat's receipts say they arrived; a rate never above 100 %."""
+    follower(client, aws, clock, platform, "oRate")
+    becomes_silver_with_a_birthday(client, aws, clock, "oRate")
+    day = clock.now().astimezone(SHANGHAI).date()
+    queued = read.window(keys.CHAIN, day, day)
+    assert queued["messages_intended"] == queued["messages_delivered"] == queued["messages_intended:welcome"] == 1
+    deliver_all("oRate")
+    sent = read.window(keys.CHAIN, day, day)
+    assert (sent["messages_intended"], sent["messages_delivered"]) == (4, 1)  # the templates await their receipts
+    for xml in platform.receipts():
+        assert send(client, callbacks.oa_post(aws, xml, clock.now())).status_code == 200
+    counts = read.window(keys.CHAIN, day, day)
+    assert (counts["messages_intended"], counts["messages_delivered"]) == (4, 4)
+    assert kpis.delivery_rate(counts, {}).value == 1.0
+
+
 def test_rules_check_refuses_a_kind_no_follower_can_receive_naming_file_line_and_pointer():
     def custom_only(data):
         data["kinds"]["tier"]["channels"] = ["custom"]

@@ -60,6 +60,7 @@ def test_delivery_counts_receipts_for_template_and_subscribe_and_acceptance_else
             message("birthday", "sent", sent_channel="custom"),
             message("birthday", "dropped", reason="45015: outside the customer-service window, no template"),
             message("birthday", "deferred"),
+            message("welcome", "dropped", reason="merged: the person has a welcome gift already"),
             message("digest", "sent", channel="robot", member_id="robot/ops", sent_channel="robot"),
         ]
     )
@@ -72,7 +73,18 @@ def test_delivery_counts_receipts_for_template_and_subscribe_and_acceptance_else
             "dropped": {"45015: outside the customer-service window, no template": 1},
             "other": {"receipt awaited": 1, "receipt failed:user block": 1, "waiting": 1},
             "rate": 0.3333,
-        }
+            "withdrawn": 0,
+        },
+        "welcome": {  # withdrawn by a merge: not a message the member should have had
+            "intended": 0,
+            "sent": 0,
+            "delivered": 0,
+            "channels": {},
+            "dropped": {},
+            "other": {},
+            "rate": None,
+            "withdrawn": 1,
+        },
     }
 
 

@@ -509,8 +509,10 @@ def _count_sent(message: OutboxMessage, zone: Any, now: datetime, outcome: list,
     (its counters of the chain's local day, and the pacing counters). False when an earlier
     attempt counted it already."""
     counts = Counter({"messages_sent": 1, f"messages_sent:{message.category}": 1})
-    if counters.to_member(message.member_id, message.channel) and message.sent_channel in NO_RECEIPT:
-        counts |= Counter({"messages_delivered": 1, f"messages_delivered:{message.cause}": 1})
+    if counters.to_member(message.member_id, message.channel):
+        counts |= _intended(message.cause)
+        if message.sent_channel in NO_RECEIPT:
+            counts |= Counter({"messages_delivered": 1, f"messages_delivered:{message.cause}": 1})
     counts["message_cost_fen"] += int(message.cost_fen or 0)
     day = now.astimezone(zone).date().isoformat()
     flag = (OutboxMessage.counted.set("yes"), *outcome)
@@ -550,6 +552,16 @@ DROP_CLASSES = (
     ("payload", "payload"),
     ("merged", "merged"),
 )
+WITHDRAWN = frozenset({"merged"})  # a merge found the person has this message (a second welcome) already
+
+
+def _intended(cause: str) -> Counter[str]:
+    """A member message counts as intended once, when it ends: sent (its delivery counted at once or
+    by WeChat's receipt) or dropped. Counted with its outcome, under the message's ``counted`` flag,
+    so the delivery rate of a day compares messages with their own outcomes."""
+    return Counter({"messages_intended": 1, f"messages_intended:{cause}": 1})
+
+
 CHAIN_ZONE: ContextVar[tzinfo] = ContextVar("chain_zone", default=SHANGHAI)
 
 
@@ -560,11 +572,13 @@ def _count_dropped(message: OutboxMessage, reason: str, now: datetime, actions: 
     if not counters.to_member(message.member_id, message.channel):
         return False
     day = now.astimezone(CHAIN_ZONE.get()).date().isoformat()
-    counts = {
-        "messages_dropped": 1,
-        f"messages_dropped:{drop_class(reason)}": 1,
-        f"messages_dropped:{message.cause}": 1,
-    }
+    what = drop_class(reason)
+    if what in WITHDRAWN:  # not a message the member should have had: neither intended nor dropped
+        counts = Counter({"messages_withdrawn": 1, f"messages_withdrawn:{what}": 1})
+    else:
+        counts = _intended(message.cause) | Counter(
+            {"messages_dropped": 1, f"messages_dropped:{what}": 1, f"messages_dropped:{message.cause}": 1}
+        )
     adds = tuple(Path(name).add(n) for name, n in sorted(counts.items()))
     flag = (OutboxMessage.counted.set("yes"), *actions)
     writes = [Write("update", message, flag, OutboxMessage.counted.does_not_exist(), guard=True)]

@@ -128,6 +128,7 @@ def collect(sim: Simulation) -> dict[str, Any]:
 
 RECEIPTED = ("template", "subscribe")  # the channels WeChat later reports a delivery of (§1.3)
 NOT_TO_MEMBERS = ("robot", "wecom_group", "identity")  # staff robots, a customer group, identity work
+WITHDRAWN = ("merged",)  # a second welcome of one person, voided by the merge (chalicelib/identity)
 WAITING = ("pending", "sending", "deferred", "retrying")
 
 
@@ -154,8 +155,19 @@ def delivery(messages) -> dict[str, dict[str, Any]]:
     for m in sorted(to_members(messages), key=lambda m: m.cause):
         row = rows.setdefault(
             m.cause,
-            {"intended": 0, "sent": 0, "delivered": 0, "channels": Counter(), "dropped": Counter(), "other": Counter()},
+            {
+                "intended": 0,
+                "sent": 0,
+                "delivered": 0,
+                "withdrawn": 0,
+                "channels": Counter(),
+                "dropped": Counter(),
+                "other": Counter(),
+            },
         )
+        if m.status == "dropped" and (m.reason or "").startswith(WITHDRAWN):
+            row["withdrawn"] += 1  # not one the member should have had (the sender counts it so too)
+            continue
         row["intended"] += 1
         if m.status in ("sent", "replied"):
             row["sent"] += 1
@@ -168,7 +180,7 @@ def delivery(messages) -> dict[str, dict[str, Any]]:
         else:
             row["other"]["waiting" if m.status in WAITING else m.status] += 1
     for row in rows.values():
-        row["rate"] = round(row["delivered"] / row["intended"], 4)
+        row["rate"] = round(row["delivered"] / row["intended"], 4) if row["intended"] else None
         for name in ("channels", "dropped", "other"):
             row[name] = dict(sorted(row[name].items()))
     return rows
@@ -420,16 +432,17 @@ def render(result: dict[str, Any]) -> str:
 def render_delivery(rows: dict[str, dict[str, Any]]) -> list[str]:
     """The delivery table: one line per message kind, then its drops and the rest."""
     lines = [
-        "delivery per kind (rate = delivered / intended)",
+        "delivery per kind (rate = delivered / intended; withdrawn: second welcomes a merge voided, not intended)",
         f"  {'kind':<20} {'intended':>8} {'sent':>6} {'delivered':>9} {'rate':>7}  sent on · dropped · other",
     ]
     total = Counter[str]()
     for cause, row in rows.items():
         total.update({name: row[name] for name in ("intended", "sent", "delivered")})
-        notes = [_pairs(row["channels"]), _pairs(row["dropped"]), _pairs(row["other"])]
+        other = {**row["other"], **({"withdrawn": row["withdrawn"]} if row.get("withdrawn") else {})}
+        notes = [_pairs(row["channels"]), _pairs(row["dropped"]), _pairs(other)]
+        shown = f"{row['rate'] * 100:>6.1f}%" if row["rate"] is not None else f"{'-':>7}"
         lines.append(
-            f"  {cause:<20} {row['intended']:>8,} {row['sent']:>6,} {row['delivered']:>9,} "
-            f"{row['rate'] * 100:>6.1f}%  {' · '.join(notes)}"
+            f"  {cause:<20} {row['intended']:>8,} {row['sent']:>6,} {row['delivered']:>9,} {shown}  {' · '.join(notes)}"
         )
     rate = total["delivered"] / total["intended"] * 100 if total["intended"] else 0.0
     lines.append(f"  {'all':<20} {total['intended']:>8,} {total['sent']:>6,} {total['delivered']:>9,} {rate:>6.1f}%")
