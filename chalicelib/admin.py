@@ -6,12 +6,17 @@ import hmac
 from datetime import datetime
 from typing import Any
 
+from pynamodb.exceptions import DoesNotExist
+
 from chalicelib import ledger
+from chalicelib.delivery import routes
 from chalicelib.errors import NotFound, Unauthorized
 from chalicelib.identity import merge
 from chalicelib.offers import yuan
+from chalicelib.rules.models import MessagingRule
 from chalicelib.settings import Settings
-from chalicelib.state.models import Coupon, Member, OutboxMessage
+from chalicelib.state.models import Coupon, Member, OutboxMessage, Shared
+from chalicelib.store import keys
 
 
 def authorize(settings: Settings, authorization: str | None, iam_caller: str | None) -> str:
@@ -34,8 +39,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def member_view(member_id: str, now: datetime) -> dict[str, Any]:
-    """The person ``member_id`` is (any of their ids), with what every person merged into them had."""
+def member_view(member_id: str, now: datetime, messaging: MessagingRule | None = None) -> dict[str, Any]:
+    """The person ``member_id`` is (any of their ids), with what every person merged into them had;
+    with ``messaging``, also what they can receive now (``reach``: chalicelib/delivery/routes.py)."""
     found = merge.current(member_id)
     if found is None:
         raise NotFound(f"no member {member_id}")
@@ -91,6 +97,7 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
         "person": _person(member),
         "coupons": coupons,
         "messages": messages,
+        **({"reach": _reach(member, messaging, now)} if messaging is not None else {}),
         "loyalty": {  # issue 7
             "points": ledger.balance_of(member_id).points,
             "tier": member.tier,
@@ -100,6 +107,17 @@ def member_view(member_id: str, now: datetime) -> dict[str, Any]:
             "invite_unlocked": member.invite_unlocked_at is not None,
         },
     }
+
+
+def _reach(member: Member, messaging: MessagingRule, now: datetime) -> dict[str, Any]:
+    ids = sorted({t.template_id for t in messaging.templates.values() if t.channel.endswith("subscribe")})
+    grants = {}
+    for template_id in ids:
+        try:
+            grants[template_id] = int(Shared.get(keys.COUNTERS, keys.consent(member.member_id, template_id)).tally or 0)
+        except DoesNotExist:
+            continue
+    return routes.reach(member, messaging, now, grants)
 
 
 def _person(member: Member) -> dict[str, Any]:

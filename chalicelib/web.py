@@ -245,9 +245,10 @@ def valid_ticket_id(ticket_id: str) -> str:
 def admin_member(request: Any, member_id: str) -> Response:
     from chalicelib import admin
 
-    return _admin(
-        request, "admin_member", lambda ctx, caller: admin.member_view(valid_member_id(member_id), ctx.clock.now())
-    )
+    def view(ctx: Any, caller: str) -> dict[str, Any]:
+        return admin.member_view(valid_member_id(member_id), ctx.clock.now(), ctx.rules().messaging)
+
+    return _admin(request, "admin_member", view)
 
 
 def admin_erase_member(request: Any, member_id: str) -> Response:

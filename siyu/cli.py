@@ -59,7 +59,7 @@ def _load_local_env(path: Path | None = None) -> bool:
 
 def _member_show(args: argparse.Namespace) -> int:
     ctx = runtime.context()
-    view = admin.member_view(args.openid, ctx.clock.now())
+    view = admin.member_view(args.openid, ctx.clock.now(), ctx.rules().messaging)
     print(json.dumps(view, ensure_ascii=False, indent=2))
     return 0
 

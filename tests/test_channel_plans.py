@@ -17,7 +17,7 @@ from chalicelib.rules.kinds import KINDS
 from chalicelib.state.models import Coupon, OutboxMessage, Shared
 from chalicelib.store import keys
 from siyu.local import callbacks
-from tests.helpers import pos, send
+from tests.helpers import ADMIN, pos, send
 from tests.test_precision_birthday import profile
 from tests.test_rules_check import edit, good, messages
 
@@ -98,6 +98,31 @@ def test_after_a_consent_the_subscribe_message_goes_once_then_the_template(clien
     assert channels == ["subscribe", "template"]  # one consent, one subscribe message; the other by template
     assert len(sent_to(platform, "oYes", "subscribe")) == 1
     assert Shared.get(keys.COUNTERS, keys.consent("oYes", "SUB-MEMBER-NOTICE")).tally == 0
+
+
+def test_the_member_view_shows_what_she_can_receive_now_and_her_unused_consents(client, aws, clock, platform):
+    follower(client, aws, clock, platform, "oView")
+    popup = callbacks.oa_popup("oView", [("SUB-MEMBER-NOTICE", "accept")], int(clock.now().timestamp()), scene=1)
+    assert send(client, callbacks.oa_post(aws, popup, clock.now())).status_code == 200
+    reach = client.http.get("/admin/members/oView", headers=ADMIN).json_body["reach"]
+    assert reach["channels"] == {
+        "custom": "customer-service window closed",
+        "template": None,
+        "wecom_customer": "not a WeCom contact",
+    }
+    assert reach["subscribe"]["member_notice_sub"] == {
+        "template_id": "SUB-MEMBER-NOTICE",
+        "consents": 1,
+        "unreachable": None,
+    }
+    assert reach["subscribe"]["coupon_notice"]["unreachable"] == "no consent to this subscription message"
+    assert reach["kinds"]["tier"] == "subscribe" and reach["kinds"]["welcome"] == "template"
+    platform.interacted("oView", "message")
+    text = callbacks.oa_text("oView", "在吗", int(clock.now().timestamp()), 7101)
+    assert send(client, callbacks.oa_post(aws, text, clock.now())).status_code == 200
+    reach = client.http.get("/admin/members/oView", headers=ADMIN).json_body["reach"]
+    assert reach["service_window"]["open"] is True and reach["service_window"]["opened_by"] == "message"
+    assert reach["kinds"]["tier"] == "custom"
 
 
 def test_a_member_who_just_wrote_gets_the_customer_service_text(client, aws, clock, platform):

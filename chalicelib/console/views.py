@@ -149,7 +149,7 @@ def member(principal: Principal, rules: RuleSet, member_id: str, now: datetime) 
     """One member: ``admin.member_view`` (profile, coupons, messages and their delivery), the
     points statement, the recall decisions about them, their review tickets."""
     member_id = _visible_member(principal, member_id).member_id
-    view = admin.member_view(member_id, now)
+    view = admin.member_view(member_id, now, rules.messaging)
     entries = sorted(ledger.entries(member_id), key=lambda e: int(e.seq or 0))
     view["points"] = {
         "balance": view["loyalty"]["points"],

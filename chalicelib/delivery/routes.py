@@ -103,3 +103,36 @@ def has_id(member: Member, source: str) -> bool:
     if member.origin:
         return member.origin == source  # a member from before ids were kept
     return True  # nothing known of its ids: its own id, as every message before the plans assumed
+
+
+def reach(member: Member, messaging: MessagingRule, now: datetime, grants: dict[str, int]) -> dict[str, object]:
+    """What the member can receive now (the member view): each channel with the reason it cannot
+    reach them (None: it can), the subscribe templates with their unused consents (``grants``:
+    template id → count, read by the caller), and for each kind the channel its plan would take."""
+    channels: dict[str, str | None] = {}
+    for channel in ("custom", "template", "wecom_customer"):
+        channels[channel] = unreachable(Route(channel, None), member, messaging, now)
+    subscribe = {
+        name: {
+            "template_id": template.template_id,
+            "consents": grants.get(template.template_id, 0),
+            "unreachable": unreachable(Route(template.channel, name), member, messaging, now),
+        }
+        for name, template in sorted(messaging.templates.items())
+        if template.channel in ("subscribe", "miniprogram_subscribe")
+    }
+    kinds: dict[str, str | None] = {}
+    for name, kind in sorted(messaging.kinds.items()):
+        routes = [Route(channel, kind.template_of(channel)) for channel in kind.channels]
+        kinds[name] = next((r.channel for r in routes if unreachable(r, member, messaging, now) is None), None)
+    until = member.service_window_until
+    return {
+        "service_window": {
+            "open": bool(until and until > now),
+            "until": until.isoformat() if until else None,
+            "opened_by": member.service_window_action,
+        },
+        "channels": channels,
+        "subscribe": subscribe,
+        "kinds": kinds,  # None: no channel reaches them now (the message would be dropped)
+    }
