@@ -6,8 +6,6 @@ import hmac
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
 from chalicelib import ledger
 from chalicelib.delivery import routes
 from chalicelib.errors import NotFound, Unauthorized
@@ -39,9 +37,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def member_view(member_id: str, now: datetime, messaging: MessagingRule | None = None) -> dict[str, Any]:
-    """The person ``member_id`` is (any of their ids), with what every person merged into them had;
-    with ``messaging``, also what they can receive now (``reach``: chalicelib/delivery/routes.py)."""
+def member_view(member_id: str, now: datetime, messaging: MessagingRule) -> dict[str, Any]:
+    """The person ``member_id`` is (any of their ids), with what every person merged into them had,
+    and what they can receive now (``reach``: chalicelib/delivery/routes.py)."""
     found = merge.current(member_id)
     if found is None:
         raise NotFound(f"no member {member_id}")
@@ -97,7 +95,7 @@ def member_view(member_id: str, now: datetime, messaging: MessagingRule | None =
         "person": _person(member),
         "coupons": coupons,
         "messages": messages,
-        **({"reach": _reach(member, messaging, now)} if messaging is not None else {}),
+        "reach": _reach(member, messaging, now),
         "loyalty": {  # issue 7
             "points": ledger.balance_of(member_id).points,
             "tier": member.tier,
@@ -110,13 +108,13 @@ def member_view(member_id: str, now: datetime, messaging: MessagingRule | None =
 
 
 def _reach(member: Member, messaging: MessagingRule, now: datetime) -> dict[str, Any]:
-    ids = sorted({t.template_id for t in messaging.templates.values() if t.channel.endswith("subscribe")})
-    grants = {}
-    for template_id in ids:
-        try:
-            grants[template_id] = int(Shared.get(keys.COUNTERS, keys.consent(member.member_id, template_id)).tally or 0)
-        except DoesNotExist:
-            continue
+    """``routes.reach``, with the unused consents of the templates the member accepted (one batch read;
+    none for a member who never accepted one)."""
+    accepted = {t.template_id for t in messaging.templates.values() if t.channel in routes.SUBSCRIBE_CHANNELS}
+    accepted &= set(member.consented or ())
+    template_of = {keys.consent(member.member_id, t): t for t in sorted(accepted)}
+    found = Shared.batch_get([(keys.COUNTERS, sk) for sk in template_of]) if template_of else []
+    grants = {template_of[item.sk]: int(item.tally or 0) for item in found}
     return routes.reach(member, messaging, now, grants)
 
 

@@ -24,6 +24,7 @@ from chalicelib.rules.models import MessagingRule
 from chalicelib.state.models import Member, OutboxMessage
 
 OA_CHANNELS = frozenset({"custom", "subscribe", "template"})
+SUBSCRIBE_CHANNELS = frozenset({"subscribe", "miniprogram_subscribe"})  # one consent, one send
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def unreachable(route: Route, member: Member | None, messaging: MessagingRule, n
         return why
     if channel == "custom" and not (member.service_window_until and member.service_window_until > now):
         return "customer-service window closed"
-    if channel in ("subscribe", "miniprogram_subscribe"):
+    if channel in SUBSCRIBE_CHANNELS:
         return _consent(route, member, messaging)
     if channel == "template" and _template_id(route, messaging) in (member.refused_templates or set()):
         return "refused this template"
@@ -119,7 +120,7 @@ def reach(member: Member, messaging: MessagingRule, now: datetime, grants: dict[
             "unreachable": unreachable(Route(template.channel, name), member, messaging, now),
         }
         for name, template in sorted(messaging.templates.items())
-        if template.channel in ("subscribe", "miniprogram_subscribe")
+        if template.channel in SUBSCRIBE_CHANNELS
     }
     kinds: dict[str, str | None] = {}
     for name, kind in sorted(messaging.kinds.items()):

@@ -38,6 +38,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import ledger
+from chalicelib.delivery import sender
 from chalicelib.events import robot_of
 from chalicelib.metrics import digest
 from chalicelib.recall import report
@@ -128,7 +129,6 @@ def collect(sim: Simulation) -> dict[str, Any]:
 
 RECEIPTED = ("template", "subscribe")  # the channels WeChat later reports a delivery of (§1.3)
 NOT_TO_MEMBERS = ("robot", "wecom_group", "identity")  # staff robots, a customer group, identity work
-WITHDRAWN = ("merged",)  # a second welcome of one person, voided by the merge (chalicelib/identity)
 WAITING = ("pending", "sending", "deferred", "retrying")
 
 
@@ -165,7 +165,7 @@ def delivery(messages) -> dict[str, dict[str, Any]]:
                 "other": Counter(),
             },
         )
-        if m.status == "dropped" and (m.reason or "").startswith(WITHDRAWN):
+        if m.status == "dropped" and sender.drop_class(m.reason or "") in sender.WITHDRAWN:
             row["withdrawn"] += 1  # not one the member should have had (the sender counts it so too)
             continue
         row["intended"] += 1
