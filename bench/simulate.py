@@ -75,6 +75,7 @@ def main() -> None:
         + ("-" if row["lift"] is None else f"{row['lift']['value'] * 100:+.1f} pts")
         for row in result["recall"]
     )
+    delivery = delivered_per_kind(result["delivery"])
     lines = [
         "## Simulation (bench/simulate.py: siyu simulate with its defaults)",
         "",
@@ -103,6 +104,7 @@ def main() -> None:
         f"{result['identity']['merges']:,} |",
         f"| points audit | {result['points_audit']['balances']} balances, "
         f"{result['points_audit']['differences']} differences |",
+        f"| member messages delivered / intended | {delivery} |",
         f"| invariants | {checks} |",
         "",
         f"Recall against the holdout: {recall or 'no recall decisions'}. In the simulated world a member who "
@@ -137,6 +139,13 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     write_section(args.results, lines[0], text)
+
+
+def delivered_per_kind(rows: dict) -> str:
+    """All member messages, then each kind: delivered / intended (the simulation's delivery table)."""
+    delivered, intended = (sum(row[name] for row in rows.values()) for name in ("delivered", "intended"))
+    kinds = ", ".join(f"{kind} {row['rate'] * 100:.1f}%" for kind, row in rows.items() if row["rate"] is not None)
+    return f"{delivered:,} / {intended:,} ({delivered / max(intended, 1):.1%}); {kinds}"
 
 
 def request_floor(samples: int = 400, warm_up: int = 2000) -> float:
