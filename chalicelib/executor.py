@@ -676,6 +676,37 @@ def _recall_member(i: plans.RecallDecision, ctx: Context) -> tuple[list[Any], Co
     return actions, Member.member_id.exists() & unchanged
 
 
+def _set_segments(i: plans.SetSegments, ctx: Context) -> list[Write]:
+    """The member's sets on their sequence number, and the membership rows that change with them."""
+    actions: list[Any] = [
+        Member.segments.set(set(i.after)) if i.after else Member.segments.remove(),
+        Member.segment_tags.set(set(i.tags)) if i.tags else Member.segment_tags.remove(),
+        Member.segments_store.set(i.store),
+        Member.segments_version.set(i.rules_version),
+        Member.segments_at.set(i.now),
+        Member.segments_seq.set(i.seq_before + 1),
+    ]
+    unchanged = Member.segments_seq.does_not_exist() if i.seq_before == 0 else Member.segments_seq == i.seq_before
+    condition = Member.member_id.exists() & Member.erasing.does_not_exist() & unchanged
+    writes = [_write("update", Member(i.member_id), i, "changed", actions=actions, condition=condition)]
+    moved = i.store_before is not None and i.store_before != i.store
+    left = i.before if moved else i.before - i.after
+    joined = i.after if moved or i.store_before is None else i.after - i.before
+    for name in sorted(left):
+        row = LoyaltyRecord(keys.segment(name), keys.segment_member(i.store_before, i.member_id))
+        writes.append(_write("delete", row, i, "never"))
+    for name in sorted(joined):
+        row = LoyaltyRecord(
+            keys.segment(name),
+            keys.segment_member(i.store, i.member_id),
+            member_id=i.member_id,
+            rules_version=i.rules_version,
+            at=i.now,
+        )
+        writes.append(_write("put", row, i, "never"))
+    return writes
+
+
 def _mark_returned(i: plans.MarkReturned, ctx: Context) -> list[Write]:
     condition = Recall.key.exists() & Recall.returned_at.does_not_exist()
     item = Recall(i.member_id, i.recall_key)
@@ -801,6 +832,7 @@ COMPILERS: dict[type[Instruction], Callable[[Any, Context], list[Write]]] = {
     plans.SaveCursor: _save_cursor,
     plans.RecallDecision: _recall_decision,
     plans.MarkReturned: _mark_returned,
+    plans.SetSegments: _set_segments,
     plans.OpenTicket: _open_ticket,
     plans.MoveTicket: _move_ticket,
     plans.MoveAlert: _move_alert,

@@ -95,10 +95,18 @@ def orders_since(
 ) -> list[tuple[datetime, int, frozenset[str]]]:
     """(paid at, net amount in fen, categories) of each order that earned since ``since``: the
     order's amount minus what was refunded of it (tiers and precision push read from here)."""
+    return [(at, net, categories) for _, at, net, categories in paid_orders(member_id, since, reads)]
+
+
+def paid_orders(
+    member_id: str, since: datetime, reads: Snapshot | None = None
+) -> list[tuple[str, datetime, int, frozenset[str]]]:
+    """``orders_since`` with each order's id first (segments: which orders redeemed a coupon)."""
     items = _partition(member_id, reads)
     refunded = {i.sk.removeprefix(keys.ORDER): int(i.refunded_fen or 0) for i in items if i.sk.startswith(keys.ORDER)}
     return [
         (
+            str(item.order_id),
             item.at,
             max(0, int(item.amount_fen or 0) - refunded.get(str(item.order_id), 0)),
             frozenset(item.categories or ()),

@@ -609,6 +609,29 @@ class KeepDigest(Instruction):
         return ("digest", self.week)
 
 
+# --- segments ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetSegments(Instruction):
+    """A member's segments and tags as evaluated now (chalicelib/segments). The member's row is
+    updated on the condition that ``segments_seq`` is still ``seq_before``: two passes that
+    evaluate one member at once write once, the other reads again and finds nothing to change.
+    In the same transaction each segment left loses its membership row (``segment#<name>``,
+    ``<store>#<member>`` under ``store_before``) and each segment joined gains one; a member whose
+    store changed moves every row."""
+
+    member_id: str
+    seq_before: int  # 0: never evaluated
+    store_before: str | None  # the store part of the member's rows as read (None: no rows)
+    store: str  # the store part now (keys.NO_STORE when none)
+    before: frozenset[str]
+    after: frozenset[str]
+    tags: frozenset[str]
+    rules_version: str
+    now: datetime
+
+
 # --- counters ---------------------------------------------------------------------------------
 
 

@@ -29,14 +29,21 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.rules import kinds
 from chalicelib.rules.models import (
+    CONDITION_FACTS,
     FILES,
     OPTIONAL_FILES,
     CatalogRule,
+    ConsentTo,
+    HasTag,
+    LoyaltyRule,
     MessagingRule,
     RecallRule,
     RuleFile,
     Scoped,
+    SegmentsRule,
+    StoreIn,
     StoresRule,
+    TierIn,
 )
 
 
@@ -217,11 +224,21 @@ def _validate(name: str, data: Any, text: str) -> tuple[RuleFile | None, list[Pr
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            loc = tuple(error["loc"])
+            loc = _without_union_tags(name, tuple(error["loc"]))
             pointer = pointer_of(loc)
             line, column = located.at(pointer, key=error["type"] == "extra_forbidden")
             problems.append(Problem(name, line, column, pointer, sentence(error, model)))
         return None, problems
+
+
+def _without_union_tags(name: str, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The location in the file: pydantic names a segment condition's fact after its index
+    (``all/0/orders/gte``); the file has no such key (``all/0/gte``)."""
+    if name != "segments.json":
+        return loc
+    return tuple(
+        part for k, part in enumerate(loc) if not (k and isinstance(loc[k - 1], int) and part in CONDITION_FACTS)
+    )
 
 
 def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Problem]:
@@ -245,6 +262,10 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
     catalog = parsed.get("catalog.json")
     if isinstance(catalog, CatalogRule):
         _catalog_problems(catalog, stores, problem)
+    segments = parsed.get("segments.json")
+    if isinstance(segments, SegmentsRule):
+        loyalty = parsed.get("loyalty.json")
+        _segment_problems(segments, stores, loyalty if isinstance(loyalty, LoyaltyRule) else None, messaging, problem)
     return problems
 
 
@@ -318,6 +339,59 @@ def _catalog_problems(catalog: CatalogRule, stores: StoresRule, problem: Any) ->
             if store_id not in stores.ids:
                 where = f"/items/{k}/stock/{pointer_of([store_id])[1:]}"
                 problem("catalog.json", where, f"store {store_id} is not in stores.json")
+
+
+def _segment_problems(
+    rule: SegmentsRule, stores: StoresRule, loyalty: LoyaltyRule | None, messaging: Any, problem: Any
+) -> None:
+    """The stores, tiers, tags and subscribe templates segments.json names exist."""
+    known = _SegmentRefs(
+        stores.ids,
+        frozenset(t.name for t in loyalty.tiers.levels) if loyalty is not None else None,
+        frozenset(rule.tags) | _loyalty_tags(loyalty),
+        messaging if isinstance(messaging, MessagingRule) else None,
+    )
+    for group, definitions in (("tags", rule.tags), ("segments", rule.segments)):
+        for name, definition in definitions.items():
+            for k, condition in enumerate(definition.all):
+                for pointer, message in known.problems(condition):
+                    problem("segments.json", f"/{group}/{name}/all/{k}{pointer}", message)
+
+
+@dataclass(frozen=True)
+class _SegmentRefs:
+    stores: frozenset[str]
+    tiers: frozenset[str] | None  # None: loyalty.json did not validate (its own problems say why)
+    tags: frozenset[str]
+    messaging: MessagingRule | None
+
+    def problems(self, condition: Any) -> list[tuple[str, str]]:
+        """(pointer under the condition, sentence) of each name it uses that does not exist."""
+        if isinstance(condition, StoreIn):
+            unknown = [(j, s) for j, s in enumerate(condition.in_) if s not in self.stores]
+            return [(f"/in/{j}", f"store {s} is not in stores.json") for j, s in unknown]
+        if isinstance(condition, TierIn) and self.tiers is not None:
+            tiers = ", ".join(sorted(self.tiers))
+            return [
+                (f"/in/{j}", f"tier {t} is not in loyalty.json; tiers: {tiers}")
+                for j, t in enumerate(condition.in_)
+                if t not in self.tiers
+            ]
+        if isinstance(condition, HasTag) and condition.tag not in self.tags:
+            return [("/tag", f"tag {condition.tag} is neither defined in /tags nor a loyalty tag")]
+        if isinstance(condition, ConsentTo) and self.messaging is not None:
+            template = self.messaging.templates.get(condition.template)
+            if template is None or template.channel not in ("subscribe", "miniprogram_subscribe"):
+                return [("/template", f"template {condition.template} is not a subscribe template in messaging.json")]
+        return []
+
+
+def _loyalty_tags(loyalty: LoyaltyRule | None) -> frozenset[str]:
+    """Tags loyalty sets on members: the tiers' tags, the brand helpers' tag, the check-in badge."""
+    if loyalty is None:
+        return frozenset()
+    tier_tags = {tag for tier in loyalty.tiers.levels for tag in tier.tags}
+    return frozenset(tier_tags | {loyalty.koc.tag, loyalty.checkin.badge})
 
 
 def _store_problems(stores: StoresRule, problem: Any) -> None:

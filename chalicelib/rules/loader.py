@@ -26,6 +26,7 @@ from chalicelib.rules.models import (
     LoyaltyRule,
     MessagingRule,
     RecallRule,
+    SegmentsRule,
     StoresRule,
     WelcomeRule,
 )
@@ -45,6 +46,7 @@ class RuleSet:
     alerts: AlertsRule = field(default_factory=lambda: AlertsRule(enabled=False))
     digest: DigestRule = field(default_factory=lambda: DigestRule(enabled=False))
     catalog: CatalogRule = field(default_factory=lambda: CatalogRule(enabled=False))
+    segments: SegmentsRule = field(default_factory=lambda: SegmentsRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -59,6 +61,8 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
     digest = content_hash(files)
     catalog = parsed["catalog.json"]
     assert isinstance(catalog, CatalogRule)
+    segments = parsed["segments.json"]
+    assert isinstance(segments, SegmentsRule)
     return RuleSet(
         version=version or f"bundled-{digest[:12]}",
         content_hash=digest,
@@ -71,6 +75,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         alerts=parsed["alerts.json"],  # type: ignore[arg-type]
         digest=parsed["digest.json"],  # type: ignore[arg-type]
         catalog=catalog,
+        segments=segments,
     )
 
 

@@ -1053,6 +1053,243 @@ class CatalogRule(RuleFile):
         return next((item for item in self.items if item.id == item_id), None)
 
 
+# --- segments.json (issue 21): segments and tags over a closed set of member facts -----------
+# A condition names one fact and compares it with typed operators: a number with gte / lte / gt /
+# lt / eq, a name with ``in``, a yes/no with ``is``. The closed set is CONDITION_FACTS; a fact or
+# an operator outside it is refused by ``siyu rules check`` with a sentence (docs/rules.md,
+# "Segments"). Every field has a default: the file validates from ``{"enabled": false}``.
+
+SegmentName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
+Count = Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=10_000_000)]
+DaysWindow = Annotated[int, BeforeValidator(_number_only), Field(ge=1, le=730)]
+NUMERIC_OPERATORS = ("gte", "lte", "gt", "lt", "eq")
+
+
+class _Compared(Strict):
+    """A number compared with one or more of gte / lte / gt / lt / eq (all must hold)."""
+
+    gte: Count | None = None
+    lte: Count | None = None
+    gt: Count | None = None
+    lt: Count | None = None
+    eq: Count | None = None
+
+    @model_validator(mode="after")
+    def _some_operator(self) -> _Compared:
+        if all(getattr(self, op) is None for op in NUMERIC_OPERATORS):
+            raise ValueError("compare the number with at least one of gte, lte, gt, lt, eq")
+        return self
+
+    def holds(self, value: Decimal | int | None) -> bool:
+        """True when every operator given holds; a fact the member does not have never holds."""
+        if value is None:
+            return False
+        checks = {
+            "gte": lambda b: value >= b,
+            "lte": lambda b: value <= b,
+            "gt": lambda b: value > b,
+            "lt": lambda b: value < b,
+            "eq": lambda b: value == b,
+        }
+        return all(check(getattr(self, op)) for op, check in checks.items() if getattr(self, op) is not None)
+
+
+class DaysSinceActive(_Compared):
+    """Local days since the member's last activity (any event)."""
+
+    fact: Literal["days_since_active"]
+
+
+class DaysSinceFirstSeen(_Compared):
+    """Local days since siyu first saw the member."""
+
+    fact: Literal["days_since_first_seen"]
+
+
+class DaysSinceOrder(_Compared):
+    """Local days since the member's latest paid order."""
+
+    fact: Literal["days_since_order"]
+
+
+class Orders(_Compared):
+    """Paid orders (not wholly refunded) within the last ``days`` days."""
+
+    fact: Literal["orders"]
+    days: DaysWindow = 30
+
+
+class SpendYuan(_Compared):
+    """Net spend in yuan (paid minus refunded) within the last ``days`` days."""
+
+    fact: Literal["spend_yuan"]
+    days: DaysWindow = 30
+
+
+class CategoryOrders(_Compared):
+    """Paid orders with an item of ``category`` within the last ``days`` days."""
+
+    fact: Literal["category_orders"]
+    category: Annotated[str, Field(min_length=1, max_length=40)]
+    days: DaysWindow = 30
+
+
+class CouponOrderShare(_Compared):
+    """The percentage of paid orders within ``days`` that redeemed a coupon; a member with fewer
+    than ``min_orders`` orders in the window has no share (the condition does not hold)."""
+
+    fact: Literal["coupon_order_share_percent"]
+    days: DaysWindow = 90
+    min_orders: Annotated[int, BeforeValidator(_number_only), Field(ge=1, le=1000)] = 3
+
+
+class TierIn(Strict):
+    """The member's tier (loyalty.json tier names; no tier yet = the entry tier)."""
+
+    fact: Literal["tier"]
+    in_: list[Name] = Field(alias="in", min_length=1, description='Tier names, e.g. ["金卡", "钻卡"].')
+
+
+class StoreIn(Strict):
+    """The member's store (first-touch attribution)."""
+
+    fact: Literal["store"]
+    in_: list[StoreId] = Field(alias="in", min_length=1, description="Store ids from stores.json.")
+
+
+class ChannelIn(Strict):
+    """The channel the member first came through (the QR scene's ``ch``, e.g. poster)."""
+
+    fact: Literal["channel"]
+    in_: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(alias="in", min_length=1)
+
+
+class HasTag(Strict):
+    """The member has (``is``: true) or lacks (false) a tag: a tag of this file or a loyalty tag."""
+
+    fact: Literal["has_tag"]
+    tag: Tag
+    is_: StrictBool = Field(default=True, alias="is")
+
+
+class ConsentTo(Strict):
+    """The member accepted (``is``: true) the subscribe template ``template`` (messaging.json name) at least once."""
+
+    fact: Literal["consent"]
+    template: TemplateName
+    is_: StrictBool = Field(default=True, alias="is")
+
+
+class Subscribed(Strict):
+    """The member follows the official account (``is``: true) or not (false)."""
+
+    fact: Literal["subscribed"]
+    is_: StrictBool = Field(default=True, alias="is")
+
+
+NUMERIC_FACTS: dict[str, frozenset[str]] = {
+    "days_since_active": frozenset(),
+    "days_since_first_seen": frozenset(),
+    "days_since_order": frozenset(),
+    "orders": frozenset({"days"}),
+    "spend_yuan": frozenset({"days"}),
+    "category_orders": frozenset({"category", "days"}),
+    "coupon_order_share_percent": frozenset({"days", "min_orders"}),
+}
+NAME_FACTS: dict[str, frozenset[str]] = {"tier": frozenset(), "store": frozenset(), "channel": frozenset()}
+YES_NO_FACTS: dict[str, frozenset[str]] = {
+    "has_tag": frozenset({"tag"}),
+    "consent": frozenset({"template"}),
+    "subscribed": frozenset(),
+}
+CONDITION_FACTS = {**NUMERIC_FACTS, **NAME_FACTS, **YES_NO_FACTS}
+
+
+def _condition_shape(value: object) -> object:
+    """One sentence for a fact siyu does not know or an operator of the wrong kind, before the
+    models say it in their own words."""
+    if not isinstance(value, dict):
+        return value
+    fact = value.get("fact")
+    if fact is None:
+        raise ValueError(f"a condition names its fact: one of {', '.join(sorted(CONDITION_FACTS))}")
+    if not isinstance(fact, str) or fact not in CONDITION_FACTS:
+        raise ValueError(f"{fact!r} is not a fact siyu knows; facts: {', '.join(sorted(CONDITION_FACTS))}")
+    given = set(value) - {"fact"} - CONDITION_FACTS[fact]
+    if fact in NUMERIC_FACTS:
+        kind, allowed = "a number: compare it with gte, lte, gt, lt or eq", set(NUMERIC_OPERATORS)
+    elif fact in NAME_FACTS:
+        kind, allowed = "a name: compare it with in [ … ]", {"in"}
+    else:
+        kind, allowed = "yes or no: say is true or is false", {"is"}
+    wrong = sorted(given - allowed)
+    if wrong:
+        raise ValueError(f"{fact} is {kind}, not {', '.join(wrong)}")
+    return value
+
+
+Condition = Annotated[
+    DaysSinceActive
+    | DaysSinceFirstSeen
+    | DaysSinceOrder
+    | Orders
+    | SpendYuan
+    | CategoryOrders
+    | CouponOrderShare
+    | TierIn
+    | StoreIn
+    | ChannelIn
+    | HasTag
+    | ConsentTo
+    | Subscribed,
+    Field(discriminator="fact"),
+    BeforeValidator(_condition_shape),
+]
+
+
+class TagDef(Strict):
+    """A tag set on members whose facts meet every condition (``all``); kept in the member's
+    ``segment_tags``, evaluated before the segments (which may ask ``has_tag``)."""
+
+    title: Name = Field(description="What ops read, e.g. 价格敏感.")
+    description: Annotated[str, Field(max_length=200)] = ""
+    all: list[Condition] = Field(min_length=1, max_length=10, description="Conditions that must all hold.")
+
+
+class SegmentDef(Strict):
+    """A segment: the members whose facts meet every condition (``all``). Campaigns name it."""
+
+    title: Name = Field(description="What ops read, e.g. 高价值.")
+    description: Annotated[str, Field(max_length=200)] = ""
+    all: list[Condition] = Field(min_length=1, max_length=10, description="Conditions that must all hold.")
+
+
+class SegmentsRule(Scoped):
+    """segments.json: segments and tags of members (RFM: 001 §3.2, §4.2; high value 000 §2.5),
+    evaluated by the ``evaluate_segments`` timer into membership records (chalicelib/segments)."""
+
+    evaluate_at: HHMM = Field(default="04:00", description="The daily full evaluation starts after this local time.")
+    page_size: Annotated[int, Field(ge=10, le=1000)] = Field(default=200, description="Members read per page.")
+    tags: dict[SegmentName, TagDef] = Field(default_factory=dict, max_length=20)
+    segments: dict[SegmentName, SegmentDef] = Field(default_factory=dict, max_length=30)
+
+    @model_validator(mode="after")
+    def _tags_before_segments(self) -> SegmentsRule:
+        for name, tag in self.tags.items():
+            for condition in tag.all:
+                if isinstance(condition, HasTag) and condition.tag in self.tags:
+                    raise ValueError(
+                        f"tag {name} asks for tag {condition.tag}: tags are evaluated together, "
+                        "only segments may ask has_tag of this file's tags"
+                    )
+        return self
+
+    def uses(self, *facts: str) -> bool:
+        """Whether any tag or segment asks one of ``facts`` (a pass reads only what is asked)."""
+        everything = [*self.tags.values(), *self.segments.values()]
+        return any(condition.fact in facts for definition in everything for condition in definition.all)
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
     "alerts.json": AlertsRule,
@@ -1063,10 +1300,11 @@ FILES: dict[str, type[RuleFile]] = {
     "stores.json": StoresRule,
     "welcome.json": WelcomeRule,
     "loyalty.json": LoyaltyRule,
+    "segments.json": SegmentsRule,
 }
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
 OPTIONAL_FILES: frozenset[str] = frozenset(
-    {"recall.json", "loyalty.json", "alerts.json", "digest.json", "catalog.json"}
+    {"recall.json", "loyalty.json", "alerts.json", "digest.json", "catalog.json", "segments.json"}
 )

@@ -99,6 +99,14 @@ class Member(_Base):
     checkin_streak = NumberAttribute(null=True)  # and the streak it made
     erasing = UnicodeAttribute(null=True)  # "yes" while chalicelib/privacy erases the member
 
+    # --- segments (issue 21): written by chalicelib/segments only (plans.SetSegments) ---
+    segments = UnicodeSetAttribute(null=True)  # segments.json segments the member is in
+    segment_tags = UnicodeSetAttribute(null=True)  # segments.json tags (price_sensitive); not loyalty_tags
+    segments_store = UnicodeAttribute(null=True)  # the store part of their membership rows (keys.segment_member)
+    segments_version = UnicodeAttribute(null=True)  # the rule version they were evaluated under
+    segments_at = UTCDateTimeAttribute(null=True)  # when
+    segments_seq = NumberAttribute(null=True)  # evaluations written: the condition of the next one
+
     # --- one person (chalicelib/identity): the member is a person, each platform id maps to one ---
     ids = UnicodeSetAttribute(null=True)  # "<source>/<platform id>": every id of this person
     unionid = UnicodeAttribute(null=True)  # WeChat's UnionID, once learned (docs/unionid.md)

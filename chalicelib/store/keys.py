@@ -526,6 +526,35 @@ def sweep_day(day: str) -> str:
     return f"sweep#recall#{day}"
 
 
+# --- segments (chalicelib/segments) -------------------------------------------------------------
+NO_STORE = "-"  # the store part of a membership row of a member siyu knows no store of
+SEGMENTS_DAY = "segments"  # Shared(SWEEP, "segments"): the last local day whose full pass finished
+
+
+def segment(name: str) -> str:
+    """The partition of one segment's membership rows (LoyaltyRecord): one query lists it."""
+    return f"segment#{name}"
+
+
+def segment_member(store_id: str | None, member_id: str) -> str:
+    """A membership row's sort key, store first: a store's members are one ``begins_with`` query."""
+    return f"{store_id or NO_STORE}#{member_id}"
+
+
+def segment_store_prefix(store_id: str | None) -> str:
+    return f"{store_id or NO_STORE}#"
+
+
+def segments_cursor(day: str) -> str:
+    """Shared(SWEEP, …): where a day's full pass over the members stands."""
+    return f"segments#{day}"
+
+
+def segments_cause(member_id: str, seq: int) -> str:
+    """The transaction's cause: the member's evaluation that moves them past ``seq``."""
+    return f"segments#{member_id}#{seq}"
+
+
 ERASED = "erased"  # Shared("erased", <subject>): an erase's tombstone (chalicelib/privacy/guard.py)
 
 
