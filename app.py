@@ -229,6 +229,11 @@ def recall_sweep(event):
     jobs.recall_sweep()
 
 
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def evaluate_segments(event):
+    jobs.evaluate_segments()
+
+
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def run_loyalty_day(event):
     jobs.run_loyalty_day()

@@ -61,6 +61,13 @@ def recall_sweep() -> int:
     return sum(result.decided.values())
 
 
+def evaluate_segments() -> int:
+    """The segments pass (chalicelib/segments/sweep.py): members changed."""
+    from chalicelib.segments import sweep
+
+    return sweep.run(_context(), budget_s=RECALL_BUDGET_SECONDS).changed
+
+
 def run_loyalty_day() -> dict[str, int]:
     from chalicelib.loyalty import daily
 

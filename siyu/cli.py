@@ -10,6 +10,7 @@
     siyu rules check|publish|history|diff|rollback|schema|preview   the rule sets (docs/rules.md)
     siyu recall report|sweep  recall results against the holdout; run the sweep now
     siyu groups silent        group members still silent after the intercept offer
+    siyu segments             member segments' sizes per store; evaluate (a pass now); show NAME [--store S]
     siyu alerts | kpis        open threshold alerts; the KPIs of the chain or a store
     siyu digest --week W      a weekly digest (--out FILE.md writes it with its chart)
     siyu points audit|show    the points ledger: every balance re-derived, a member's statement
@@ -39,6 +40,7 @@ from chalicelib.privacy import commands as privacy_commands
 from chalicelib.recall import commands as recall_commands
 from chalicelib.reviews import commands as ticket_commands
 from chalicelib.rule_changes import commands as rule_commands
+from chalicelib.segments import commands as segment_commands
 from chalicelib.state.binding import create_tables
 from siyu.local import send
 from siyu.simulate import commands as simulate_commands
@@ -128,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_parser(sub)
     rule_commands.add_parser(sub)
     recall_commands.add_parser(sub)
+    segment_commands.add_parser(sub)
     metrics_commands.add_parser(sub)
     loyalty_commands.add_parser(sub)
     ticket_commands.add_parser(sub)

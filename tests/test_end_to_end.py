@@ -165,6 +165,7 @@ def test_the_stack_runs_every_schedule_handler(live):
         "redrive_stalled_events",
         "release_due_messages",
         "recall_sweep",
+        "evaluate_segments",
         "run_loyalty_day",
         "check_thresholds",
         "send_weekly_digest",

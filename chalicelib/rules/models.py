@@ -1060,7 +1060,7 @@ class CatalogRule(RuleFile):
 # "Segments"). Every field has a default: the file validates from ``{"enabled": false}``.
 
 SegmentName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
-Count = Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=10_000_000)]
+FactNumber = Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0, le=10_000_000)]
 DaysWindow = Annotated[int, BeforeValidator(_number_only), Field(ge=1, le=730)]
 NUMERIC_OPERATORS = ("gte", "lte", "gt", "lt", "eq")
 
@@ -1068,11 +1068,11 @@ NUMERIC_OPERATORS = ("gte", "lte", "gt", "lt", "eq")
 class _Compared(Strict):
     """A number compared with one or more of gte / lte / gt / lt / eq (all must hold)."""
 
-    gte: Count | None = None
-    lte: Count | None = None
-    gt: Count | None = None
-    lt: Count | None = None
-    eq: Count | None = None
+    gte: FactNumber | None = None
+    lte: FactNumber | None = None
+    gt: FactNumber | None = None
+    lt: FactNumber | None = None
+    eq: FactNumber | None = None
 
     @model_validator(mode="after")
     def _some_operator(self) -> _Compared:
@@ -1286,7 +1286,7 @@ class SegmentsRule(Scoped):
 
     def uses(self, *facts: str) -> bool:
         """Whether any tag or segment asks one of ``facts`` (a pass reads only what is asked)."""
-        everything = [*self.tags.values(), *self.segments.values()]
+        everything: list[TagDef | SegmentDef] = [*self.tags.values(), *self.segments.values()]
         return any(condition.fact in facts for definition in everything for condition in definition.all)
 
 
