@@ -104,6 +104,12 @@ def member_view(member_id: str, now: datetime, messaging: MessagingRule) -> dict
             "birthday": member.birthday,
             "invite_unlocked": member.invite_unlocked_at is not None,
         },
+        "segments": {  # issue 21: as of the member's latest evaluation (chalicelib/segments)
+            "segments": sorted(member.segments or []),
+            "tags": sorted(member.segment_tags or []),
+            "evaluated_at": _iso(member.segments_at),
+            "rules_version": member.segments_version,
+        },
     }
 
 

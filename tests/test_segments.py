@@ -405,3 +405,24 @@ def test_the_dry_run_executor_knows_the_instruction(env):
         ("update", "siyu-test-members"),
         ("put", "siyu-test-loyalty"),
     ]
+
+
+# --- the member view, the erase ------------------------------------------------------------------
+
+
+def test_the_member_view_shows_the_members_segments_and_tags(client, aws, clock):
+    seed(known("oView", 0))
+    sweep.run(runtime.context())
+    view = client.http.get("/admin/members/oView", headers={"Authorization": "Bearer test-admin-token"}).json_body
+    assert view["segments"]["segments"] == ["active"] and view["segments"]["tags"] == []
+    assert view["segments"]["evaluated_at"] == NOW.isoformat()
+    assert view["segments"]["rules_version"] == runtime.context().rules().version
+
+
+def test_an_erased_member_leaves_every_segment(aws, clock):
+    from chalicelib.privacy import erase
+
+    seed(known("oGone", 0), known("oStays", 0))
+    sweep.run(runtime.context())
+    assert erase.erase(runtime.context(), "oGone", "test").status == "completed"
+    assert list(read.members_of("active")) == ["oStays"] and read.size("active") == 1
