@@ -54,7 +54,8 @@ class Member(_Base):
     saw of them (an OA or mini-program openid, a WeCom external user id, a POS code); a person
     merged into another keeps a row that names it (``merged_into``). Access: get by id (every
     event, admin view); conditional update per event; the members whose last activity fell on a
-    given day (recall sweep); the members one member invited (privacy erase)."""
+    given day (recall sweep); the members one member invited (privacy erase); a paged scan, once a
+    day (the segments pass: chalicelib/segments/sweep.py)."""
 
     class Meta(_Base.Meta):
         table_name = "members"
@@ -596,9 +597,12 @@ class LoyaltyRecord(_Base):
     - ``group#<chat id>`` / ``<member>``: who joined a store group; ``koc#<chat id>`` / ``<month>``:
       that month's brand helpers;
     - ``cursor`` / ``<step>``: a once-only sweep that finished (a month's expiry, a day's agenda).
+    - ``segment#<name>`` / ``<store>#<member>``: the member is in the segment (chalicelib/segments),
+      written with the member's ``segments`` by ``plans.SetSegments``.
 
     Access: get / conditional put by key, query one pk (a member's check-ins, a week's entrants,
-    a day's agenda), the records naming one member (privacy erase)."""
+    a day's agenda, a segment's members, of one store by ``begins_with``), the records naming one
+    member (privacy erase)."""
 
     class Meta(_Base.Meta):
         table_name = "loyalty"
