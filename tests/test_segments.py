@@ -375,6 +375,7 @@ def test_siyu_segments_prints_the_sizes_per_store(aws, clock, capsys):
     assert lines[1].split() == ["new", "新会员", "0", "0", "0", "0"]
     assert lines[2].split() == ["active", "活跃会员", "1", "1", "0", "2"]
     assert lines[4].split() == ["lapsed", "流失会员", "1", "0", "0", "1"]
+    assert lines[5].endswith("last full pass: 2026-11-23)")
 
 
 def test_siyu_segments_show_lists_a_stores_members_and_refuses_an_unknown_segment(aws, clock, capsys):
@@ -426,3 +427,112 @@ def test_an_erased_member_leaves_every_segment(aws, clock):
     sweep.run(runtime.context())
     assert erase.erase(runtime.context(), "oGone", "test").status == "completed"
     assert list(read.members_of("active")) == ["oStays"] and read.size("active") == 1
+
+
+# --- every fact, decided without a database ------------------------------------------------------
+
+
+def facts(**changes):
+    from zoneinfo import ZoneInfo
+
+    from chalicelib.segments.facts import MemberFacts
+
+    values = {
+        "member_id": "o1",
+        "today": NOW.date(),
+        "zone": ZoneInfo("Asia/Shanghai"),
+        "store_id": "S001",
+        "channel": "poster",
+        "tier": "普通",
+        "subscribed": True,
+        "first_seen": NOW - timedelta(days=100),
+        "last_active": NOW - timedelta(days=2),
+        "last_order_day": NOW.date() - timedelta(days=5),
+        "tags": frozenset({"early_access"}),
+        "consented": frozenset(),
+        "orders": (),
+    }
+    return MemberFacts(**(values | changes))
+
+
+def paid(days_ago: int, fen: int = 3000, categories=("milk-tea",), coupon=False):
+    from chalicelib.segments.facts import Order
+
+    return Order(NOW - timedelta(days=days_ago), fen, frozenset(categories), coupon)
+
+
+def meets(member, condition: dict) -> bool:
+    from pydantic import TypeAdapter
+
+    from chalicelib.rules.models import Condition
+    from chalicelib.segments.evaluate import meets as evaluate
+
+    rules = loader.load_dir(RULES)
+    return evaluate(member, TypeAdapter(Condition).validate_python(condition), rules.messaging)
+
+
+@pytest.mark.parametrize(
+    ("condition", "member", "expected"),
+    [
+        ({"fact": "days_since_active", "gte": 2, "lt": 3}, facts(), True),
+        ({"fact": "days_since_active", "gte": 1}, facts(last_active=None), False),  # never active: no fact
+        ({"fact": "days_since_first_seen", "eq": 100}, facts(), True),
+        ({"fact": "days_since_order", "lte": 4}, facts(), False),
+        ({"fact": "days_since_order", "lte": 4}, facts(last_order_day=None), False),
+        ({"fact": "orders", "days": 7, "eq": 2}, facts(orders=(paid(1), paid(6), paid(7))), True),  # day 7 is out
+        ({"fact": "orders", "days": 30, "gte": 1}, facts(orders=(paid(1, fen=0),)), False),  # wholly refunded
+        ({"fact": "spend_yuan", "days": 30, "gte": 59.5}, facts(orders=(paid(1, 3000), paid(2, 2950))), True),
+        ({"fact": "category_orders", "category": "fruit-tea", "gt": 0}, facts(orders=(paid(1),)), False),
+        ({"fact": "category_orders", "category": "milk-tea", "gt": 0}, facts(orders=(paid(1),)), True),
+        (
+            {"fact": "coupon_order_share_percent", "min_orders": 2, "gte": 50},
+            facts(orders=(paid(1, coupon=True), paid(2))),
+            True,
+        ),
+        ({"fact": "coupon_order_share_percent", "min_orders": 3, "gte": 0}, facts(orders=(paid(1),)), False),
+        ({"fact": "tier", "in": ["金卡", "钻卡"]}, facts(tier="金卡"), True),
+        ({"fact": "store", "in": ["S002"]}, facts(), False),
+        ({"fact": "channel", "in": ["poster", "menu"]}, facts(), True),
+        ({"fact": "has_tag", "tag": "early_access"}, facts(), True),
+        ({"fact": "has_tag", "tag": "early_access", "is": False}, facts(), False),
+        ({"fact": "consent", "template": "coupon_notice"}, facts(), False),
+        ({"fact": "subscribed", "is": False}, facts(subscribed=False), True),
+    ],
+)
+def test_each_fact_compares_as_documented(condition, member, expected):
+    assert meets(member, condition) is expected
+
+
+def test_consent_is_the_templates_wechat_id_among_those_the_member_accepted():
+    template_id = loader.load_dir(RULES).messaging.templates["coupon_notice"].template_id
+    assert meets(facts(consented=frozenset({template_id})), {"fact": "consent", "template": "coupon_notice"})
+
+
+# --- reads: the pass reads what it asks about, campaigns read the segment, not the members --------
+
+
+def test_the_full_pass_reads_the_ledger_only_of_members_who_ordered(aws, clock):
+    from siyu.metering import Meter
+
+    seed(*population(60))
+    for n in range(3):
+        order(f"oBuyer{n}", NOW - timedelta(days=1), f"B{n}")
+    with Meter() as meter:
+        result = sweep.run(runtime.context())
+    assert result.members_read == 63
+    assert 0 < meter.items_read["siyu-test-points"] <= 3 * 3  # the buyers' partitions: balance, entry, order
+    # per buyer their ledger and their coupons; today's and yesterday's active members: not per member
+    assert meter.calls["Query"] <= 3 * 2 + 2
+
+
+def test_a_segments_members_are_one_query_of_its_rows_not_of_the_members(aws, clock):
+    from siyu.metering import Meter
+
+    seed(*population(60))
+    sweep.run(runtime.context())
+    with Meter() as meter:
+        listed = list(read.members_of("active", "S002"))
+        counted = read.size("active", "S002")
+    assert listed == ["oM001", "oM004", "oM040", "oM043", "oM046"] and counted == 5  # quiet < 7 days, S002
+    assert meter.items_read["siyu-test-members"] == 0 and meter.calls["Scan"] == 0
+    assert meter.items_read["siyu-test-loyalty"] == 10  # the store's five rows, read twice

@@ -20,6 +20,9 @@ def cmd_sizes(args: argparse.Namespace) -> int:
         print(json.dumps(found, ensure_ascii=False, indent=2))
         return 0
     print(render(rules, found))
+    last = read.last_full_pass()
+    state = "on" if rules.segments.enabled else "off"
+    print(f"(segments.json {state}, rules {rules.version}; last full pass: {last or 'none yet'})")
     return 0
 
 
@@ -34,9 +37,7 @@ def render(rules: RuleSet, found: dict[str, dict[str, int]]) -> str:
     if not rows:
         return "no segments in segments.json"
     widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(_pad(cell, widths[i]) for i, cell in enumerate(row)) for row in [header, *rows]]
-    state = "on" if rules.segments.enabled else "off"
-    return "\n".join([*lines, f"(segments.json {state}, rules {rules.version})"])
+    return "\n".join("  ".join(_pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows])
 
 
 def _width(text: str) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from chalicelib.rules.loader import RuleSet
-from chalicelib.state.models import LoyaltyRecord
-from chalicelib.store import keys
+from chalicelib.state.models import LoyaltyRecord, Shared
+from chalicelib.store import db, keys
 
 PAGE = 1000
 
@@ -43,3 +43,9 @@ def sizes(rules: RuleSet) -> dict[str, dict[str, int]]:
             counts[store] = counts.get(store, 0) + 1
         out[segment] = {store_id: counts.get(store_id, 0) for store_id in sorted(rules.stores.ids)} | counts
     return out
+
+
+def last_full_pass() -> str | None:
+    """The local day of the latest finished full pass (``off``: emptied under a rule switched off)."""
+    done = db.get(Shared, keys.SWEEP, keys.SEGMENTS_DAY)
+    return done.value if done is not None else None
