@@ -1271,6 +1271,8 @@ class SegmentsRule(Scoped):
     evaluate_at: HHMM = Field(default="04:00", description="The daily full evaluation starts after this local time.")
     page_size: Annotated[int, Field(ge=10, le=1000)] = Field(default=200, description="Members read per page.")
     tags: dict[SegmentName, TagDef] = Field(default_factory=dict, max_length=20)
+    # at most 30: a member whose store changes moves every row, 30 out and 30 in, with their own
+    # row 61 items of one transaction (DynamoDB takes 100)
     segments: dict[SegmentName, SegmentDef] = Field(default_factory=dict, max_length=30)
 
     @model_validator(mode="after")
