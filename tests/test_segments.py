@@ -517,9 +517,10 @@ def test_the_full_pass_reads_the_ledger_only_of_members_who_ordered(aws, clock):
     seed(*population(60))
     for n in range(3):
         order(f"oBuyer{n}", NOW - timedelta(days=1), f"B{n}")
+    order("oLongAgo", NOW - timedelta(days=91), "L1")  # before the longest window asked about (90 days)
     with Meter() as meter:
         result = sweep.run(runtime.context())
-    assert result.members_read == 63
+    assert result.members_read == 64
     assert 0 < meter.items_read["siyu-test-points"] <= 3 * 3  # the buyers' partitions: balance, entry, order
     # per buyer their ledger and their coupons; today's and yesterday's active members: not per member
     assert meter.calls["Query"] <= 3 * 2 + 2

@@ -1203,6 +1203,7 @@ YES_NO_FACTS: dict[str, frozenset[str]] = {
     "subscribed": frozenset(),
 }
 CONDITION_FACTS = {**NUMERIC_FACTS, **NAME_FACTS, **YES_NO_FACTS}
+ORDER_WINDOW_FACTS = frozenset({"orders", "spend_yuan", "category_orders", "coupon_order_share_percent"})
 
 
 def _condition_shape(value: object) -> object:
@@ -1285,6 +1286,13 @@ class SegmentsRule(Scoped):
                         "only segments may ask has_tag of this file's tags"
                     )
         return self
+
+    def order_window_days(self) -> int:
+        """The longest window of any condition on orders (0: none asks about orders)."""
+        everything: list[TagDef | SegmentDef] = [*self.tags.values(), *self.segments.values()]
+        return max(
+            (getattr(c, "days", 0) for d in everything for c in d.all if c.fact in ORDER_WINDOW_FACTS), default=0
+        )
 
     def uses(self, *facts: str) -> bool:
         """Whether any tag or segment asks one of ``facts`` (a pass reads only what is asked)."""

@@ -18,7 +18,6 @@ from chalicelib.calendars import local_day
 from chalicelib.rules.loader import RuleSet
 from chalicelib.state.models import Coupon, Member
 
-ORDER_FACTS = ("orders", "spend_yuan", "category_orders", "coupon_order_share_percent")
 LOOKBACK_DAYS = 731  # the longest window a condition may set (rules.models.DaysWindow), and a day
 
 
@@ -52,13 +51,17 @@ class MemberFacts:
 
 def gather(member: Member, rules: RuleSet, now: datetime) -> MemberFacts:
     zone = rules.stores.zone_of(member.store_id)
+    today = local_day(now, zone)
     days = sorted(member.order_days or ())
+    last_order = date.fromisoformat(days[-1]) if days else None
+    window = rules.segments.order_window_days()
     orders: tuple[Order, ...] = ()
-    if days and rules.segments.uses(*ORDER_FACTS):
+    if last_order is not None and window and last_order > today - timedelta(days=window):
+        # only a member with an order inside the longest window asked about: the rest have none in it
         orders = orders_of(member.member_id, now, with_coupons=rules.segments.uses("coupon_order_share_percent"))
     return MemberFacts(
         member_id=member.member_id,
-        today=local_day(now, zone),
+        today=today,
         zone=zone,
         store_id=member.store_id,
         channel=member.channel,
@@ -66,7 +69,7 @@ def gather(member: Member, rules: RuleSet, now: datetime) -> MemberFacts:
         subscribed=member.subscribed == "yes",
         first_seen=member.first_seen,
         last_active=member.last_active,
-        last_order_day=date.fromisoformat(days[-1]) if days else None,
+        last_order_day=last_order,
         tags=frozenset(member.loyalty_tags or ()),
         consented=frozenset(member.consented or ()),
         orders=orders,
