@@ -14,11 +14,11 @@ Per table (in the order the erase runs):
   to which category, at what cost, is in the counters. An unsent message first gives back the
   caps and budget it reserved; one being sent right now stops the erase (run it again).
 - **loyalty: mostly delete.** Check-ins, week entries, agenda items (referral, tier reviews),
-  the birthday month, group rows and the invite count are only about the member: delete. Three
-  kinds of record name them among others and are pseudonymized: a week's lottery draw (it stays
-  reproducible: same pool, the pseudonym in the entrant's place), a month's brand-helper list,
-  and the invites they made (the invitee's record stays, voided: nothing is planned any more for
-  a gone inviter).
+  the birthday month, group rows, segment memberships and the invite count are only about the
+  member: delete. Three kinds of record name them among others and are pseudonymized: a week's
+  lottery draw (it stays reproducible: same pool, the pseudonym in the entrant's place), a
+  month's brand-helper list, and the invites they made (the invitee's record stays, voided:
+  nothing is planned any more for a gone inviter).
 - **points: pseudonymize, then forfeit.** The ledger is the books: every entry and order item
   moves to the pseudonym's partition, so ``siyu points audit`` still balances; notes (a
   redemption's reason is free text) and expiry months are stripped. The balance nobody can
@@ -30,11 +30,11 @@ Per table (in the order the erase runs):
   a code is derived from its cause, not an id.
 - **metrics: delete the ``active#<day>`` markers.** Day, cohort and total items are aggregates
   and stay exactly as they are; a marker only says "this member was active that day".
-- **shared: delete** the member's caps and pacing counters, a recall-sweep cursor that
-  stopped at them (the sweep re-reads that day; its decisions are exactly once), and which
-  person their ids and UnionID are (``chalicelib/identity``), with the record of their merge.
-  An erase takes the whole person: each person merged into them is erased first (its own
-  erase record), and every id of theirs gets a tombstone.
+- **shared: delete** the member's caps and pacing counters, a recall-sweep or segments-pass
+  cursor that stopped at them (the sweep re-reads that day, the pass starts its day again; both
+  write each decision once), and which person their ids and UnionID are (``chalicelib/identity``),
+  with the record of their merge. An erase takes the whole person: each person merged into them
+  is erased first (its own erase record), and every id of theirs gets a tombstone.
 - **events: delete.** The journal of what the member did and said (message text, birthday,
   orders); counters were taken when the events came. One being processed right now stops the
   erase (run it again).
