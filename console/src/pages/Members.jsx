@@ -130,6 +130,10 @@ function Profile({ id, me }) {
                 等级：{m.loyalty.tier || "普通"} · 积分 <b>{m.points.balance}</b>
               </div>
               <div>标签：{m.loyalty.tags.join("、") || "—"}</div>
+              <div data-test="member-segments">
+                分群：{m.segments.segments.join("、") || "—"}
+                {m.segments.tags.length > 0 && ` · 分群标签：${m.segments.tags.join("、")}`}
+              </div>
               <div>社群：{m.groups.length} 个</div>
             </div>
             {me.can_erase && <Erase member={m} onErased={setErased} />}
