@@ -683,6 +683,7 @@ def _set_segments(i: plans.SetSegments, ctx: Context) -> list[Write]:
         Member.segment_tags.set(set(i.tags)) if i.tags else Member.segment_tags.remove(),
         Member.segments_store.set(i.store),
         Member.segments_version.set(i.rules_version),
+        Member.segments_rule.set(i.rule_hash),
         Member.segments_at.set(i.now),
         Member.segments_seq.set(i.seq_before + 1),
     ]

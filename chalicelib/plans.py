@@ -629,6 +629,7 @@ class SetSegments(Instruction):
     after: frozenset[str]
     tags: frozenset[str]
     rules_version: str
+    rule_hash: str  # of the version's segments.json: a publish that left it alone rewrites nobody
     now: datetime
 
 

@@ -398,6 +398,7 @@ def test_the_dry_run_executor_knows_the_instruction(env):
         after=frozenset({"active"}),
         tags=frozenset(),
         rules_version="v1",
+        rule_hash="h",
         now=NOW,
     )
     dry = executor.DryRun()
@@ -537,3 +538,24 @@ def test_a_segments_members_are_one_query_of_its_rows_not_of_the_members(aws, cl
     assert listed == ["oM001", "oM004", "oM040", "oM043", "oM046"] and counted == 5  # quiet < 7 days, S002
     assert meter.items_read["siyu-test-members"] == 0 and meter.calls["Scan"] == 0
     assert meter.items_read["siyu-test-loyalty"] == 10  # the store's five rows, read twice
+
+
+def test_a_publish_that_leaves_segments_json_alone_rewrites_nobody(aws, clock, rules_dir):
+    seed(known("oA", 0), known("oB", 40))
+    sweep.run(runtime.context())
+    first = runtime.context().rules().version
+    directory = rules_dir()  # the same segments.json, another stores.json
+    stores = json.loads((directory / "stores.json").read_text(encoding="utf-8"))
+    stores["stores"][0]["name"] = "静安寺旗舰店"
+    (directory / "stores.json").write_text(json.dumps(stores, ensure_ascii=False), encoding="utf-8")
+    loader.clear_cache()
+    assert runtime.context().rules().version != first
+    full_pass_again()
+    assert sweep.run(runtime.context()).changed == 0
+    rules_dir(
+        segments={**json.loads((RULES / "segments.json").read_text())["segments"]}
+        | {"active": {"title": "近期活跃", "all": [{"fact": "days_since_active", "lt": 7}]}}
+    )
+    full_pass_again()
+    assert sweep.run(runtime.context()).changed == 2  # the same sets, now named under the new rules
+    assert Member.get("oA").segments_version == runtime.context().rules().version

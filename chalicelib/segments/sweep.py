@@ -14,11 +14,12 @@ Two parts per run:
 
 A member's evaluation is one ``plans.SetSegments`` conditioned on their ``segments_seq``, so two
 passes at once, or a page redone after a crash, write each change once; a member whose sets are
-unchanged (and evaluated under this rule version) is not written at all by the full pass.
+unchanged (and evaluated under these segment rules: ``rule_hash``) is not written by the full pass.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ from zoneinfo import ZoneInfo
 from chalicelib import executor
 from chalicelib.logs import log
 from chalicelib.plans import SaveCursor, SetSegments
+from chalicelib.rules.check import canonical
 from chalicelib.rules.loader import RuleSet
 from chalicelib.rules.scope import in_scope
 from chalicelib.runtime import Context
@@ -40,6 +42,7 @@ from chalicelib.store import db, keys
 DONE = "done"
 OFF = "off"
 RULE_ID = "segments"
+_hashes: dict[str, str] = {}  # rule set content hash → rule_hash
 
 
 @dataclass
@@ -167,7 +170,7 @@ def decide(member: Member, rules: RuleSet, now: datetime, touched: bool = False)
         and tags == frozenset(member.segment_tags or ())
         and (member.segments_store == store or not before)
     )
-    current = member.segments_version == rules.version or not (before or tags)
+    current = member.segments_rule == rule_hash(rules) or not (before or tags)
     if unchanged and current and not touched:
         return None
     return SetSegments(
@@ -179,8 +182,20 @@ def decide(member: Member, rules: RuleSet, now: datetime, touched: bool = False)
         after=segments,
         tags=tags,
         rules_version=rules.version,
+        rule_hash=rule_hash(rules),
         now=now,
     )
+
+
+def rule_hash(rules: RuleSet) -> str:
+    """segments.json's content, formatting aside. Every full pass decides every member's sets
+    afresh; this only says whether an unchanged member must be rewritten to name the version they
+    were evaluated under: a publish that left segments.json alone rewrites nobody."""
+    if rules.content_hash not in _hashes:
+        text = rules.files.get("segments.json")
+        wanted = {"segments.json": text} if text is not None else {}
+        _hashes[rules.content_hash] = hashlib.sha256(canonical(wanted).encode()).hexdigest()[:16]
+    return _hashes[rules.content_hash]
 
 
 def evaluate_member(

@@ -105,6 +105,7 @@ class Member(_Base):
     segment_tags = UnicodeSetAttribute(null=True)  # segments.json tags (price_sensitive); not loyalty_tags
     segments_store = UnicodeAttribute(null=True)  # the store part of their membership rows (keys.segment_member)
     segments_version = UnicodeAttribute(null=True)  # the rule version they were evaluated under
+    segments_rule = UnicodeAttribute(null=True)  # its segments.json's hash (segments.sweep.rule_hash)
     segments_at = UTCDateTimeAttribute(null=True)  # when
     segments_seq = NumberAttribute(null=True)  # evaluations written: the condition of the next one
 
