@@ -21,6 +21,7 @@ from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
 from chalicelib.rules.models import (
     AlertsRule,
+    CampaignsRule,
     CatalogRule,
     DigestRule,
     LoyaltyRule,
@@ -45,6 +46,7 @@ class RuleSet:
     alerts: AlertsRule = field(default_factory=lambda: AlertsRule(enabled=False))
     digest: DigestRule = field(default_factory=lambda: DigestRule(enabled=False))
     catalog: CatalogRule = field(default_factory=lambda: CatalogRule(enabled=False))
+    campaigns: CampaignsRule = field(default_factory=lambda: CampaignsRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -71,6 +73,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         alerts=parsed["alerts.json"],  # type: ignore[arg-type]
         digest=parsed["digest.json"],  # type: ignore[arg-type]
         catalog=catalog,
+        campaigns=parsed["campaigns.json"],  # type: ignore[arg-type]
     )
 
 
