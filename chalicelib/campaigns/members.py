@@ -22,6 +22,11 @@ def stores_of(campaign: Campaign, stores: StoresRule) -> list[str]:
     return [s.id for s in stores.stores if not campaign.pilot_stores or s.id in campaign.pilot_stores]
 
 
+def in_campaign(campaign: Campaign, member_id: str, store_id: str, at: datetime) -> bool:
+    """In the campaign's window, pilot stores and rollout (a stable hash of campaign and member)."""
+    return in_scope(campaign, f"campaign:{campaign.name}", member_id, store_id, at)
+
+
 def audience(campaign: Campaign, stores: StoresRule, at: datetime, find: Finder) -> dict[str, list[str]]:
     """Per store, the members a segment campaign reaches at ``at``: in the segment, in its rollout
     (a stable hash of campaign and member, chalicelib/rules/scope.py), each once."""
@@ -33,7 +38,7 @@ def audience(campaign: Campaign, stores: StoresRule, at: datetime, find: Finder)
     for store_id in stores_of(campaign, stores):
         chosen = []
         for member_id in find(segment, store_id):
-            if member_id not in seen and in_scope(campaign, f"campaign:{campaign.name}", member_id, store_id, at):
+            if member_id not in seen and in_campaign(campaign, member_id, store_id, at):
                 seen.add(member_id)
                 chosen.append(member_id)
         reach[store_id] = chosen
