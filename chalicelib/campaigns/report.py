@@ -46,9 +46,11 @@ def preview(rules: RuleSet, name: str, now: datetime, find: members.Finder | Non
         }
     find = find or members.segment_members
     stores: dict[str, dict[str, int]] = {}
+    seen: set[str] = set()  # a member of two stores' segments is reached once, in the first
     for store_id in members.stores_of(campaign, rules.stores):
         everyone = list(dict.fromkeys(find(campaign.audience.segment or "", store_id)))
-        chosen = [m for m in everyone if members.in_campaign(campaign, m, store_id, now)]
+        chosen = [m for m in everyone if m not in seen and members.in_campaign(campaign, m, store_id, now)]
+        seen.update(chosen)
         reachable, capped = _reachable(rules, campaign, chosen, store_id, now)
         stores[store_id] = {
             "in_segment": len(everyone),
