@@ -39,10 +39,9 @@ def owners(data: dict) -> None:
     data["calendar"]["owners"] = {group: f"owner-{group[-4:]}" for groups in GROUPS.values() for group in groups}
 
 
-@pytest.fixture
-def rules_dir(tmp_path, monkeypatch):
+def calendar_rules(tmp_path, monkeypatch):
     """The shipped rules with two groups in S001 and one in S002, each with its owner; ``use``
-    edits campaigns.json further."""
+    edits campaigns.json further (also for tests/test_campaigns.py)."""
 
     def use(change=None):
         directory = tmp_path / "rules"
@@ -60,6 +59,11 @@ def rules_dir(tmp_path, monkeypatch):
         return runtime.context().rules()
 
     return use
+
+
+@pytest.fixture
+def rules_dir(tmp_path, monkeypatch):
+    return calendar_rules(tmp_path, monkeypatch)
 
 
 def local(day: date, hhmm: str) -> datetime:

@@ -15,7 +15,7 @@ from chalicelib.delivery import sender
 from chalicelib.state.models import Member, OutboxMessage, Shared
 from chalicelib.store import keys
 from siyu import cli
-from tests.test_calendar import GROUP_PATH, GROUPS, local, rules_dir  # noqa: F401 (the fixture)
+from tests.test_calendar import GROUP_PATH, GROUPS, calendar_rules, local
 from tests.test_rules_check import edit, good, messages
 
 DAY = date(2026, 12, 2)
@@ -29,6 +29,11 @@ WINTER = {
     "link": "https://example.com/siyu/winter",
     "schedule": {"at": "2026-12-02T09:00:00+08:00"},
 }
+
+
+@pytest.fixture
+def rules_dir(tmp_path, monkeypatch):
+    return calendar_rules(tmp_path, monkeypatch)
 
 
 def find(segment: str, store_id: str) -> list[str]:
