@@ -252,3 +252,13 @@ def send_weekly_digest(event):
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def review_sla(event):
     jobs.review_sla()
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def run_campaigns(event):
+    jobs.run_campaigns()
+
+
+@app.schedule(Rate(30, unit=Rate.MINUTES))
+def check_group_pushes(event):
+    jobs.check_group_pushes()

@@ -19,6 +19,7 @@ plan commits, drops only what exists, or meets a change.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ PICKUP_GRACE = timedelta(seconds=60)
 # this at the latest (the release timer), whatever became of the asking.
 IDENTITY_HOLD = timedelta(minutes=10)
 IDENTITY_HOLD_REASON = "waiting for the person's identity"
+SCHEDULED_REASON = "scheduled"
 ATTEMPTS = 4
 
 
@@ -83,7 +85,11 @@ class Applied:
         """Keys of the messages this plan recorded for the outbox to send."""
         if not self.written:
             return []
-        keys_ = [i.message_key for i in self.plan if isinstance(i, plans.QueueMessage) and not i.hold_for_identity]
+        keys_ = [
+            i.message_key
+            for i in self.plan
+            if isinstance(i, plans.QueueMessage) and not i.hold_for_identity and i.not_before is None
+        ]
         keys_ += [i.message.message_key for i in self.plan if isinstance(i, plans.RecallDecision) and i.message]
         return keys_
 
@@ -439,7 +445,12 @@ def _unlink_redemption(i: plans.UnlinkRedemption, ctx: Context) -> list[Write]:
 
 
 def pending_message(i: plans.QueueMessage, now: datetime) -> OutboxMessage:
-    """The outbox record of a message to deliver: due for pick-up after ``PICKUP_GRACE``."""
+    """The outbox record of a message to deliver: due for pick-up after ``PICKUP_GRACE``; a
+    scheduled one is deferred until its time (the release timer picks it up then)."""
+    if i.not_before is not None:
+        message = pending_message(dataclasses.replace(i, not_before=None), now)
+        message.status, message.reason, message.not_before = "deferred", SCHEDULED_REASON, i.not_before
+        return message
     return OutboxMessage(
         i.message_key,
         member_id=i.member_id,

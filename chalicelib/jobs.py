@@ -101,3 +101,21 @@ def review_sla() -> int:
     from chalicelib.reviews import tickets
 
     return tickets.run(_context())
+
+
+def run_campaigns() -> int:
+    """The content calendar's and the campaigns' messages, each recorded once (chalicelib/campaigns)."""
+    from chalicelib.campaigns import pushes
+    from chalicelib.delivery import queue
+
+    ctx = _context()
+    result = pushes.run(ctx)
+    queue.enqueue(ctx.settings, result.queued)
+    return result.pushes + result.campaign_messages + result.alerts
+
+
+def check_group_pushes() -> int:
+    """The group owners' confirmations of today's and yesterday's mass messages."""
+    from chalicelib.campaigns import confirm
+
+    return confirm.run(_context())

@@ -281,6 +281,9 @@ class QueueMessage(Instruction):
     # held until the person's identity is settled (their UnionID asked of WeChat): a gift that a
     # merge voids is never announced (chalicelib/identity/work.py releases it)
     hold_for_identity: bool = False
+    # a scheduled send (a calendar push, a campaign): recorded now, held until then; the release
+    # timer hands it to the senders when it is due (chalicelib/campaigns/pushes.py)
+    not_before: datetime | None = None
 
     @property
     def ref(self) -> Ref:

@@ -16,6 +16,7 @@
     siyu points audit|show    the points ledger: every balance re-derived, a member's statement
     siyu checkin lottery      a week's check-in lottery, drawn or reproduced
     siyu tickets              negative-review tickets; respond|resolve|follow-up ID --by NAME
+    siyu campaigns calendar|preview|report|run   the content calendar's week; a campaign's reach and results
     siyu simulate             a synthetic chain lived through the real endpoints (virtual clock)
 
 Against the local stack, the CLI reads ``.siyu/local.env`` (written by ``make run``) for any
@@ -32,6 +33,7 @@ import sys
 from pathlib import Path
 
 from chalicelib import admin, runtime, settings
+from chalicelib.campaigns import commands as campaign_commands
 from chalicelib.errors import Conflict, InvalidRules, SiyuError
 from chalicelib.identity import commands as identity_commands
 from chalicelib.loyalty import commands as loyalty_commands
@@ -134,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
     metrics_commands.add_parser(sub)
     loyalty_commands.add_parser(sub)
     ticket_commands.add_parser(sub)
+    campaign_commands.add_parser(sub)
     simulate_commands.add_parser(sub)
     return top
 

@@ -435,7 +435,7 @@ def test_a_robot_gets_at_most_its_per_minute_limit(outbox):
     assert later.acquire() is True  # the next minute
 
 
-def test_a_customer_group_gets_one_push_per_slot(outbox):
+def test_a_customer_group_gets_one_push_per_slot_and_one_mass_message_a_day(outbox):
     live, clock = outbox
     group = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"
     clock.set(datetime(2026, 11, 23, 0, 30, tzinfo=UTC))  # 08:30 Shanghai: the morning slot
@@ -465,7 +465,10 @@ def test_a_customer_group_gets_one_push_per_slot(outbox):
     [sent] = live.wechat.sent("/cgi-bin/externalcontact/add_msg_template")
     assert sent["body"]["chat_type"] == "group" and sent["body"]["chat_id_list"] == [group]
     clock.set(status(second).not_before)
-    assert deliver(second).status == "sent"
+    # the evening slot is free, but WeCom lets a group receive one mass message a day (docs/wechat.md §4.5)
+    assert deliver(second).status == "dropped"
+    assert status(second).reason.startswith("the group's mass message of today is used")
+    assert len(live.wechat.sent("/cgi-bin/externalcontact/add_msg_template")) == 1
     clock.set(datetime(2026, 11, 23, 5, 0, tzinfo=UTC))  # 13:00: no slot
     third = record("g-3", group, channel="wecom_group", category="promo", text="午间", clock=clock)
     assert deliver(third).status == "deferred" and status(third).reason == "outside the group push slots"

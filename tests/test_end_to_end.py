@@ -170,6 +170,8 @@ def test_the_stack_runs_every_schedule_handler(live):
         "check_thresholds",
         "send_weekly_digest",
         "review_sla",
+        "run_campaigns",
+        "check_group_pushes",
     }
 
 

@@ -56,6 +56,7 @@ COUNTER_TTL = timedelta(days=9)
 ROUTE_LIMITS = {
     "quota#custom#": "customer-service quota of this interaction window used",
     "consent#": "no consent left to this subscription message",
+    "mass#": "the group's mass message of today is used (WeCom: one a day, docs/wechat.md §4.5)",
 }
 NO_RECEIPT = frozenset({"custom", "wecom_customer", "miniprogram_subscribe"})  # accepted = delivered (§3.5, §3.6)
 CUSTOM_PER_WINDOW = 5  # customer-service messages per 48 h after a member's message (docs/wechat.md §3.5)
@@ -312,6 +313,9 @@ def _platform_quota(channel: str, message: OutboxMessage, a: Attempt, now: datet
         return keys.custom_quota(message.member_id, window), opened.quota if opened else CUSTOM_PER_WINDOW, 1
     if channel in ("subscribe", "miniprogram_subscribe") and template is not None and a.route.planned:
         return keys.consent(message.member_id, template.template_id), 0, -1
+    if channel == "wecom_group":  # one mass message a day per customer group (docs/wechat.md §4.5)
+        day = f"{now.astimezone(a.zone):%Y-%m-%d}"
+        return keys.group_mass(message.member_id, day), rules.campaigns.group_mass_limit.count, 1
     return None
 
 

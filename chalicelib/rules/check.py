@@ -32,6 +32,7 @@ from chalicelib.rules.models import (
     CONDITION_FACTS,
     FILES,
     OPTIONAL_FILES,
+    CampaignsRule,
     CatalogRule,
     ConsentTo,
     HasTag,
@@ -266,7 +267,120 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
     if isinstance(segments, SegmentsRule):
         loyalty = parsed.get("loyalty.json")
         _segment_problems(segments, stores, loyalty if isinstance(loyalty, LoyaltyRule) else None, messaging, problem)
+    campaigns = parsed.get("campaigns.json")
+    if isinstance(campaigns, CampaignsRule) and isinstance(messaging, MessagingRule):
+        _calendar_problems(campaigns, stores, messaging, problem)
+        _campaign_problems(campaigns, stores, messaging, _segment_names(parsed), problem)
     return problems
+
+
+CAMPAIGNS = "campaigns.json"
+
+
+def _segment_names(parsed: dict[str, RuleFile]) -> set[str] | None:
+    """The segments a campaign may name (segments.json), None while the rule set has no such file."""
+    segments = getattr(parsed.get("segments.json"), "segments", None)
+    if segments is None:
+        return None
+    return set(segments) if isinstance(segments, dict) else {getattr(s, "name", "") for s in segments}
+
+
+def _calendar_problems(rule: CampaignsRule, stores: StoresRule, messaging: MessagingRule, problem: Any) -> None:
+    """Calendar slots lie inside messaging.json's group slot of their name and outside business hours
+    (003 §2.2.1); owners, pieces and themes name groups, stores, slots and themes that exist."""
+    _slot_problems(rule, messaging, problem)
+    _owner_problems(rule, stores, problem)
+    _piece_problems(rule, stores, problem)
+
+
+def _slot_problems(rule: CampaignsRule, messaging: MessagingRule, problem: Any) -> None:
+    windows = {slot.name: slot for slot in messaging.group_slots}
+    banned = messaging.promo_banned_hours
+    for k, slot in enumerate(rule.calendar.slots):
+        at = f"/calendar/slots/{k}"
+        hours, minutes = slot.at.split(":")
+        minute = int(hours) * 60 + int(minutes)
+        window = windows.get(slot.name)
+        if window is None:
+            names = ", ".join(windows)
+            problem(CAMPAIGNS, f"{at}/name", f"slot {slot.name} is not a group slot of messaging.json: {names}")
+        elif not window.contains(minute):
+            problem(
+                CAMPAIGNS, f"{at}/at", f"{slot.at} is outside the {slot.name} group slot ({window.start}-{window.end})"
+            )
+        if banned is not None and banned.contains(minute):
+            problem(
+                CAMPAIGNS, f"{at}/at", f"{slot.at} is in business hours ({banned.start}-{banned.end}): no group pushes"
+            )
+
+
+def _owner_problems(rule: CampaignsRule, stores: StoresRule, problem: Any) -> None:
+    """Owners name groups of stores.json; with a mass-message slot, every group has its owner."""
+    calendar = rule.calendar
+    groups = {group for store in stores.stores for group in store.groups}
+    for group in calendar.owners:
+        if group not in groups:
+            problem(CAMPAIGNS, f"/calendar/owners/{pointer_of([group])[1:]}", f"group {group} is not in stores.json")
+    if not (rule.enabled and calendar.enabled and any(s.channel == "wecom_group" for s in calendar.slots)):
+        return
+    for i, store in enumerate(stores.stores):
+        for j, group in enumerate(store.groups):
+            if group not in calendar.owners:
+                problem(
+                    "stores.json",
+                    f"/stores/{i}/groups/{j}",
+                    f"group {group} has no owner in campaigns.json /calendar/owners: "
+                    "its mass message needs the owner who confirms it",
+                )
+
+
+def _piece_problems(rule: CampaignsRule, stores: StoresRule, problem: Any) -> None:
+    calendar = rule.calendar
+    themes = {*calendar.themes.values(), calendar.holiday_theme}
+    slots = {s.name for s in calendar.slots}
+    for name in calendar.theme_titles:
+        if name not in themes:
+            problem(
+                CAMPAIGNS, f"/calendar/theme_titles/{name}", f"theme {name} is no weekday's theme nor the holiday's"
+            )
+    for k, piece in enumerate(calendar.pieces):
+        at = f"/calendar/pieces/{k}"
+        if piece.theme is not None and piece.theme not in themes:
+            problem(CAMPAIGNS, f"{at}/theme", f"theme {piece.theme} is no weekday's theme nor the holiday's")
+        if piece.slot is not None and piece.slot not in slots:
+            problem(CAMPAIGNS, f"{at}/slot", f"slot {piece.slot} is not a calendar slot")
+        _unknown_stores(piece.stores, stores, f"{at}/stores", problem)
+
+
+def _unknown_stores(named: list[str], stores: StoresRule, at: str, problem: Any) -> None:
+    for j, store_id in enumerate(named):
+        if store_id not in stores.ids:
+            problem(CAMPAIGNS, f"{at}/{j}", f"store {store_id} is not in stores.json")
+
+
+def _campaign_problems(
+    rule: CampaignsRule, stores: StoresRule, messaging: MessagingRule, segments: set[str] | None, problem: Any
+) -> None:
+    """A campaign names a segment, groups, stores, a kind and a calendar slot that exist."""
+    groups = {group for store in stores.stores for group in store.groups}
+    slots = {slot.name for slot in rule.calendar.slots}
+    for k, campaign in enumerate(rule.campaigns):
+        at = f"/campaigns/{k}"
+        audience = campaign.audience
+        if audience.segment is not None and segments is not None and audience.segment not in segments:
+            problem(CAMPAIGNS, f"{at}/audience/segment", f"segment {audience.segment} is not defined in segments.json")
+        for j, group in enumerate(audience.groups if isinstance(audience.groups, list) else []):
+            if group not in groups:
+                problem(CAMPAIGNS, f"{at}/audience/groups/{j}", f"group {group} is not in stores.json")
+        if audience.segment is not None and campaign.kind not in messaging.kinds:
+            problem(CAMPAIGNS, f"{at}/kind", f"kind {campaign.kind} has no channel plan in messaging.json /kinds")
+        for store_id in campaign.stores:
+            if store_id not in stores.ids:
+                problem(CAMPAIGNS, f"{at}/stores/{store_id}", f"store {store_id} is not in stores.json")
+        _unknown_stores(campaign.pilot_stores, stores, f"{at}/pilot_stores", problem)
+        slot = campaign.schedule.calendar
+        if slot is not None and slot.slot not in slots:
+            problem(CAMPAIGNS, f"{at}/schedule/calendar/slot", f"slot {slot.slot} is not a calendar slot")
 
 
 def _rule_refs(file: str, rule: RuleFile, templates: set[str] | None, stores: StoresRule, problem: Any) -> None:

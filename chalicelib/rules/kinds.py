@@ -27,6 +27,7 @@ KINDS: dict[str, frozenset[str]] = {
     "checkin": frozenset({"streak", "points", "balance", "days"}),
     "checkin_lottery": COUPON,
     "koc": frozenset(),
+    "campaign": frozenset({"title", "link"}),  # campaigns.json (chalicelib/campaigns)
 }
 
 

@@ -21,6 +21,7 @@ from chalicelib.errors import BadRule, InvalidRules
 from chalicelib.rules.check import canonical, check
 from chalicelib.rules.models import (
     AlertsRule,
+    CampaignsRule,
     CatalogRule,
     DigestRule,
     LoyaltyRule,
@@ -47,6 +48,7 @@ class RuleSet:
     digest: DigestRule = field(default_factory=lambda: DigestRule(enabled=False))
     catalog: CatalogRule = field(default_factory=lambda: CatalogRule(enabled=False))
     segments: SegmentsRule = field(default_factory=lambda: SegmentsRule(enabled=False))
+    campaigns: CampaignsRule = field(default_factory=lambda: CampaignsRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -76,6 +78,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         digest=parsed["digest.json"],  # type: ignore[arg-type]
         catalog=catalog,
         segments=segments,
+        campaigns=parsed["campaigns.json"],  # type: ignore[arg-type]
     )
 
 

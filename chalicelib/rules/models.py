@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+from datetime import date as date_
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -1298,6 +1299,206 @@ class SegmentsRule(Scoped):
         """Whether any tag or segment asks one of ``facts`` (a pass reads only what is asked)."""
         everything: list[TagDef | SegmentDef] = [*self.tags.values(), *self.segments.values()]
         return any(condition.fact in facts for definition in everything for condition in definition.all)
+# --- campaigns.json: the content calendar and campaigns (issue 21) ---------------------------
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ThemeName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=30)]
+SlotName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=20)]
+GroupId = Annotated[str, Field(min_length=1, max_length=64)]
+CampaignName = Annotated[str, Field(pattern=r"^[a-z0-9_\-]+$", min_length=1, max_length=40)]
+PushText = Annotated[str, Field(min_length=1, max_length=1000)]
+Link = Annotated[str, Field(pattern=r"^https://", max_length=500)]
+
+
+def _plan_themes() -> dict[Weekday, str]:
+    # 003 §2.2.2 (1): Mon brand story, Tue new product, Wed member story, Thu offer; Fri-Sun are not
+    # in that calendar: 晒单有礼 (003 §2.2.2 (2)) and the weekend in-store check-in (003 §2.2.3 (3))
+    return {
+        "mon": "brand_story",
+        "tue": "new_product",
+        "wed": "member_story",
+        "thu": "offer",
+        "fri": "share_order",
+        "sat": "weekend_checkin",
+        "sun": "weekend_checkin",
+    }
+
+
+class CalendarSlot(Strict):
+    """One push a day per group: at ``at`` (store time, inside the messaging.json group slot of
+    the same name). ``wecom_group``: a company mass message to the group (add_msg_template to the
+    group owner, who confirms it); ``staff_post``: the text goes to the store staff's robot for the
+    group's operator to post in the group themselves (WeCom lets a customer group receive one
+    mass message a day, so the second push of the day cannot be one)."""
+
+    name: SlotName
+    at: HHMM
+    channel: Literal["wecom_group", "staff_post"]
+
+
+def _default_calendar_slots() -> list[CalendarSlot]:
+    return [
+        CalendarSlot(name="morning", at="08:30", channel="wecom_group"),
+        CalendarSlot(name="evening", at="21:00", channel="staff_post"),
+    ]
+
+
+class Holiday(Strict):
+    """A holiday's greeting replaces the day's theme (002 §3.4)."""
+
+    date: date_
+    name: Annotated[str, Field(min_length=1, max_length=20)]
+    verified: StrictBool = Field(default=False, description="The date is checked against an official calendar.")
+
+
+class Piece(Strict):
+    """A piece of content. Dated: for that day (and slot, if named). Undated: in its theme's pool."""
+
+    theme: ThemeName | None = None
+    date: date_ | None = None
+    slot: SlotName | None = None
+    stores: list[StoreId] = Field(default_factory=list, description="Only these stores; empty = every store.")
+    text: PushText
+    link: Link | None = None
+
+    @model_validator(mode="after")
+    def _placed(self) -> Piece:
+        if self.date is None and self.theme is None:
+            raise ValueError("a piece needs a date (a dated piece) or a theme (the theme's pool)")
+        return self
+
+
+class CalendarRule(Strict):
+    """The content calendar: per group, each day's theme (or holiday) in each slot."""
+
+    enabled: StrictBool = True
+    themes: dict[Weekday, ThemeName] = Field(default_factory=_plan_themes, description="Each weekday's theme.")
+    theme_titles: dict[ThemeName, Annotated[str, Field(min_length=1, max_length=20)]] = Field(
+        default_factory=dict, description="How staff messages name a theme, e.g. 品牌故事."
+    )
+    slots: list[CalendarSlot] = Field(default_factory=_default_calendar_slots, max_length=4)
+    holidays: list[Holiday] = Field(default_factory=list)
+    holiday_theme: ThemeName = Field(default="holiday", description="The pool a holiday without its own piece uses.")
+    pieces: list[Piece] = Field(default_factory=list, description="Dated pieces, and each theme's pool.")
+    owners: dict[GroupId, Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=dict, description="Each group's owner: the WeCom staff userid who confirms its mass message."
+    )
+    missing_alert_at: HHMM = Field(
+        default="17:00", description="The day before, at this store time, a slot with no content alerts the store."
+    )
+    staff_text: Text = Field(
+        default="【今日群内容·{slot}】{store} 群{group}，请于{at}发到客户群：\n{text}",
+        description="The staff robot's message for a staff_post slot.",
+    )
+    missing_text: Text = Field(
+        default="【内容缺失】{store} 明天（{day}）{slot}（{theme}）还没有内容，请在 campaigns.json 补充。",
+        description="The alert the day before for a slot with no content.",
+    )
+
+    _staff = field_validator("staff_text")(
+        classmethod(lambda cls, v: _check_placeholders(v, frozenset({"slot", "store", "group", "at", "text"})))
+    )
+    _missing = field_validator("missing_text")(
+        classmethod(lambda cls, v: _check_placeholders(v, frozenset({"store", "day", "slot", "theme"})))
+    )
+
+    @model_validator(mode="after")
+    def _one_per_slot(self) -> CalendarRule:
+        names = [slot.name for slot in self.slots]
+        if len(set(names)) != len(names):
+            raise ValueError("a slot is listed twice: one push per group per slot")
+        if sum(slot.channel == "wecom_group" for slot in self.slots) > 1:
+            raise ValueError("at most one wecom_group slot: a customer group receives one mass message a day")
+        return self
+
+
+class Audience(Strict):
+    """Who a campaign reaches: a segment's members (a message each), or store groups."""
+
+    segment: Annotated[str, Field(pattern=r"^[a-z0-9_\-]+$", max_length=40)] | None = None
+    groups: list[GroupId] | Literal["all"] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Audience:
+        if (self.segment is None) == (self.groups is None):
+            raise ValueError("name either segment or groups")
+        return self
+
+
+class WeeklyAt(Strict):
+    weekday: Weekday
+    at: HHMM
+
+
+class SlotAt(Strict):
+    """A calendar slot of one day: the campaign's content replaces the calendar's there."""
+
+    date: date_
+    slot: SlotName
+
+
+class Schedule(Strict):
+    at: AwareDatetime | None = Field(default=None, description="Once, at this time (with offset, e.g. +08:00).")
+    weekly: WeeklyAt | None = None
+    calendar: SlotAt | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Schedule:
+        if sum(x is not None for x in (self.at, self.weekly, self.calendar)) != 1:
+            raise ValueError("name exactly one of at, weekly, calendar")
+        return self
+
+
+class Campaign(Scoped):
+    """One campaign: audience, kind, content, schedule; scoped like every rule."""
+
+    name: CampaignName
+    title: Annotated[str, Field(min_length=1, max_length=20)]
+    audience: Audience
+    kind: Annotated[str, Field(pattern=r"^[a-z_]+$")] = "campaign"
+    text: PushText
+    link: Link | None = None
+    schedule: Schedule
+    stores: dict[StoreId, PushText] = Field(default_factory=dict, description="Per-store text overrides.")
+    experiment: CampaignName | None = Field(default=None, description="The experiment whose arms pick the text.")
+    variants: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], PushText] = Field(
+        default_factory=dict, description="Text per experiment arm; an arm without one gets the campaign's text."
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Campaign:
+        if self.variants and self.experiment is None:
+            raise ValueError("variants need an experiment: the arms that choose between them")
+        if self.schedule.calendar is not None and self.audience.groups is None:
+            raise ValueError("a calendar slot is a group push: its audience names groups")
+        return self
+
+
+class MassLimit(Strict):
+    """WeCom: a customer group receives at most one mass message a day (docs/wechat.md §4.5)."""
+
+    period: Literal["day"] = "day"
+    count: Annotated[int, Field(ge=1, le=1)] = 1
+
+
+class CampaignsRule(Scoped):
+    """campaigns.json: the content calendar of the store groups and the campaigns."""
+
+    calendar: CalendarRule = CalendarRule(enabled=False)
+    campaigns: list[Campaign] = Field(default_factory=list)
+    group_mass_limit: MassLimit = MassLimit()
+
+    @model_validator(mode="after")
+    def _names(self) -> CampaignsRule:
+        names = [c.name for c in self.campaigns]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"campaign {twice[0]} is listed twice")
+        return self
+
+    def campaign(self, name: str) -> Campaign | None:
+        return next((c for c in self.campaigns if c.name == name), None)
 
 
 # file name -> model. A rule set is exactly these files.
@@ -1311,10 +1512,12 @@ FILES: dict[str, type[RuleFile]] = {
     "welcome.json": WelcomeRule,
     "loyalty.json": LoyaltyRule,
     "segments.json": SegmentsRule,
+    "campaigns.json": CampaignsRule,
 }
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
 OPTIONAL_FILES: frozenset[str] = frozenset(
     {"recall.json", "loyalty.json", "alerts.json", "digest.json", "catalog.json", "segments.json"}
+    {"recall.json", "loyalty.json", "alerts.json", "digest.json", "catalog.json", "campaigns.json"}
 )

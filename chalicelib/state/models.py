@@ -597,6 +597,8 @@ class LoyaltyRecord(_Base):
     - ``birthdays#<MM>`` / ``<member>``: members born in a month;
     - ``group#<chat id>`` / ``<member>``: who joined a store group; ``koc#<chat id>`` / ``<month>``:
       that month's brand helpers;
+    - ``campaign#<name>`` / ``<occurrence>#<member>``: a campaign's message to a segment member
+      (its value: the message key), read by the campaign's report (chalicelib/campaigns);
     - ``cursor`` / ``<step>``: a once-only sweep that finished (a month's expiry, a day's agenda).
     - ``segment#<name>`` / ``<store>#<member>``: the member is in the segment (chalicelib/segments),
       written with the member's ``segments`` by ``plans.SetSegments``.

@@ -459,6 +459,31 @@ def group_slot(group_id: str, day: str, slot: str) -> str:
     return f"slot#{group_id}#{day}#{slot}"
 
 
+def group_mass(group_id: str, day: str) -> str:
+    """A customer group's company mass messages of one local day (WeCom allows one)."""
+    return f"mass#{group_id}#{day}"
+
+
+def calendar_push(group_id: str, day: str, slot: str) -> str:
+    """The content calendar's push to one group in one slot of one day (chalicelib/campaigns)."""
+    return f"calendar#{group_id}#{day}#{slot}"
+
+
+def campaign_message(name: str, occurrence: str, recipient: str) -> str:
+    """A campaign's message to one member or group for one occurrence of its schedule."""
+    return f"campaign#{name}#{occurrence}#{recipient}"
+
+
+def calendar_missing(store_id: str, day: str) -> str:
+    """The alert, the day before, that a store's calendar slots of ``day`` have no content."""
+    return f"calendar-missing#{store_id}#{day}"
+
+
+def campaign_scope(name: str) -> str:
+    """The counters of one campaign (Metric scope): queued per occurrence."""
+    return f"campaign#{name}"
+
+
 def same_kind(member_id: str, cause: str, day: str) -> str:
     return f"kind#{member_id}#{cause}#{day}"
 
@@ -495,7 +520,7 @@ def consent(member_id: str, template_id: str) -> str:
 def member_counter_prefixes(member_id: str) -> tuple[str, ...]:
     """The prefixes of every counter the sender keeps under a member's (or a group's) id."""
     m = member_id
-    return (f"cap#{m}#", f"kind#{m}#", f"sent#{m}#", f"promo#{m}#", f"quota#custom#{m}#", f"slot#{m}#")
+    return (f"cap#{m}#", f"kind#{m}#", f"sent#{m}#", f"promo#{m}#", f"quota#custom#{m}#", f"slot#{m}#", f"mass#{m}#")
 
 
 def reservation(message_key: str) -> str:

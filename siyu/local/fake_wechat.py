@@ -7,6 +7,12 @@ subscribe (``bizsend``), customer-service and mini-program subscribe sends, WeCo
 answers after a configurable latency, and can be told to answer the next calls of an endpoint
 with given error codes or to hang past the client's timeout.
 
+A customer-group ``add_msg_template`` becomes a task its owner (``sender``) confirms later:
+``confirm_group_messages()`` (or ``POST /_fake/group_confirm`` ``{"msgid": …}``, all pending when
+none is named) sends them; ``get_groupmsg_task`` / ``get_groupmsg_send_result`` answer as WeCom
+does (docs/wechat.md §4.5): task status 0 / 2, per group 1 sent or 3 when the group already had a
+mass message that day.
+
 It also answers the two calls through which siyu learns a UnionID (docs/unionid.md): the
 official account's ``cgi-bin/user/info`` and WeCom's ``cgi-bin/externalcontact/get``, from
 ``unionids`` (platform id → UnionID; an id without one is answered as WeChat answers an account
@@ -56,6 +62,8 @@ SEND_PATHS = (
     "/cgi-bin/externalcontact/add_msg_template",
 )
 HANG = -999  # an injected "errcode" that makes the server hang instead of answering
+GROUP_TASK = "/cgi-bin/externalcontact/get_groupmsg_task"
+GROUP_RESULT = "/cgi-bin/externalcontact/get_groupmsg_send_result"
 
 
 class FakeWeChat:
@@ -99,6 +107,8 @@ class FakeWeChat:
             self.token_calls = {"normal": 0, "force": 0}
             self.unionids: dict[str, str] = {}
             self.platform = Platform(self._windows)
+            self.group_tasks: dict[str, dict[str, Any]] = {}  # msgid -> sender, chats, results
+            self.group_days: set[tuple[str, str]] = set()  # (chat, day) that received a mass message
 
     def inject(self, path: str, *errcodes: int) -> None:
         with self._lock:
@@ -113,6 +123,45 @@ class FakeWeChat:
         """The requests received (from the ``since``-th on), of one path or all."""
         with self._lock:
             return [r for r in self.received[since:] if path is None or r["path"] == path]
+
+    def confirm_group_messages(self, msgid: str | None = None) -> int:
+        """The owners confirm their pending group mass messages (one, or all): each group gets it,
+        unless it had one that day already (status 3). Returns how many tasks were sent."""
+        with self._lock:
+            day = time.strftime("%Y-%m-%d", time.gmtime(self.now() + 8 * 3600))
+            done = 0
+            for key, task in self.group_tasks.items():
+                if task["status"] == 2 or (msgid is not None and key != msgid):
+                    continue
+                task["status"], done = 2, done + 1
+                for chat in task["chats"]:
+                    task["results"][chat] = 3 if (chat, day) in self.group_days else 1
+                    self.group_days.add((chat, day))
+            return done
+
+    def _group(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            task = self.group_tasks.get(str(body.get("msgid")))
+            if task is None:
+                return {
+                    "errcode": 0,
+                    "errmsg": "ok",
+                    "next_cursor": "",
+                    "task_list" if path == GROUP_TASK else "send_list": [],
+                }
+            if path == GROUP_TASK:
+                return {
+                    "errcode": 0,
+                    "errmsg": "ok",
+                    "next_cursor": "",
+                    "task_list": [{"userid": task["sender"], "status": task["status"]}],
+                }
+            sent = [
+                {"chat_id": chat, "userid": task["sender"], "status": task["results"].get(chat, 0)}
+                for chat in task["chats"]
+                if body.get("userid") == task["sender"]
+            ]
+            return {"errcode": 0, "errmsg": "ok", "next_cursor": "", "send_list": sent}
 
     def configure(self, *, enforce: bool | None = None, now: Callable[[], float] | None = None) -> None:
         with self._lock:
@@ -183,8 +232,8 @@ class FakeWeChat:
             return {"errcode": 0, "access_token": "fake-wecom-token", "expires_in": 7200}
         if path == "/cgi-bin/webhook/send":
             return {"errcode": 0, "errmsg": "ok"}
-        if path in ("/cgi-bin/user/info", "/cgi-bin/externalcontact/get"):
-            return self._user(path, request)
+        if path in ("/cgi-bin/user/info", "/cgi-bin/externalcontact/get", GROUP_TASK, GROUP_RESULT):
+            return self._user(path, request) if path not in (GROUP_TASK, GROUP_RESULT) else self._group(path, body)
         if path in SEND_PATHS:
             if request.args.get("access_token") not in (self.token, "fake-wecom-token"):
                 return {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}
@@ -201,6 +250,14 @@ class FakeWeChat:
             msgid = next(self._msgids)
             if self.enforce:
                 self.platform.accepted(path, body, msgid, now)
+            if body.get("chat_type") == "group":
+                chats = [str(c) for c in body.get("chat_id_list") or []]
+                self.group_tasks[str(msgid)] = {
+                    "sender": body.get("sender"),
+                    "chats": chats,
+                    "status": 0,
+                    "results": {},
+                }
         return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     def _injected(self, errcode: int) -> dict[str, Any]:
@@ -272,6 +329,7 @@ class FakeWeChat:
             "/_fake/refused": _done(lambda body: self.refused(str(body["openid"]), str(body["template_id"]))),
             "/_fake/receipts": lambda body: {"receipts": self.receipts()},
             "/_fake/refusals": lambda body: {"refusals": self.refusals()},
+            "/_fake/group_confirm": lambda body: {"sent": self.confirm_group_messages(body.get("msgid"))},
         }
 
     def _control_inject(self, body: dict[str, Any]) -> dict[str, Any]:
