@@ -23,6 +23,7 @@ from chalicelib.rules.models import (
     AlertsRule,
     CatalogRule,
     DigestRule,
+    ExperimentsRule,
     LoyaltyRule,
     MessagingRule,
     RecallRule,
@@ -45,6 +46,7 @@ class RuleSet:
     alerts: AlertsRule = field(default_factory=lambda: AlertsRule(enabled=False))
     digest: DigestRule = field(default_factory=lambda: DigestRule(enabled=False))
     catalog: CatalogRule = field(default_factory=lambda: CatalogRule(enabled=False))
+    experiments: ExperimentsRule = field(default_factory=lambda: ExperimentsRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -71,6 +73,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         alerts=parsed["alerts.json"],  # type: ignore[arg-type]
         digest=parsed["digest.json"],  # type: ignore[arg-type]
         catalog=catalog,
+        experiments=parsed["experiments.json"],  # type: ignore[arg-type]
     )
 
 
