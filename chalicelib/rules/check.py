@@ -266,7 +266,7 @@ def _experiment_problems(
     if named is not None and "campaigns.json" in texts and isinstance(campaigns, Mapping) and named not in campaigns:
         problem("experiments.json", f"{at}/campaign", f"campaign {experiment.campaign} is not in campaigns.json")
     if experiment.rule_change is not None:
-        _rule_change_problems(experiment, at, texts, problem)
+        _rule_change_problems(experiment, at, texts, set(parsed), problem)
     try:
         plan = experiment.plan()
     except ValueError as exc:
@@ -283,7 +283,9 @@ def _experiment_problems(
         )
 
 
-def _rule_change_problems(experiment: Experiment, at: str, texts: dict[str, str], problem: Any) -> None:
+def _rule_change_problems(
+    experiment: Experiment, at: str, texts: dict[str, str], valid: set[str], problem: Any
+) -> None:
     """The changed file exists, its pointer names a setting in it, and each arm's value is valid there."""
     change = experiment.rule_change
     assert change is not None
@@ -291,9 +293,9 @@ def _rule_change_problems(experiment: Experiment, at: str, texts: dict[str, str]
     if change.file not in FILES or change.file == "experiments.json" or change.file not in texts:
         problem("experiments.json", f"{where}/file", f"{change.file} is not a rule file of this set an arm can change")
         return
-    data, syntax = parse_json(change.file, texts[change.file])
-    if syntax:
+    if change.file not in valid:
         return  # the file's own problems are reported
+    data, _ = parse_json(change.file, texts[change.file])
     parts = [part.replace("~1", "/").replace("~0", "~") for part in change.pointer.split("/")[1:]]
     for arm, value in change.values.items():
         changed = copy.deepcopy(data)
