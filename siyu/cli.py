@@ -9,6 +9,7 @@
     siyu send follow OPENID   play WeChat against the running stack (also: unfollow, text, join)
     siyu rules check|publish|history|diff|rollback|schema|preview   the rule sets (docs/rules.md)
     siyu recall report|sweep  recall results against the holdout; run the sweep now
+    siyu experiments plan|report   A/B tests: the sample size and days they need; their results
     siyu groups silent        group members still silent after the intercept offer
     siyu alerts | kpis        open threshold alerts; the KPIs of the chain or a store
     siyu digest --week W      a weekly digest (--out FILE.md writes it with its chart)
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from chalicelib import admin, runtime, settings
 from chalicelib.errors import Conflict, InvalidRules, SiyuError
+from chalicelib.experiments import commands as experiment_commands
 from chalicelib.identity import commands as identity_commands
 from chalicelib.loyalty import commands as loyalty_commands
 from chalicelib.metrics import commands as metrics_commands
@@ -128,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_parser(sub)
     rule_commands.add_parser(sub)
     recall_commands.add_parser(sub)
+    experiment_commands.add_parser(sub)
     metrics_commands.add_parser(sub)
     loyalty_commands.add_parser(sub)
     ticket_commands.add_parser(sub)
