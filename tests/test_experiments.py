@@ -361,3 +361,19 @@ def test_the_cli_plans_an_experiment_and_reports_it(aws, experiment_rules, clock
     assert "归因窗口未结束 1人" in capsys.readouterr().out
     assert cli.main(["experiments", "report", "nonesuch"]) == 1
     assert "experiments.json has no experiment nonesuch; it has: t" in capsys.readouterr().err
+
+
+def test_the_console_shows_the_experiments_to_ops_only(client, aws, experiment_rules, clock):
+    from tests.test_console import OPS, manager
+
+    arm, record = exposure.exposure(experiment_rules, "t", "oConsole", clock.now())
+    assert record is not None
+    executor.execute([record], record.event_id, clock.now())
+    answer = client.http.get("/console/api/experiments", headers=OPS)
+    assert answer.status_code == 200
+    body = json.loads(answer.body)
+    assert body["enabled"] is True and [e["name"] for e in body["experiments"]] == ["t"]
+    shown = body["experiments"][0]
+    assert shown["exposed"] == {arm: 1} and "每组所需样本" in shown["plan_text"] and "实验 t" in shown["text"]
+    assert client.http.get("/console/api/experiments?name=nonesuch", headers=OPS).status_code == 404
+    assert client.http.get("/console/api/experiments", headers=manager("S001")).status_code == 403

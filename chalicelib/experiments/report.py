@@ -261,6 +261,23 @@ def result_line(result: Result) -> str:
     )
 
 
+def plan_text(name: str, experiment: Experiment) -> str:
+    plan = experiment.plan()
+    groups = "、".join(f"{group} {n}人" for group, n in plan.per_group.items())
+    fits = "窗口足够" if plan.days_needed <= plan.window_days else "窗口不够：rules check 会拒绝"
+    return "\n".join(
+        [
+            f"实验 {name}：{experiment.title}",
+            f"基线转化率 {100 * plan.base_rate:.1f}% → 预期 {100 * plan.expected_rate:.1f}%"
+            f"（α=0.05 双侧，检验力 {experiment.power}%）",
+            f"每组所需样本：{groups}",
+            f"按每天 {experiment.expected_daily_exposures} 人曝光需 {plan.fill_days} 天，"
+            f"再加 {experiment.conversion_days} 天转化期，共 {plan.days_needed} 天；"
+            f"窗口 {plan.window_days} 天（{fits}）",
+        ]
+    )
+
+
 def render(report: ExperimentReport) -> str:
     plan = report.plan
     needs = "、".join(f"{group} {n}人" for group, n in plan.per_group.items())
