@@ -8,7 +8,7 @@ import random
 import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -377,3 +377,18 @@ def test_the_console_shows_the_experiments_to_ops_only(client, aws, experiment_r
     assert shown["exposed"] == {arm: 1} and "每组所需样本" in shown["plan_text"] and "实验 t" in shown["text"]
     assert client.http.get("/console/api/experiments?name=nonesuch", headers=OPS).status_code == 404
     assert client.http.get("/console/api/experiments", headers=manager("S001")).status_code == 403
+
+
+def test_the_weekly_digest_has_an_experiments_paragraph(aws, experiment_rules, clock):
+    from chalicelib import runtime
+    from chalicelib.metrics import digest
+
+    for i in range(6):
+        _, record = exposure.exposure(experiment_rules, "t", f"oDigest{i}", clock.now() - timedelta(days=10))
+        assert record is not None
+        executor.execute([record], record.event_id, clock.now())
+    text = digest.build(runtime.context().rules(), date(2026, 11, 16), NOW).markdown
+    assert "**实验结果（95%区间）**" in text
+    assert "> 周四优惠推送：转化率 offer 对 holdout" in text and "样本不足" in text
+    later = digest.build(runtime.context().rules(), date(2027, 1, 11), NOW).markdown
+    assert "实验结果" not in later  # the window ended more than four weeks before

@@ -243,7 +243,7 @@ def _value(metric: str, value: float) -> str:
     return f"{value:.2f}元" if metric == "order_value" else f"{100 * value:.1f}%"
 
 
-def _lift(metric: str, d: stats.Difference) -> str:
+def lift_text(metric: str, d: stats.Difference) -> str:
     if metric == "order_value":
         return f"{d.estimate:+.2f}元 [{d.low:+.2f}, {d.high:+.2f}]"
     return f"{100 * d.estimate:+.1f}个百分点 [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
@@ -256,7 +256,7 @@ def result_line(result: Result) -> str:
         return f"{label} {result.arm} 对 {result.baseline}：暂无数据（{result.verdict}）"
     return (
         f"{label} {result.arm} {_value(result.metric, d.value_arm)}（{d.n_arm}人）对 {result.baseline} "
-        f"{_value(result.metric, d.value_base)}（{d.n_base}人）：提升 {_lift(result.metric, d)}，"
+        f"{_value(result.metric, d.value_base)}（{d.n_base}人）：提升 {lift_text(result.metric, d)}，"
         f"p={d.p_value:.3f}，{result.verdict}"
     )
 

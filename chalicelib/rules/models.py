@@ -938,6 +938,7 @@ class AlertsRule(Scoped):
 
 DIGEST_PLACEHOLDERS = frozenset({"amount", "orders", "share"})
 DELIVERY_PLACEHOLDERS = frozenset({"intended", "delivered", "rate", "dropped", "why"})
+EXPERIMENT_PLACEHOLDERS = frozenset({"title", "metric", "arm", "baseline", "lift", "p", "verdict"})
 
 
 class DigestRule(Scoped):
@@ -965,9 +966,14 @@ class DigestRule(Scoped):
         default="会员消息 应发 {intended} · 送达 {delivered}（{rate}）· 未送达 {dropped}{why}",
         description="The week's member messages: queued, delivered, dropped and why ({why}: by reason).",
     )
+    experiments_text: Text = Field(
+        default="{title}：{metric} {arm} 对 {baseline} {lift}，p={p}，{verdict}",
+        description="One line per experiment, metric and arm, for experiments running or ended in the last 4 weeks.",
+    )
 
     _placeholders = _texts(DIGEST_PLACEHOLDERS, "tier_benefits_text")
     _delivery_words = _texts(DELIVERY_PLACEHOLDERS, "delivery_text")
+    _experiment_words = _texts(EXPERIMENT_PLACEHOLDERS, "experiments_text")
 
     def target_of(self, kpi: str) -> Decimal | None:
         """The target of a KPI named at run time (a digest row, a console card), if one is set."""
