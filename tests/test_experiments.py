@@ -104,7 +104,7 @@ def test_means_use_welchs_standard_error():
 
 def test_verdicts_say_significant_too_small_not_significant_or_too_few():
     big = stats.proportions(300, 1000, 200, 1000)  # +10 points, p ≪ 0.05
-    small = stats.proportions(2100, 10000, 2000, 10000)  # +1 point, p ≈ 0.08 … use more members
+    small = stats.proportions(2100, 10000, 2000, 10000)  # +1 point, p ≈ 0.08
     smaller = stats.proportions(21000, 100000, 20000, 100000)  # +1 point, p ≪ 0.05
     assert stats.verdict(big, 0.02, enough=True) == "显著"
     assert stats.verdict(smaller, 0.02, enough=True) == "显著但影响太小"
@@ -392,3 +392,21 @@ def test_the_weekly_digest_has_an_experiments_paragraph(aws, experiment_rules, c
     assert "> 周四优惠推送：转化率 offer 对 holdout" in text and "样本不足" in text
     later = digest.build(runtime.context().rules(), date(2027, 1, 11), NOW).markdown
     assert "实验结果" not in later  # the window ended more than four weeks before
+
+
+def test_conversion_and_redemption_count_only_inside_the_window_after_the_exposure():
+    seen = report.Exposure("m1", "offer", NOW)
+    day = timedelta(days=1)
+    before = report.Outcome(orders=((NOW - day, 2000),))
+    late = report.Outcome(orders=((NOW + 8 * day, 2000),))
+    inside = report.Outcome(orders=((NOW + 2 * day, 2000), (NOW + 3 * day, 3000)))
+    assert not report.converted(before, seen, 7) and not report.converted(late, seen, 7)
+    assert report.converted(inside, seen, 7) and report.order_value_fen(inside, seen, 7) == 2500
+    own = ("campaign#thursday_offer#m1", NOW, NOW + day)
+    other = ("welcome#m1", NOW, NOW + day)
+    unused = ("campaign#thursday_offer#m1", NOW, None)
+    assert report.redeemed(report.Outcome(coupons=(own,)), seen, 7, "campaign#thursday_offer")
+    assert not report.redeemed(report.Outcome(coupons=(other, unused)), seen, 7, "campaign#thursday_offer")
+    assert report.redeemed(report.Outcome(coupons=(other,)), seen, 7, None)
+    expired = ("campaign#thursday_offer#m1", NOW, NOW + 8 * day)
+    assert not report.redeemed(report.Outcome(coupons=(expired,)), seen, 7, "campaign#thursday_offer")
