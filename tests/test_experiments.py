@@ -410,3 +410,44 @@ def test_conversion_and_redemption_count_only_inside_the_window_after_the_exposu
     assert report.redeemed(report.Outcome(coupons=(other,)), seen, 7, None)
     expired = ("campaign#thursday_offer#m1", NOW, NOW + 8 * day)
     assert not report.redeemed(report.Outcome(coupons=(expired,)), seen, 7, "campaign#thursday_offer")
+
+
+@pytest.fixture
+def welcome_experiment(tmp_path, monkeypatch):
+    """The shipped welcome_12 experiment switched on, its window around the test clock."""
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    data = json.loads((directory / "experiments.json").read_text(encoding="utf-8"))
+    data["enabled"] = True
+    data["experiments"]["welcome_12"] |= {
+        "starts_at": "2026-11-20T00:00:00+08:00",
+        "ends_at": "2026-12-18T00:00:00+08:00",
+    }
+    (directory / "experiments.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setenv("SIYU_RULES_DIR", str(directory))
+    loader.clear_cache()
+    return loader.load_dir(directory)
+
+
+def test_a_welcome_rule_change_gives_each_group_its_coupon_and_records_one_exposure(
+    client, aws, welcome_experiment, clock
+):
+    from chalicelib.state.models import Coupon
+    from siyu.local import callbacks
+    from tests.helpers import send
+
+    created = int(clock.now().timestamp())
+    values = {}
+    for i in range(12):
+        member = f"oWelcome{i}"
+        xml = callbacks.oa_event(member, "subscribe", created + i, "")
+        assert send(client, callbacks.oa_post(aws, xml, clock.now())).status_code == 200
+        values[member] = next(iter(Coupon.by_member.query(member))).value_fen
+    seen = {r.sk: r.status for r in LoyaltyRecord.query(keys.exposures("welcome_12"))}
+    assert set(seen) == set(values)
+    assert {values[m] for m, arm in seen.items() if arm == "coupon_12"} == {1200}
+    assert {values[m] for m, arm in seen.items() if arm == HOLDOUT} == {990}
+    assert len(set(seen.values())) == 2
+    refollow = callbacks.oa_event("oWelcome0", "subscribe", created + 100, "")
+    assert send(client, callbacks.oa_post(aws, refollow, clock.now())).status_code == 200
+    assert len(list(LoyaltyRecord.query(keys.exposures("welcome_12")))) == 12
