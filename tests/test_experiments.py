@@ -451,3 +451,16 @@ def test_a_welcome_rule_change_gives_each_group_its_coupon_and_records_one_expos
     refollow = callbacks.oa_event("oWelcome0", "subscribe", created + 100, "")
     assert send(client, callbacks.oa_post(aws, refollow, clock.now())).status_code == 200
     assert len(list(LoyaltyRecord.query(keys.exposures("welcome_12")))) == 12
+
+
+def test_an_erased_members_exposure_is_deleted(client, aws, welcome_experiment, clock):
+    from chalicelib import runtime
+    from chalicelib.privacy import erase
+    from siyu.local import callbacks
+    from tests.helpers import send
+
+    xml = callbacks.oa_event("oGone", "subscribe", int(clock.now().timestamp()), "")
+    assert send(client, callbacks.oa_post(aws, xml, clock.now())).status_code == 200
+    assert [r.sk for r in LoyaltyRecord.query(keys.exposures("welcome_12"))] == ["oGone"]
+    erase.erase(runtime.context(), "oGone", requested_by="test")
+    assert list(LoyaltyRecord.query(keys.exposures("welcome_12"))) == []

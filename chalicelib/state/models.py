@@ -588,9 +588,11 @@ class LoyaltyRecord(_Base):
     - ``group#<chat id>`` / ``<member>``: who joined a store group; ``koc#<chat id>`` / ``<month>``:
       that month's brand helpers;
     - ``cursor`` / ``<step>``: a once-only sweep that finished (a month's expiry, a day's agenda).
+    - ``experiment#<name>`` / ``<member>``: a member's first exposure to an experiment (``status``: the
+      group, ``at``: when, ``value``: the store; chalicelib/experiments).
 
     Access: get / conditional put by key, query one pk (a member's check-ins, a week's entrants,
-    a day's agenda), the records naming one member (privacy erase)."""
+    a day's agenda, an experiment's exposures), the records naming one member (privacy erase)."""
 
     class Meta(_Base.Meta):
         table_name = "loyalty"
