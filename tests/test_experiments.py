@@ -151,6 +151,12 @@ def test_a_rule_change_arm_must_make_a_valid_file():
         "/coupon/value_yuan: must be at most 500 (is 900)" in m
         for m in found
     )
+    change["file"] = "recall.json"  # its duty takes no member's version of the file: nothing would change
+    found = messages(rule_files({"t": experiment(campaign=None, rule_change=change)}))
+    assert any(
+        "rule_change/file: an arm can change only a rule file of this set among welcome.json" in m for m in found
+    )
+    change["file"] = "welcome.json"
     change["pointer"] = "/coupon/value_yen"
     found = messages(rule_files({"t": experiment(campaign=None, rule_change=change)}))
     assert any("/coupon/value_yen is not a setting in welcome.json" in m for m in found)
@@ -167,6 +173,14 @@ def test_a_rule_change_arm_must_make_a_valid_file():
 )
 def test_a_malformed_experiment_is_refused_with_a_reason(changes, words):
     assert any(words in m for m in messages(rule_files({"t": experiment(**changes)})))
+
+
+def test_the_digests_experiment_line_names_only_its_words():
+    files = loader.read_dir(RULES)
+    data = json.loads(files["digest.json"])
+    data["experiments_text"] = "{title} {lift_percent}"
+    found = messages({**files, "digest.json": json.dumps(data, ensure_ascii=False)})
+    assert any("/experiments_text: unknown placeholder {lift_percent}" in m for m in found)
 
 
 def test_an_absent_experiments_file_turns_experiments_off():

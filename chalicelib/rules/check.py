@@ -32,6 +32,7 @@ from chalicelib.rules import kinds
 from chalicelib.rules.models import (
     FILES,
     OPTIONAL_FILES,
+    TESTABLE_FILES,
     CatalogRule,
     Experiment,
     ExperimentsRule,
@@ -290,8 +291,9 @@ def _rule_change_problems(
     change = experiment.rule_change
     assert change is not None
     where = f"{at}/rule_change"
-    if change.file not in FILES or change.file == "experiments.json" or change.file not in texts:
-        problem("experiments.json", f"{where}/file", f"{change.file} is not a rule file of this set an arm can change")
+    if change.file not in TESTABLE_FILES or change.file not in texts:
+        testable = ", ".join(sorted(TESTABLE_FILES))
+        problem("experiments.json", f"{where}/file", f"an arm can change only a rule file of this set among {testable}")
         return
     if change.file not in valid:
         return  # the file's own problems are reported

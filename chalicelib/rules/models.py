@@ -1062,6 +1062,10 @@ class CatalogRule(RuleFile):
 
 
 ExperimentMetric = Literal["conversion", "redemption", "order_value"]
+# The rule files whose duty takes each member's version of the file under a rule-change
+# experiment (chalicelib/experiments/assign.py, variant): welcome.json (chalicelib/duties/welcome.py).
+# An experiment on another file would change nothing, so rules check refuses it.
+TESTABLE_FILES = frozenset({"welcome.json"})
 ExperimentName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=40)]
 HOLDOUT = "holdout"
 
