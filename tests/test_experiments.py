@@ -478,3 +478,19 @@ def test_an_erased_members_exposure_is_deleted(client, aws, welcome_experiment, 
     assert [r.sk for r in LoyaltyRecord.query(keys.exposures("welcome_12"))] == ["oGone"]
     erase.erase(runtime.context(), "oGone", requested_by="test")
     assert list(LoyaltyRecord.query(keys.exposures("welcome_12"))) == []
+
+
+def test_a_campaigns_holdout_gets_only_its_exposure_and_an_arm_its_exposure_and_the_send():
+    from chalicelib.plans import Instruction
+
+    rules = rules_with({"t": experiment()})
+    assert exposure.experiment_of(rules, "thursday_offer") == "t" and exposure.experiment_of(rules, "x") is None
+    send: list[Instruction] = [Instruction()]
+    groups = {}
+    for i in range(40):
+        arm, plan = exposure.gate(rules, "t", f"o{i}", NOW, send)
+        groups[arm] = [type(p).__name__ for p in plan]
+    assert groups == {HOLDOUT: ["RecordOnce"], "offer": ["RecordOnce", "Instruction"]}
+    assert exposure.gate(rules, None, "o1", NOW, send) == (None, send)
+    late = datetime(2026, 12, 2, tzinfo=UTC)
+    assert exposure.gate(rules, "t", "o1", late, send) == (None, send)

@@ -229,7 +229,7 @@ def experiments(principal: Principal, rules: RuleSet, now: datetime, name: str |
     principal.require_ops("read the experiments")
     defined = rules.experiments.experiments
     if name is not None and name not in defined:
-        raise NotFound(f"experiments.json has no experiment {name}")
+        raise NotFound("name: experiments.json has no such experiment")
     names = [name] if name else sorted(defined)
     found = [experiment_report.build(rules, n, now) for n in names]
     return {

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from chalicelib.experiments.assign import arm_of
-from chalicelib.plans import RecordOnce
+from chalicelib.plans import Instruction, RecordOnce
 from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.models import HOLDOUT
 from chalicelib.store import keys
 
 
@@ -47,3 +48,29 @@ def exposure(
         return None, None
     cause = event_id or keys.experiment_event(experiment, member_id)
     return arm, expose(rules, experiment, member_id, arm, now, cause, store_id)
+
+
+def gate(
+    rules: RuleSet,
+    experiment: str | None,
+    member_id: str,
+    now: datetime,
+    send: list[Instruction],
+    event_id: str | None = None,
+    store_id: str | None = None,
+) -> tuple[str | None, list[Instruction]]:
+    """A campaign's send to one member under its experiment (``experiment``: the experiment that
+    names the campaign, or None): the holdout gets its exposure and nothing else; an arm gets its
+    exposure and ``send``; a member the experiment does not reach gets ``send`` alone. (A campaign
+    whose arms differ in content calls ``exposure`` first and builds each arm's send itself.)"""
+    if experiment is None:
+        return None, send
+    arm, record = exposure(rules, experiment, member_id, now, event_id, store_id)
+    if record is None:
+        return None, send
+    return arm, [record] if arm == HOLDOUT else [record, *send]
+
+
+def experiment_of(rules: RuleSet, campaign: str) -> str | None:
+    """The experiment that tests a campaign (the first that names it), or None."""
+    return next((name for name, e in rules.experiments.experiments.items() if e.campaign == campaign), None)
