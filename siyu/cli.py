@@ -9,6 +9,7 @@
     siyu send follow OPENID   play WeChat against the running stack (also: unfollow, text, join)
     siyu rules check|publish|history|diff|rollback|schema|preview   the rule sets (docs/rules.md)
     siyu recall report|sweep  recall results against the holdout; run the sweep now
+    siyu experiments plan|report   A/B tests: the sample size and days they need; their results
     siyu groups silent        group members still silent after the intercept offer
     siyu segments             member segments' sizes per store; evaluate (a pass now); show NAME [--store S]
     siyu alerts | kpis        open threshold alerts; the KPIs of the chain or a store
@@ -35,6 +36,7 @@ from pathlib import Path
 from chalicelib import admin, runtime, settings
 from chalicelib.campaigns import commands as campaign_commands
 from chalicelib.errors import Conflict, InvalidRules, SiyuError
+from chalicelib.experiments import commands as experiment_commands
 from chalicelib.identity import commands as identity_commands
 from chalicelib.loyalty import commands as loyalty_commands
 from chalicelib.metrics import commands as metrics_commands
@@ -133,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
     rule_commands.add_parser(sub)
     recall_commands.add_parser(sub)
     segment_commands.add_parser(sub)
+    experiment_commands.add_parser(sub)
     metrics_commands.add_parser(sub)
     loyalty_commands.add_parser(sub)
     ticket_commands.add_parser(sub)

@@ -135,6 +135,16 @@ def recall(request: Any) -> Response:
     )
 
 
+def experiments(request: Any) -> Response:
+    from chalicelib.console import views
+
+    return _answer(
+        request,
+        "console_experiments",
+        lambda ctx, who: views.experiments(who, ctx.rules(), ctx.clock.now(), _query(request, "name")),
+    )
+
+
 def rules(request: Any) -> Response:
     from chalicelib.console import rules as console_rules
 

@@ -20,6 +20,7 @@ from chalicelib.console.auth import Principal
 from chalicelib.counters import CHAIN
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.events import is_platform_id
+from chalicelib.experiments import report as experiment_report
 from chalicelib.identity import merge
 from chalicelib.metrics import kpis
 from chalicelib.metrics.alerts import LEVEL_NAMES
@@ -217,4 +218,28 @@ def recall(principal: Principal, rules: RuleSet, now: datetime, days: int) -> di
             for row in shown
         ],
         "text": report.render(shown, since, until, min_sample),
+    }
+
+
+# --- experiments --------------------------------------------------------------------------------
+
+
+def experiments(principal: Principal, rules: RuleSet, now: datetime, name: str | None) -> dict[str, Any]:
+    """``siyu experiments report [NAME]`` with each one's plan: chain-wide numbers, for ops."""
+    principal.require_ops("read the experiments")
+    defined = rules.experiments.experiments
+    if name is not None and name not in defined:
+        raise NotFound("name: experiments.json has no such experiment")
+    names = [name] if name else sorted(defined)
+    found = [experiment_report.build(rules, n, now) for n in names]
+    return {
+        "enabled": rules.experiments.enabled,
+        "experiments": [
+            {
+                **r.as_dict(),
+                "plan_text": experiment_report.plan_text(r.name, defined[r.name]),
+                "text": experiment_report.render(r),
+            }
+            for r in found
+        ],
     }

@@ -5,20 +5,27 @@ they use (``chalicelib/identity``), and of every person merged into them.
 The coupon's code is derived from ``welcome#<member>`` and read with the event: a re-follow
 finds it taken and gets the re-follow text; a concurrent event that issues it first makes this
 plan's coupon taken at commit, and the plan commits the re-follow text instead.
+
+welcome.json may be under an experiment (experiments.json ``rule_change``): the member's group
+gets its version of the file (``experiments.assign.variant``), and the member's exposure is
+recorded with the coupon, only when the coupon is new (a re-follow is not a second exposure).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib import codes
 from chalicelib.events import Event, Kind
+from chalicelib.experiments import assign, exposure
 from chalicelib.facts import Snapshot
 from chalicelib.identity import resolve
 from chalicelib.offers import offer
 from chalicelib.plans import Instruction, QueueMessage, Reply, new, taken
 from chalicelib.rules.loader import RuleSet
+from chalicelib.rules.models import WelcomeRule
 from chalicelib.rules.scope import in_scope
 from chalicelib.rules.texts import fill
 from chalicelib.settings import Settings
@@ -61,7 +68,8 @@ def gather(event: Event, member: Member | None, reads: Snapshot, settings: Setti
 
 
 def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
-    rule = rules.welcome
+    tested = assign.variant(rules, "welcome.json", facts.member_id, now, facts.home_store)
+    rule = tested.rule if tested is not None and isinstance(tested.rule, WelcomeRule) else rules.welcome
     event = facts.event
     if event.kind.value not in rule.triggers or not in_scope(rule, CAUSE, facts.member_id, facts.home_store, now):
         return []
@@ -80,6 +88,11 @@ def decide(facts: Facts, rules: RuleSet, now: datetime) -> list[Instruction]:
     coupon, expires_at = given.coupon, given.coupon.expires_at
     text = fill(rule.text, **given.words, questionnaire_url=rule.questionnaire_url or "")
     plan: list[Instruction] = [coupon]
+    if tested is not None:
+        seen = exposure.expose(
+            rules, tested.experiment, facts.member_id, tested.arm, now, event.event_id, facts.home_store
+        )
+        plan.append(dataclasses.replace(seen, when=new(coupon)))
     if event.kind is Kind.FOLLOWED:
         plan.append(
             Reply(

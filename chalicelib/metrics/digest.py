@@ -3,13 +3,15 @@
 Per scope, the week's core KPIs with the change on the week before and the distance to target,
 the activity behind them (follows, orders, GMV), coupons and message spend, the cost of tier
 discounts given at the till (digest.json's ``tier_benefits_text``); open alerts; the
-recall lift; the top and bottom stores. Rendered as WeCom markdown within the robot's 4,096
+recall lift; the experiments' results (``experiments_text``, chalicelib/experiments/report.py);
+the top and bottom stores. Rendered as WeCom markdown within the robot's 4,096
 bytes (store lines are dropped from the end if needed, and the digest says so) plus one PNG
 chart of the chain's daily trend (``chart``, the only module that imports matplotlib). Stored
 under its ISO week, so ``siyu digest --week 2026-W47`` reads the same digest again.
 
 Reads: three queries per scope (two weeks of days, cohorts, totals) whatever the number of
-events, one scan of the small alerts table, and the recall decisions of the last 30 days.
+events, one scan of the small alerts table, the recall decisions of the last 30 days, and the
+exposures of at most five experiments with their members' orders and coupons.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from zoneinfo import ZoneInfo
 from chalicelib import executor
 from chalicelib.counters import CHAIN
 from chalicelib.events import robot_recipient
+from chalicelib.experiments import report as experiment_report
 from chalicelib.logs import log
 from chalicelib.metrics import kpis, read
 from chalicelib.metrics.alerts import LEVEL_NAMES, unit
@@ -71,6 +74,7 @@ class Digest:
     min_sample: int
     markdown: str = ""
     chart_png: bytes = b""
+    experiments: list[experiment_report.ExperimentReport] = field(default_factory=list)
 
 
 def week_of(text: str) -> date:
@@ -95,6 +99,7 @@ def build(rules: RuleSet, monday: date, now: datetime) -> Digest:
         r for r in report.summarize(report.records(sunday - timedelta(days=29), sunday), now) if r.store == report.ALL
     ]
     digest = Digest(iso_week(monday), monday, scopes, open_alerts, recall_rows, rules.recall.min_sample)
+    digest.experiments = _experiments(rules, monday, now)
     digest.markdown = render(digest, rules)
     try:
         from chalicelib.metrics import chart  # matplotlib: only the digest pays for it
@@ -103,6 +108,50 @@ def build(rules: RuleSet, monday: date, now: datetime) -> Digest:
         return digest
     digest.chart_png = chart.render(digest, rules)
     return digest
+
+
+EXPERIMENT_WEEKS = 4  # experiments running, or ended in the last four weeks, are in the digest
+MAX_EXPERIMENTS = 5
+
+
+def _experiments(rules: RuleSet, monday: date, now: datetime) -> list[experiment_report.ExperimentReport]:
+    """The reports of the experiments whose window reaches into the four weeks up to the digest's
+    Sunday (at most ``MAX_EXPERIMENTS``, the latest started first; the rest: siyu experiments report),
+    while experiments.json is switched on."""
+    if not rules.experiments.enabled:
+        return []
+    zone = ZoneInfo(rules.stores.default_timezone)
+    since = datetime.combine(monday - timedelta(weeks=EXPERIMENT_WEEKS - 1), datetime.min.time(), zone)
+    until = datetime.combine(monday + timedelta(days=7), datetime.min.time(), zone)
+    named = [
+        (experiment.starts_at, name)
+        for name, experiment in rules.experiments.experiments.items()
+        if experiment.starts_at < until and experiment.ends_at > since
+    ]
+    return [experiment_report.build(rules, name, now) for _, name in sorted(named, reverse=True)[:MAX_EXPERIMENTS]]
+
+
+def _experiment_lines(digest: Digest, rules: RuleSet) -> list[str]:
+    if not digest.experiments:
+        return []
+    lines = ["**实验结果（95%区间）**"]
+    for found in digest.experiments:
+        for result in found.results:
+            d = result.difference
+            lift = "暂无数据" if d is None else experiment_report.lift_text(result.metric, d)
+            values = {
+                "title": found.title,
+                "metric": experiment_report.LABELS[result.metric],
+                "arm": result.arm,
+                "baseline": result.baseline,
+                "lift": lift,
+                "p": "-" if d is None else f"{d.p_value:.3f}",
+                "verdict": result.verdict,
+            }
+            lines.append("> " + fill(rules.digest.experiments_text, **values))
+        if found.polluted:
+            lines.append(f"> 注意：{found.polluted}名会员同时参加了≥{found.polluted_at}个实验，结果可能受污染")
+    return lines
 
 
 def _scope(scope: str, name: str, monday: date, sunday: date) -> Scope:
@@ -248,12 +297,13 @@ def render(digest: Digest, rules: RuleSet) -> str:
         else []
     )
     ranking = _ranking(stores, rules)
+    experiments = _experiment_lines(digest, rules)
     store_lines = [
         f"**{s.scope} {s.name}**："
         + "，".join(f"{kpis.NAMES[n]} {shown(n, s.kpi(n).value)}" for n in rules.digest.core)
         for s in stores
     ]
-    fixed = [line for section in (head, alerts, recall, ranking) if section for line in (*section, "")]
+    fixed = [line for section in (head, alerts, recall, experiments, ranking) if section for line in (*section, "")]
     fixed.append("**各门店**")
     text = "\n".join(fixed)
     kept: list[str] = []

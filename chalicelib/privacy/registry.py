@@ -184,7 +184,8 @@ REGISTRY: tuple[Policy, ...] = (
         LoyaltyRecord,
         DELETE,
         finders.loyalty_records,
-        "check-ins, week entries, agenda items, birthday month, group rows, invite count: only about the member",
+        "check-ins, week entries, agenda items, birthday month, group rows, invite count, experiment exposures: "
+        "only about the member",
         quoted=True,
     ),
     Policy(

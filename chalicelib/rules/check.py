@@ -13,6 +13,7 @@ and cross-file checks (store ids that exist, groups that belong to one store).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
@@ -32,9 +33,12 @@ from chalicelib.rules.models import (
     CONDITION_FACTS,
     FILES,
     OPTIONAL_FILES,
+    TESTABLE_FILES,
     CampaignsRule,
     CatalogRule,
     ConsentTo,
+    Experiment,
+    ExperimentsRule,
     HasTag,
     LoyaltyRule,
     MessagingRule,
@@ -271,6 +275,10 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
     if isinstance(campaigns, CampaignsRule) and isinstance(messaging, MessagingRule):
         _calendar_problems(campaigns, stores, messaging, problem)
         _campaign_problems(campaigns, stores, messaging, _segment_names(parsed), problem)
+    experiments = parsed.get("experiments.json")
+    if isinstance(experiments, ExperimentsRule):
+        for name, experiment in experiments.experiments.items():
+            _experiment_problems(name, experiment, parsed, texts, problem)
     return problems
 
 
@@ -381,6 +389,67 @@ def _campaign_problems(
         slot = campaign.schedule.calendar
         if slot is not None and slot.slot not in slots:
             problem(CAMPAIGNS, f"{at}/schedule/calendar/slot", f"slot {slot.slot} is not a calendar slot")
+
+
+def _experiment_problems(
+    name: str, experiment: Experiment, parsed: dict[str, RuleFile], texts: dict[str, str], problem: Any
+) -> None:
+    """An experiment names what exists, and reaches its sample size inside its window (the issue's
+    "refuse to start one that cannot reach it, or say how long it needs"; chalicelib/stats.py)."""
+    at = f"/experiments/{pointer_of([name])[1:]}"
+    campaigns = getattr(parsed.get("campaigns.json"), "campaigns", None)
+    named = experiment.campaign
+    if named is not None and "campaigns.json" in texts and isinstance(campaigns, Mapping) and named not in campaigns:
+        problem("experiments.json", f"{at}/campaign", f"campaign {experiment.campaign} is not in campaigns.json")
+    if experiment.rule_change is not None:
+        _rule_change_problems(experiment, at, texts, set(parsed), problem)
+    try:
+        plan = experiment.plan()
+    except ValueError as exc:
+        problem("experiments.json", f"{at}/expected_lift", str(exc))
+        return
+    if plan.days_needed > plan.window_days:
+        groups = ", ".join(f"{group} {n}" for group, n in plan.per_group.items())
+        problem(
+            "experiments.json",
+            f"{at}/expected_daily_exposures",
+            f"needs {groups} members ({plan.fill_days} days at {experiment.expected_daily_exposures} exposures "
+            f"a day, then {experiment.conversion_days} days to convert): {plan.days_needed} days; "
+            f"the window has {plan.window_days}",
+        )
+
+
+def _rule_change_problems(
+    experiment: Experiment, at: str, texts: dict[str, str], valid: set[str], problem: Any
+) -> None:
+    """The changed file exists, its pointer names a setting in it, and each arm's value is valid there."""
+    change = experiment.rule_change
+    assert change is not None
+    where = f"{at}/rule_change"
+    if change.file not in TESTABLE_FILES or change.file not in texts:
+        testable = ", ".join(sorted(TESTABLE_FILES))
+        problem("experiments.json", f"{where}/file", f"an arm can change only a rule file of this set among {testable}")
+        return
+    if change.file not in valid:
+        return  # the file's own problems are reported
+    data, _ = parse_json(change.file, texts[change.file])
+    parts = [part.replace("~1", "/").replace("~0", "~") for part in change.pointer.split("/")[1:]]
+    for arm, value in change.values.items():
+        changed = copy.deepcopy(data)
+        holder = changed
+        for part in parts[:-1]:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict) or parts[-1] not in holder:
+            problem("experiments.json", f"{where}/pointer", f"{change.pointer} is not a setting in {change.file}")
+            return
+        holder[parts[-1]] = value
+        _, invalid = _validate(change.file, changed, texts[change.file])
+        for found in invalid[:1]:
+            problem(
+                "experiments.json",
+                f"{where}/values/{pointer_of([arm])[1:]}",
+                f"arm {arm}: {change.file} would be invalid: {found.pointer}: {found.message}",
+            )
 
 
 def _rule_refs(file: str, rule: RuleFile, templates: set[str] | None, stores: StoresRule, problem: Any) -> None:

@@ -24,6 +24,7 @@ from chalicelib.rules.models import (
     CampaignsRule,
     CatalogRule,
     DigestRule,
+    ExperimentsRule,
     LoyaltyRule,
     MessagingRule,
     RecallRule,
@@ -49,6 +50,7 @@ class RuleSet:
     catalog: CatalogRule = field(default_factory=lambda: CatalogRule(enabled=False))
     segments: SegmentsRule = field(default_factory=lambda: SegmentsRule(enabled=False))
     campaigns: CampaignsRule = field(default_factory=lambda: CampaignsRule(enabled=False))
+    experiments: ExperimentsRule = field(default_factory=lambda: ExperimentsRule(enabled=False))
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -79,6 +81,7 @@ def build(files: dict[str, str], version: str | None = None) -> RuleSet:
         catalog=catalog,
         segments=segments,
         campaigns=parsed["campaigns.json"],  # type: ignore[arg-type]
+        experiments=parsed["experiments.json"],  # type: ignore[arg-type]
     )
 
 

@@ -9,10 +9,11 @@ percentage rollout. The JSON Schemas in ``rules/schema/`` are generated from the
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from datetime import date as date_
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from chalicelib import stats
 from chalicelib.rules import kinds
 
 COUPON_CEILING_YUAN = Decimal("500")
@@ -937,6 +939,7 @@ class AlertsRule(Scoped):
 
 DIGEST_PLACEHOLDERS = frozenset({"amount", "orders", "share"})
 DELIVERY_PLACEHOLDERS = frozenset({"intended", "delivered", "rate", "dropped", "why"})
+EXPERIMENT_PLACEHOLDERS = frozenset({"title", "metric", "arm", "baseline", "lift", "p", "verdict"})
 
 
 class DigestRule(Scoped):
@@ -964,9 +967,14 @@ class DigestRule(Scoped):
         default="会员消息 应发 {intended} · 送达 {delivered}（{rate}）· 未送达 {dropped}{why}",
         description="The week's member messages: queued, delivered, dropped and why ({why}: by reason).",
     )
+    experiments_text: Text = Field(
+        default="{title}：{metric} {arm} 对 {baseline} {lift}，p={p}，{verdict}",
+        description="One line per experiment, metric and arm, for experiments running or ended in the last 4 weeks.",
+    )
 
     _placeholders = _texts(DIGEST_PLACEHOLDERS, "tier_benefits_text")
     _delivery_words = _texts(DELIVERY_PLACEHOLDERS, "delivery_text")
+    _experiment_words = _texts(EXPERIMENT_PLACEHOLDERS, "experiments_text")
 
     def target_of(self, kpi: str) -> Decimal | None:
         """The target of a KPI named at run time (a digest row, a console card), if one is set."""
@@ -1299,6 +1307,8 @@ class SegmentsRule(Scoped):
         """Whether any tag or segment asks one of ``facts`` (a pass reads only what is asked)."""
         everything: list[TagDef | SegmentDef] = [*self.tags.values(), *self.segments.values()]
         return any(condition.fact in facts for definition in everything for condition in definition.all)
+
+
 # --- campaigns.json: the content calendar and campaigns (issue 21) ---------------------------
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -1501,6 +1511,163 @@ class CampaignsRule(Scoped):
         return next((c for c in self.campaigns if c.name == name), None)
 
 
+ExperimentMetric = Literal["conversion", "redemption", "order_value"]
+# The rule files whose duty takes each member's version of the file under a rule-change
+# experiment (chalicelib/experiments/assign.py, variant): welcome.json (chalicelib/duties/welcome.py).
+# An experiment on another file would change nothing, so rules check refuses it.
+TESTABLE_FILES = frozenset({"welcome.json"})
+ExperimentName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=40)]
+HOLDOUT = "holdout"
+
+
+class Arm(Strict):
+    """One arm of an experiment: its name and its share of the members not held out."""
+
+    name: ExperimentName
+    weight: Annotated[int, BeforeValidator(_number_only), Field(ge=1, le=100)] = 1
+
+
+class RuleChange(Strict):
+    """A rule change under test: the value at ``pointer`` of ``file`` that each arm gets (the
+    holdout keeps the file's own value). Checked: the file and pointer exist, every arm's value
+    makes a valid file (chalicelib/rules/check.py)."""
+
+    file: Annotated[str, Field(pattern=r"^[a-z_]+\.json$")]
+    pointer: Annotated[str, Field(pattern=r"^(/[^/]+)+$", max_length=200)] = Field(
+        description="JSON pointer of the setting, e.g. /coupon/value_yuan."
+    )
+    values: dict[ExperimentName, object] = Field(description="Arm name -> the value it gets.")
+
+
+def _conversion_only() -> list[ExperimentMetric]:
+    return ["conversion"]
+
+
+class Plan(Strict):
+    """What an experiment needs before it starts (chalicelib/stats.py, sample_size)."""
+
+    baseline: str
+    base_rate: float
+    expected_rate: float
+    per_group: dict[str, int] = Field(description="Members needed per group (holdout and each arm).")
+    fill_days: int = Field(description="Days of exposures until every group has its members.")
+    days_needed: int = Field(description="fill_days plus conversion_days for the last member to convert.")
+    window_days: int
+
+
+class Experiment(Strict):
+    """An A/B test of a campaign or a rule change (002 §4.4): arms by a stable hash, a holdout,
+    the sample size from the base rate and expected lift (α = 0.05 two-sided, ``power``), results
+    per metric against the baseline (the holdout, or the first arm when there is none)."""
+
+    title: Annotated[str, Field(min_length=1, max_length=40)]
+    campaign: Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=40)] | None = Field(
+        default=None, description="campaigns.json campaign under test (its send is the exposure)."
+    )
+    rule_change: RuleChange | None = None
+    arms: list[Arm] = Field(min_length=1, max_length=5)
+    holdout_percent: Percent = Field(
+        default=10, validate_default=True, description="Share of members held out: they get nothing new."
+    )
+    metrics: list[ExperimentMetric] = Field(default_factory=_conversion_only, min_length=1)
+    base_rate: Annotated[Decimal, BeforeValidator(_number_only), Field(gt=0, lt=100)] = Field(
+        description="Today's conversion rate of the members it reaches, in percent (5 = 5 %)."
+    )
+    expected_lift: Annotated[Decimal, BeforeValidator(_number_only), Field(gt=0, le=1000)] = Field(
+        description="The lift the arms should bring, in percent: relative (20 = +20 %) or points (2 = +2 points)."
+    )
+    lift: Literal["relative", "points"] = "relative"
+    minimum_effect: dict[ExperimentMetric, Annotated[Decimal, BeforeValidator(_number_only), Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Smallest lift worth having: points for conversion and redemption, yuan for order_value.",
+    )
+    power: Annotated[int, BeforeValidator(_number_only), Field(ge=50, le=99)] = Field(
+        default=80, description="Chance in percent of finding the expected lift when it is there."
+    )
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    conversion_days: Annotated[int, Field(ge=1, le=90)] = Field(
+        default=7, description="An order within this many days after the exposure converts the member."
+    )
+    expected_daily_exposures: Annotated[int, BeforeValidator(_number_only), Field(ge=1, le=10_000_000)] = Field(
+        description="Members newly reached per day (all groups together)."
+    )
+    salt: Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=40)] | None = Field(
+        default=None, description="Changes the hash (a re-run with fresh groups); default: the experiment's name."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Experiment:
+        if (self.campaign is None) == (self.rule_change is None):
+            raise ValueError("an experiment tests either a campaign or a rule_change")
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names) or HOLDOUT in names:
+            raise ValueError(f"each arm needs its own name, and none may be called {HOLDOUT}")
+        if self.holdout_percent == 0 and len(self.arms) < 2:
+            raise ValueError("without a holdout, an experiment needs two arms (the first is the control)")
+        if self.rule_change is not None and set(self.rule_change.values) != set(names):
+            raise ValueError("rule_change/values gives a value for each arm, and only for them")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be later than starts_at")
+        if self.lift == "points" and self.base_rate + self.expected_lift >= 100:
+            raise ValueError("base_rate + expected_lift must stay below 100 %")
+        return self
+
+    @property
+    def exposure_ends_at(self) -> datetime:
+        """Members are exposed until ``conversion_days`` before the end: the last can still convert."""
+        return max(self.starts_at, self.ends_at - timedelta(days=self.conversion_days))
+
+    def shares(self) -> dict[str, float]:
+        """Each group's share of the members reached: the holdout's, then each arm's."""
+        rest = 1 - float(self.holdout_percent) / 100
+        total = sum(arm.weight for arm in self.arms)
+        groups = {HOLDOUT: float(self.holdout_percent) / 100} if self.holdout_percent else {}
+        return groups | {arm.name: rest * arm.weight / total for arm in self.arms}
+
+    @property
+    def baseline(self) -> str:
+        return HOLDOUT if self.holdout_percent else self.arms[0].name
+
+    def plan(self) -> Plan:
+        """The members each group needs and the days that takes at the expected exposures."""
+        base = float(self.base_rate) / 100
+        expected = stats.expected_rate(base, float(self.expected_lift) / 100, self.lift == "relative")
+        if not 0 < expected < 1:
+            raise ValueError("the expected rate (base_rate with expected_lift) must stay below 100 %")
+        shares = self.shares()
+        per_group: dict[str, int] = {}
+        for name, share in shares.items():
+            if name == self.baseline:
+                continue
+            ratio = share / shares[self.baseline]
+            n_base = stats.sample_size(base, expected, power=self.power / 100, ratio=ratio)
+            per_group[self.baseline] = max(per_group.get(self.baseline, 0), math.ceil(n_base))
+            per_group[name] = math.ceil(n_base * ratio)
+        fill = max(n / (self.expected_daily_exposures * shares[name]) for name, n in per_group.items())
+        fill_days = math.ceil(fill - 1e-9)
+        window = math.floor((self.ends_at - self.starts_at).total_seconds() / 86_400)
+        return Plan(
+            baseline=self.baseline,
+            base_rate=base,
+            expected_rate=expected,
+            per_group=per_group,
+            fill_days=fill_days,
+            days_needed=fill_days + self.conversion_days,
+            window_days=window,
+        )
+
+
+class ExperimentsRule(Scoped):
+    """experiments.json: A/B tests of campaigns and rule changes (002 §4.4)."""
+
+    experiments: dict[ExperimentName, Experiment] = Field(default_factory=dict)
+    polluted_at: Annotated[int, Field(ge=2, le=20)] = Field(
+        default=5,
+        description="A member in this many experiments at once is polluted: the report warns (002 §4.4: 5 tests).",
+    )
+
+
 # file name -> model. A rule set is exactly these files.
 FILES: dict[str, type[RuleFile]] = {
     "alerts.json": AlertsRule,
@@ -1513,11 +1680,20 @@ FILES: dict[str, type[RuleFile]] = {
     "loyalty.json": LoyaltyRule,
     "segments.json": SegmentsRule,
     "campaigns.json": CampaignsRule,
+    "experiments.json": ExperimentsRule,
 }
 # Duty files added after the first release may be absent from a rule set (versions published
 # before the duty existed): an absent file means the duty is off. Their models must validate
 # from ``{"enabled": false}`` alone (a test checks).
 OPTIONAL_FILES: frozenset[str] = frozenset(
-    {"recall.json", "loyalty.json", "alerts.json", "digest.json", "catalog.json", "segments.json"}
-    {"recall.json", "loyalty.json", "alerts.json", "digest.json", "catalog.json", "campaigns.json"}
+    {
+        "recall.json",
+        "loyalty.json",
+        "alerts.json",
+        "digest.json",
+        "catalog.json",
+        "segments.json",
+        "campaigns.json",
+        "experiments.json",
+    }
 )

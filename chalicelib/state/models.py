@@ -601,11 +601,13 @@ class LoyaltyRecord(_Base):
       (its value: the message key), read by the campaign's report (chalicelib/campaigns);
     - ``cursor`` / ``<step>``: a once-only sweep that finished (a month's expiry, a day's agenda).
     - ``segment#<name>`` / ``<store>#<member>``: the member is in the segment (chalicelib/segments),
-      written with the member's ``segments`` by ``plans.SetSegments``.
+      written with the member's ``segments`` by ``plans.SetSegments``;
+    - ``experiment#<name>`` / ``<member>``: a member's first exposure to an experiment (``status``: the
+      group, ``at``: when, ``value``: the store; chalicelib/experiments).
 
     Access: get / conditional put by key, query one pk (a member's check-ins, a week's entrants,
-    a day's agenda, a segment's members, of one store by ``begins_with``), the records naming one
-    member (privacy erase)."""
+    a day's agenda, a segment's members, of one store by ``begins_with``, an experiment's
+    exposures), the records naming one member (privacy erase)."""
 
     class Meta(_Base.Meta):
         table_name = "loyalty"

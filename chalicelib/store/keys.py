@@ -269,6 +269,20 @@ def catalog_limit(member_id: str, item_id: str, month: str | None) -> tuple[str,
     return f"redeemed#{member_id}", f"{item_id}#{month or 'ever'}"
 
 
+# --- experiments (chalicelib/experiments) ------------------------------------------------------
+
+
+def exposures(experiment: str) -> str:
+    """The partition of an experiment's exposures: one record per member (sk: the member id),
+    written once, with the arm and the time of the first exposure."""
+    return f"experiment#{experiment}"
+
+
+def experiment_event(experiment: str, member_id: str) -> str:
+    """The cause of a member's exposure when no event causes it (a timer's, a test's)."""
+    return f"experiment#{experiment}#{member_id}"
+
+
 # --- metrics -----------------------------------------------------------------------------------
 CHAIN = "chain"
 TOTAL = "total"
