@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from chalicelib import executor
 from chalicelib.campaigns import calendar, content, members
 from chalicelib.campaigns.calendar import Push
+from chalicelib.experiments import assign, exposure
 from chalicelib.logs import log
 from chalicelib.plans import Instruction, QueueMessage, RecordOnce, new
 from chalicelib.rules.loader import RuleSet
@@ -225,13 +226,27 @@ def _campaign(
     find: members.Finder | None,
     arm: Arm | None,
 ) -> int:
+    """One occurrence's messages, each recorded once. Under the experiment that tests the campaign
+    (experiments.json names it), each segment member's exposure is recorded with her message, and a
+    member of the holdout gets her exposure alone (chalicelib/experiments/exposure.py, gate)."""
+    experiment = exposure.experiment_of(rules, campaign.name) if campaign.audience.segment is not None else None
+    if experiment is not None and arm is None:
+        arm = _arms(rules, experiment, now)
     created = 0
     for message in campaign_messages(rules, campaign, occurrence, at, now, find or members.segment_members, arm):
         plan: list[Instruction] = [message]
         if campaign.audience.segment is not None:
             plan.append(_ledger(campaign, occurrence, message, now))
+        _, plan = exposure.gate(rules, experiment, message.member_id, now, plan, message.event_id, message.store_id)
         created += _record(plan, message.message_key, now).kept(message)
     return created
+
+
+def _arms(rules: RuleSet, experiment: str, now: datetime) -> Arm:
+    def arm(_campaign: Campaign, member_id: str) -> str | None:
+        return assign.arm_of(rules, experiment, member_id, now)
+
+    return arm
 
 
 def _ledger(campaign: Campaign, occurrence: str, message: QueueMessage, now: datetime) -> RecordOnce:
@@ -288,7 +303,7 @@ def campaign_messages(
         return out
     for store_id, ids in members.audience(campaign, rules.stores, at, find).items():
         for member_id in ids:
-            picked = arm(campaign, member_id) if arm and campaign.experiment else None
+            picked = arm(campaign, member_id) if arm else None
             key = keys.campaign_message(campaign.name, occurrence, member_id)
             words = {"title": campaign.title, **({"link": campaign.link} if campaign.link else {})}
             out.append(

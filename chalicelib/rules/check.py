@@ -397,10 +397,9 @@ def _experiment_problems(
     """An experiment names what exists, and reaches its sample size inside its window (the issue's
     "refuse to start one that cannot reach it, or say how long it needs"; chalicelib/stats.py)."""
     at = f"/experiments/{pointer_of([name])[1:]}"
-    campaigns = getattr(parsed.get("campaigns.json"), "campaigns", None)
-    named = experiment.campaign
-    if named is not None and "campaigns.json" in texts and isinstance(campaigns, Mapping) and named not in campaigns:
-        problem("experiments.json", f"{at}/campaign", f"campaign {experiment.campaign} is not in campaigns.json")
+    campaigns = parsed.get("campaigns.json")
+    if experiment.campaign is not None and isinstance(campaigns, CampaignsRule):
+        _tested_campaign_problems(name, experiment, campaigns, at, problem)
     if experiment.rule_change is not None:
         _rule_change_problems(experiment, at, texts, set(parsed), problem)
     try:
@@ -417,6 +416,27 @@ def _experiment_problems(
             f"a day, then {experiment.conversion_days} days to convert): {plan.days_needed} days; "
             f"the window has {plan.window_days}",
         )
+
+
+def _tested_campaign_problems(
+    name: str, experiment: Experiment, campaigns: CampaignsRule, at: str, problem: Any
+) -> None:
+    """The tested campaign exists and sends to a segment's members (the experiment's units), and its
+    variants name the experiment's arms."""
+    campaign = campaigns.campaign(experiment.campaign or "")
+    if campaign is None:
+        problem("experiments.json", f"{at}/campaign", f"campaign {experiment.campaign} is not in campaigns.json")
+        return
+    if campaign.audience.segment is None:
+        problem(
+            "experiments.json",
+            f"{at}/campaign",
+            f"campaign {campaign.name} sends to groups; an experiment needs one sent to a segment's members",
+        )
+    arms = {arm.name for arm in experiment.arms}
+    k = campaigns.campaigns.index(campaign)
+    for arm in sorted(set(campaign.variants) - arms):
+        problem(CAMPAIGNS, f"/campaigns/{k}/variants/{arm}", f"arm {arm} is not an arm of experiment {name}")
 
 
 def _rule_change_problems(

@@ -63,7 +63,7 @@ from chalicelib.protocol import xmlsafe
 from chalicelib.protocol.crypto import MessageCrypto
 from siyu.local import callbacks
 from siyu.local.dynamodb import DynamoDBLocal
-from siyu.simulate import world
+from siyu.simulate import experiment, world
 from siyu.simulate.world import ZONE, Persona, Planned
 
 SLOT = timedelta(minutes=30)  # the timers' resolution: jobs of a shorter rate run once a slot
@@ -140,6 +140,8 @@ class Simulation:
         self._seq = 0
         self._seen_wechat = 0
         self._seen_recalls: set[tuple[str, str]] = set()
+        self.effect = experiment.Effect(seed)  # what the campaign under test did (the world's truth)
+        self.experiment_runs = False
 
     # -- running -----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -192,6 +194,7 @@ class Simulation:
             {"id": s.id, "name": s.name, "timezone": "Asia/Shanghai", "groups": [s.group]} for s in self.chain
         ]
         (rules_dir / "stores.json").write_text(json.dumps(stores, ensure_ascii=False, indent=2), encoding="utf-8")
+        self.experiment_runs = experiment.write_rules(rules_dir, self.chain, self.start, self.days, len(self.people))
         for name in list(os.environ):
             if name.startswith("SIYU_"):
                 del os.environ[name]
@@ -288,6 +291,7 @@ class Simulation:
             self._arrive(person, now, second=kind == "arrive_second")
         elif kind == "order":
             self._order(person, now, planned.detail.get("returning", False))
+            self.effect.ordered(person, now, bool(planned.detail.get("campaign")))
         elif kind in ("checkin", "text", "unfollow", "popup"):
             self._account(kind, person, planned.detail, now)
         elif kind == "birthday":
@@ -532,6 +536,8 @@ class Simulation:
                 if person is not None:
                     self.pockets[person.member_id] += CODE.findall(text)
                     self.reached[person.member_id] = self.clock.now()
+                    if experiment.MARK in text and (comes := self.effect.read(person, self.clock.now())):
+                        self._schedule(comes)
         self._seen_wechat += len(received)
 
     def _read_recalls(self, at: datetime) -> None:
@@ -555,6 +561,9 @@ class Simulation:
             person.returns_on = world.maybe_return(person, today, reached, self.seed)
             if person.returns_on:
                 self.tally.returns[record.arm] += 1
+
+    def run_days(self) -> list[date]:
+        return [self.start.date() + timedelta(days=n) for n in range(self.days)]
 
     # -- output ------------------------------------------------------------------------------
     def _progress(self, done: int, began: float) -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import ledger
@@ -43,6 +43,7 @@ from chalicelib.events import robot_of
 from chalicelib.metrics import digest
 from chalicelib.recall import report
 from chalicelib.state.models import Alert, Coupon, EventRecord, OutboxMessage, Ticket
+from siyu.simulate import experiment
 
 if TYPE_CHECKING:
     from siyu.simulate.driver import Simulation
@@ -83,6 +84,7 @@ def collect(sim: Simulation) -> dict[str, Any]:
         "till_terms": _till_terms(events, coupons),
         "stock_kept": _stock_kept(rules),
         "no_window_drops": _no_window_drops(messages, rules.messaging),
+        "calendar_slots": calendar_pushes(messages, rules, zone, sim.run_days()),
     }
     return {
         "seed": sim.seed,
@@ -121,6 +123,8 @@ def collect(sim: Simulation) -> dict[str, Any]:
         "delivery": delivery(messages),
         "points_audit": {"balances": checked, "differences": len(differences)},
         "staff_actions": dict(sorted(sim.tally.staff.items())),
+        "calendar": invariants["calendar_slots"]["sent"],
+        "experiment": experiment.result(sim, sim.experiment_runs),
         "digest_week": built.week,
         "digest": built.markdown,
         "invariants": invariants,
@@ -266,8 +270,8 @@ def _caps(messages, rules, zone) -> dict[str, Any]:
     per_day: Counter[tuple[str, str, str]] = Counter()
     per_week: Counter[tuple[str, str, str]] = Counter()
     for m in messages:
-        if m.status != "sent" or m.category not in ("promo", "service") or m.channel == "robot":
-            continue
+        if m.status != "sent" or m.category not in ("promo", "service") or m.channel in NOT_TO_MEMBERS:
+            continue  # a member's caps; a group's one mass message a day is the calendar's check
         local = m.sent_at.astimezone(zone)
         per_day[(m.member_id, m.category, local.date().isoformat())] += 1
         year, week, _ = local.isocalendar()
@@ -423,6 +427,8 @@ def render(result: dict[str, Any]) -> str:
     lines += ["", *render_delivery(result["delivery"])]
     p = result["points_audit"]
     lines.append(f"points audit:   {p['balances']} balances, {p['differences']} differences")
+    lines.append("calendar:       pushes sent " + _pairs(result["calendar"]))
+    lines += experiment.render(result["experiment"])
     lines.append("")
     for name, check in result["invariants"].items():
         lines.append(f"{'ok  ' if check['ok'] else 'FAIL'} {name}: {check['detail']}")
@@ -451,3 +457,32 @@ def render_delivery(rows: dict[str, dict[str, Any]]) -> list[str]:
 
 def _pairs(counts: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
+
+
+def calendar_pushes(messages, rules: Any, zone: Any, days: list[date]) -> dict[str, Any]:
+    """The content calendar as the groups lived it: each group's pushes sent per day and slot, and
+    whether every group got exactly one push in each slot of every day, inside its messaging.json
+    group slot (outside business hours; 003 §2.2.1)."""
+    windows = {slot.name: (slot.start, slot.end) for slot in rules.messaging.group_slots}
+    slots = [slot.name for slot in rules.campaigns.calendar.slots]
+    sent: Counter[tuple[str, str, str]] = Counter()
+    outside = []
+    for m in messages:
+        if not m.message_key.startswith("calendar#") or m.status != "sent" or m.sent_at is None:
+            continue
+        _, group, day, slot = m.message_key.split("#")
+        sent[(group, day, slot)] += 1
+        start, end = windows.get(slot, ("00:00", "00:00"))
+        if not start <= f"{m.sent_at.astimezone(zone):%H:%M}" < end:
+            outside.append(m.message_key)
+    groups = sorted({g for store in rules.stores.stores for g in store.groups})
+    expected = [(g, d.isoformat(), s) for g in groups for d in days for s in slots]
+    wrong = [key for key in expected if sent[key] != 1]
+    by_slot = Counter(slot for (_, _, slot), n in sent.items() for _ in range(n))
+    ok = not wrong and not outside and sum(sent.values()) == len(expected)
+    detail = (
+        f"{sum(sent.values())} pushes to {len(groups)} groups over {len(days)} days "
+        f"({', '.join(f'{s} {by_slot[s]}' for s in slots)}); "
+        f"{len(wrong)} group-slots without exactly one, {len(outside)} outside their slot"
+    )
+    return {"ok": ok, "detail": detail, "sent": dict(sorted(by_slot.items()))}
