@@ -36,7 +36,7 @@ from typing import Any
 from chalicelib import stats
 from chalicelib.events import Event, Kind
 from chalicelib.rules.loader import RuleSet
-from chalicelib.rules.models import Experiment, Plan
+from chalicelib.rules.models import Experiment, SamplePlan
 from chalicelib.state.models import Coupon, EventRecord, LoyaltyRecord
 from chalicelib.store import keys
 
@@ -85,7 +85,7 @@ class Result:
 class ExperimentReport:
     name: str
     title: str
-    plan: Plan
+    plan: SamplePlan
     exposed: Counter[str] = field(default_factory=Counter)
     window_open: int = 0
     polluted: int = 0
@@ -148,7 +148,7 @@ def _values(experiment: Experiment, metric: str, members: list[tuple[Exposure, O
 
 
 def _result(
-    experiment: Experiment, plan: Plan, metric: str, arm: str, groups: dict[str, list[tuple[Exposure, Outcome]]]
+    experiment: Experiment, plan: SamplePlan, metric: str, arm: str, groups: dict[str, list[tuple[Exposure, Outcome]]]
 ) -> Result:
     """One arm against the baseline on one metric."""
     baseline = plan.baseline

@@ -1543,7 +1543,7 @@ def _conversion_only() -> list[ExperimentMetric]:
     return ["conversion"]
 
 
-class Plan(Strict):
+class SamplePlan(Strict):
     """What an experiment needs before it starts (chalicelib/stats.py, sample_size)."""
 
     baseline: str
@@ -1629,7 +1629,7 @@ class Experiment(Strict):
     def baseline(self) -> str:
         return HOLDOUT if self.holdout_percent else self.arms[0].name
 
-    def plan(self) -> Plan:
+    def plan(self) -> SamplePlan:
         """The members each group needs and the days that takes at the expected exposures."""
         base = float(self.base_rate) / 100
         expected = stats.expected_rate(base, float(self.expected_lift) / 100, self.lift == "relative")
@@ -1647,7 +1647,7 @@ class Experiment(Strict):
         fill = max(n / (self.expected_daily_exposures * shares[name]) for name, n in per_group.items())
         fill_days = math.ceil(fill - 1e-9)
         window = math.floor((self.ends_at - self.starts_at).total_seconds() / 86_400)
-        return Plan(
+        return SamplePlan(
             baseline=self.baseline,
             base_rate=base,
             expected_rate=expected,
