@@ -204,6 +204,11 @@ def console_recall():
     return console.recall(app.current_request)
 
 
+@app.route("/console/api/campaigns", methods=["GET"], authorizer=STAFF)
+def console_campaigns():
+    return console.campaigns(app.current_request)
+
+
 @app.route("/console/api/experiments", methods=["GET"], authorizer=STAFF)
 def console_experiments():
     return console.experiments(app.current_request)

@@ -95,17 +95,6 @@ def test_a_segment_campaign_is_previewed_then_sends_each_member_once_within_caps
     assert result["dropped_by_reason"]["frequency cap reached"] == 1
 
 
-def test_an_experiment_arm_picks_the_campaign_variant(aws, clock, rules_dir):
-    test = WINTER | {"experiment": "winter_copy", "variants": {"b": "冬天来啦，暖饮第二杯半价。"}}
-    rules_dir(with_campaigns(test))
-    members()
-    clock.set(local(DAY, "08:40"))
-    pushes.run(runtime.context(), find, arm=lambda campaign, who: "b" if who in ("oA", "oE") else "control")
-    texts = {m.member_id: m.text for m in OutboxMessage.scan() if m.message_key.startswith("campaign#")}
-    assert texts["oA"].startswith("冬天来啦") and texts["oE"].startswith("冬天来啦")
-    assert texts["oB"].startswith("冬日暖饮上新")  # an arm without a variant: the campaign's own text
-
-
 def test_a_group_gets_one_mass_message_a_day_and_a_second_campaign_is_refused(aws, clock, wechat, rules_dir):
     evening = {
         "name": "late_offer",

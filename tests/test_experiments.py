@@ -46,12 +46,27 @@ def experiment(**changes) -> dict:
     }
 
 
+THURSDAY_OFFER = {
+    "name": "thursday_offer",
+    "title": "周四优惠",
+    "audience": {"segment": "active"},
+    "text": "周四会员日，全场饮品9折。",
+    "schedule": {"weekly": {"weekday": "thu", "at": "11:00"}},
+}
+
+
 def rule_files(experiments: dict | None = None, **file_changes) -> dict[str, str]:
     files = loader.read_dir(RULES)
     data = json.loads(files["experiments.json"])
     data.update({"enabled": True, "experiments": experiments if experiments is not None else {"t": experiment()}})
     data.update(file_changes)
-    return {**files, "experiments.json": json.dumps(data, ensure_ascii=False, indent=2)}
+    campaigns = json.loads(files["campaigns.json"])
+    campaigns["campaigns"] = [THURSDAY_OFFER]  # the campaign the default experiment tests
+    return {
+        **files,
+        "campaigns.json": json.dumps(campaigns, ensure_ascii=False, indent=2),
+        "experiments.json": json.dumps(data, ensure_ascii=False, indent=2),
+    }
 
 
 def messages(files: dict[str, str]) -> list[str]:
@@ -328,7 +343,9 @@ def test_the_report_warns_of_members_in_too_many_experiments():
 def experiment_rules(tmp_path, monkeypatch):
     directory = tmp_path / "rules"
     shutil.copytree(RULES, directory)
-    (directory / "experiments.json").write_text(rule_files()["experiments.json"], encoding="utf-8")
+    files = rule_files()
+    for name in ("campaigns.json", "experiments.json"):
+        (directory / name).write_text(files[name], encoding="utf-8")
     monkeypatch.setenv("SIYU_RULES_DIR", str(directory))
     loader.clear_cache()
     return loader.load_dir(directory)

@@ -6,9 +6,8 @@ import argparse
 from datetime import date
 
 from chalicelib import runtime
-from chalicelib.campaigns import calendar, content, pushes, report
+from chalicelib.campaigns import calendar, pushes, report
 from chalicelib.delivery import queue
-from chalicelib.rules.loader import RuleSet
 
 
 def week_arg(text: str) -> date:
@@ -19,33 +18,11 @@ def week_arg(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r}: give an ISO week (2026-W49) or a date (2026-12-02)") from None
 
 
-def calendar_rows(rules: RuleSet, monday: date, store_id: str | None = None) -> list[dict[str, str]]:
-    """The week's pushes, each with its content's source and text, or MISSING."""
-    rows = []
-    for day in calendar.week_of(monday):
-        for push in calendar.pushes_on(rules, day, store_id):
-            said = content.content_for(rules.campaigns, push)
-            rows.append(
-                {
-                    "day": day.isoformat(),
-                    "at": push.slot.at,
-                    "slot": push.slot.name,
-                    "channel": push.slot.channel,
-                    "store": push.store_id,
-                    "group": push.group_id,
-                    "theme": push.title,
-                    "source": said.source if said else "MISSING",
-                    "text": said.text if said else "",
-                }
-            )
-    return rows
-
-
 def cmd_calendar(args: argparse.Namespace) -> int:
     ctx = runtime.context()
     rules = ctx.rules()
     monday = args.week or calendar.week_of(ctx.clock.now().astimezone(rules.stores.zone_of(args.store)).date())[0]
-    rows = calendar_rows(rules, monday, args.store)
+    rows = report.calendar_rows(rules, monday, args.store)
     if args.json:
         print(report.dumps({"week": f"{monday:%G-W%V}", "pushes": rows}))
         return 0

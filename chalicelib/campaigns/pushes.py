@@ -54,7 +54,7 @@ def run(ctx: Context, find: members.Finder | None = None, arm: Arm | None = None
     rules, now = ctx.rules(), ctx.clock.now()
     result = Run()
     for push in due_pushes(rules, now):
-        said = content.content_for(rules.campaigns, push, _slot_arm(rules, push, arm))
+        said = content.content_for(rules.campaigns, push)
         message = push_message(rules, push, said)
         if message is None:
             result.missing += 1
@@ -78,13 +78,6 @@ def run(ctx: Context, find: members.Finder | None = None, arm: Arm | None = None
 
 def _record(plan: list[Instruction], cause: str, now: datetime) -> executor.Applied:
     return executor.execute(plan, cause, now)
-
-
-def _slot_arm(rules: RuleSet, push: Push, arm: Arm | None) -> str | None:
-    campaign = content.slot_campaign(rules.campaigns, push)
-    if arm is None or campaign is None or campaign.experiment is None:
-        return None
-    return arm(campaign, push.group_id)
 
 
 def due_pushes(rules: RuleSet, now: datetime) -> list[Push]:
@@ -280,9 +273,7 @@ def campaign_messages(
     if campaign.audience.groups is not None:
         for store_id, group in groups_of(rules, campaign):
             owner = rules.campaigns.calendar.owners.get(group)
-            text = content.campaign_text(
-                campaign, store_id, arm(campaign, group) if arm and campaign.experiment else None
-            )
+            text = content.campaign_text(campaign, store_id)  # a group campaign is never under test
             key = keys.campaign_message(campaign.name, occurrence, group)
             out.append(
                 QueueMessage(

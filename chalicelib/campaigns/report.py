@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from chalicelib.campaigns import confirm, members, pushes
+from chalicelib.campaigns import calendar, confirm, content, members, pushes
 from chalicelib.delivery import discipline, routes
 from chalicelib.errors import NotFound
 from chalicelib.rules.loader import RuleSet
@@ -140,3 +140,25 @@ def _delivered(message: OutboxMessage) -> bool:
 
 def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+
+
+def calendar_rows(rules: RuleSet, monday: date, store_id: str | None = None) -> list[dict[str, str]]:
+    """The week's pushes, each with its content's source and text, or MISSING."""
+    rows = []
+    for day in calendar.week_of(monday):
+        for push in calendar.pushes_on(rules, day, store_id):
+            said = content.content_for(rules.campaigns, push)
+            rows.append(
+                {
+                    "day": day.isoformat(),
+                    "at": push.slot.at,
+                    "slot": push.slot.name,
+                    "channel": push.slot.channel,
+                    "store": push.store_id,
+                    "group": push.group_id,
+                    "theme": push.title,
+                    "source": said.source if said else "MISSING",
+                    "text": said.text if said else "",
+                }
+            )
+    return rows

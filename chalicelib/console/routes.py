@@ -135,6 +135,16 @@ def recall(request: Any) -> Response:
     )
 
 
+def campaigns(request: Any) -> Response:
+    from chalicelib.console import views
+
+    return _answer(
+        request,
+        "console_campaigns",
+        lambda ctx, who: views.campaigns(who, ctx.rules(), ctx.clock.now(), _query(request, "week")),
+    )
+
+
 def experiments(request: Any) -> Response:
     from chalicelib.console import views
 

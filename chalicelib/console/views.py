@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import admin, ledger
+from chalicelib.campaigns import calendar, confirm
+from chalicelib.campaigns import report as campaign_report
 from chalicelib.console.auth import Principal
 from chalicelib.counters import CHAIN
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.events import is_platform_id
+from chalicelib.experiments import exposure
 from chalicelib.experiments import report as experiment_report
 from chalicelib.identity import merge
 from chalicelib.metrics import kpis
@@ -27,7 +30,8 @@ from chalicelib.metrics.alerts import LEVEL_NAMES
 from chalicelib.recall import report
 from chalicelib.reviews import tickets
 from chalicelib.rules.loader import RuleSet
-from chalicelib.state.models import Alert, Coupon, Member, Recall, Ticket
+from chalicelib.segments import read as segment_read
+from chalicelib.state.models import Alert, Coupon, Member, OutboxMessage, Recall, Ticket
 from chalicelib.store import keys
 
 OPEN_TICKETS = ("open", "responded", "resolved")
@@ -218,6 +222,62 @@ def recall(principal: Principal, rules: RuleSet, now: datetime, days: int) -> di
             for row in shown
         ],
         "text": report.render(shown, since, until, min_sample),
+    }
+
+
+# --- campaigns, the content calendar, segments ----------------------------------------------------
+
+
+def campaigns(principal: Principal, rules: RuleSet, now: datetime, week: str | None) -> dict[str, Any]:
+    """``siyu campaigns calendar`` for a week with each push's state, the campaigns with their
+    report (ops), and the segments' sizes (``siyu segments``), of the principal's stores."""
+    zone = rules.stores.zone_of(None)
+    try:
+        monday = calendar.parse_week(week) if week else calendar.week_of(now.astimezone(zone).date())[0]
+    except ValueError:
+        raise BadRequest("week: an ISO week (2026-W49) or a date in it (2026-12-02)") from None
+    rows = [r for r in campaign_report.calendar_rows(rules, monday) if principal.sees(r["store"])]
+    wanted = [keys.calendar_push(r["group"], r["day"], r["slot"]) for r in rows]
+    found = {m.message_key: m for m in OutboxMessage.batch_get(wanted)} if wanted else {}
+    pushes = [
+        {
+            **row,
+            "state": message.status if (message := found.get(key)) else "planned",
+            "confirmed": bool(message and message.delivery == confirm.CONFIRMED),
+            "store_name": rules.stores.label_of(row["store"]),
+        }
+        for row, key in zip(rows, wanted, strict=True)
+    ]
+    listed = []
+    for campaign in rules.campaigns.campaigns if principal.is_ops else []:
+        listed.append(
+            {
+                "name": campaign.name,
+                "title": campaign.title,
+                "audience": campaign.audience.model_dump(exclude_none=True),
+                "schedule": campaign.schedule.model_dump(mode="json", exclude_none=True),
+                "active": rules.campaigns.enabled and campaign.active_at(now),
+                "experiment": exposure.experiment_of(rules, campaign.name),
+                **campaign_report.report(rules, campaign.name, now),
+            }
+        )
+    sizes = segment_read.sizes(rules)
+    segments = [
+        {
+            "name": name,
+            "title": segment.title,
+            "stores": {s: n for s, n in sizes.get(name, {}).items() if principal.sees(s)},
+        }
+        for name, segment in rules.segments.segments.items()
+    ]
+    return {
+        "week": f"{monday:%G-W%V}",
+        "calendar_on": rules.campaigns.enabled and rules.campaigns.calendar.enabled,
+        "pushes": pushes,
+        "missing": sum(r["source"] == "MISSING" for r in rows),
+        "campaigns": listed,
+        "segments": segments,
+        "store_names": {s.id: rules.stores.label_of(s.id) for s in rules.stores.stores if principal.sees(s.id)},
     }
 
 

@@ -275,14 +275,26 @@ def _cross_checks(parsed: dict[str, RuleFile], texts: dict[str, str]) -> list[Pr
     if isinstance(campaigns, CampaignsRule) and isinstance(messaging, MessagingRule):
         _calendar_problems(campaigns, stores, messaging, problem)
         _campaign_problems(campaigns, stores, messaging, _segment_names(parsed), problem)
-    experiments = parsed.get("experiments.json")
-    if isinstance(experiments, ExperimentsRule):
-        for name, experiment in experiments.experiments.items():
-            _experiment_problems(name, experiment, parsed, texts, problem)
+    _test_problems(parsed, texts, problem)
     return problems
 
 
 CAMPAIGNS = "campaigns.json"
+
+
+def _test_problems(parsed: dict[str, RuleFile], texts: dict[str, str], problem: Any) -> None:
+    """Each experiment (``_experiment_problems``); a campaign's variants need an experiment testing it."""
+    experiments = parsed.get("experiments.json")
+    tested: set[str | None] = set()
+    if isinstance(experiments, ExperimentsRule):
+        for name, experiment in experiments.experiments.items():
+            _experiment_problems(name, experiment, parsed, texts, problem)
+            tested.add(experiment.campaign)
+    campaigns = parsed.get(CAMPAIGNS)
+    for k, campaign in enumerate(campaigns.campaigns if isinstance(campaigns, CampaignsRule) else []):
+        if campaign.variants and campaign.name not in tested:
+            message = "variants need an experiment in experiments.json that tests this campaign"
+            problem(CAMPAIGNS, f"/campaigns/{k}/variants", message)
 
 
 def _segment_names(parsed: dict[str, RuleFile]) -> set[str] | None:

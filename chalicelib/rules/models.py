@@ -1471,15 +1471,14 @@ class Campaign(Scoped):
     link: Link | None = None
     schedule: Schedule
     stores: dict[StoreId, PushText] = Field(default_factory=dict, description="Per-store text overrides.")
-    experiment: CampaignName | None = Field(default=None, description="The experiment whose arms pick the text.")
     variants: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], PushText] = Field(
-        default_factory=dict, description="Text per experiment arm; an arm without one gets the campaign's text."
+        default_factory=dict,
+        description="Text per arm of the experiment that tests the campaign (experiments.json names it); "
+        "an arm without one gets the campaign's text.",
     )
 
     @model_validator(mode="after")
     def _fits(self) -> Campaign:
-        if self.variants and self.experiment is None:
-            raise ValueError("variants need an experiment: the arms that choose between them")
         if self.schedule.calendar is not None and self.audience.groups is None:
             raise ValueError("a calendar slot is a group push: its audience names groups")
         return self

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, session } from "./api.js";
 import { Access } from "./pages/Access.jsx";
 import { Alerts } from "./pages/Alerts.jsx";
+import { CampaignsPage } from "./pages/Campaigns.jsx";
 import { Login } from "./pages/Login.jsx";
 import { Members } from "./pages/Members.jsx";
 import { Recall } from "./pages/Recall.jsx";
@@ -17,6 +18,7 @@ const PAGES = [
   { path: "alerts", title: "预警", page: Alerts },
   { path: "tickets", title: "差评工单", page: Tickets },
   { path: "members", title: "会员", page: Members },
+  { path: "campaigns", title: "活动与日历", page: CampaignsPage },
   { path: "rules", title: "规则", page: Rules },
   { path: "recall", title: "召回与实验", page: Recall },
   { path: "access", title: "权限与审计", page: Access },

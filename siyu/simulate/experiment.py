@@ -29,8 +29,8 @@ from siyu.simulate.world import ZONE, Persona, Store
 
 CAMPAIGN = "sim_offer"
 EXPERIMENT = "sim_offer_test"
-MARK = "【本周特饮】"  # how a member recognises the campaign's message on her phone
-TEXT = MARK + "本周特饮第二杯半价，到店出示本消息即可享受。"
+MARK = "本周特饮"  # how a member recognises the campaign on her phone (its text, or its title in a template)
+TEXT = "【本周特饮】第二杯半价，到店出示本消息即可享受。"
 EXTRA_ORDER = 0.35  # a reached arm member orders once more within two days with this chance
 CONVERSION_DAYS = 3
 EXPECTED_POINTS = 20  # the lift the experiment is planned for (points of conversion)

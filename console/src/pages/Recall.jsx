@@ -59,7 +59,56 @@ function LiftChart({ rows, minSample }) {
   );
 }
 
-export function Recall() {
+// The A/B tests of experiments.json (`siyu experiments report`): per metric and arm against the
+// baseline, the lift with its 95 % interval, the p-value and the verdict; for ops (chain-wide).
+const METRIC = { conversion: "转化率", redemption: "核销率", order_value: "客单价" };
+
+function liftText(r) {
+  if (r.lift === undefined) return "—";
+  const scale = r.metric === "order_value" ? 1 : 100;
+  const unit = r.metric === "order_value" ? "元" : "pt";
+  const f = (x) => `${x > 0 ? "+" : ""}${(scale * x).toFixed(1)}${unit}`;
+  return `${f(r.lift)} [${f(r.low)}, ${f(r.high)}]`;
+}
+
+function Experiments() {
+  const state = useApi("experiments");
+  const data = state.data;
+  return (
+    <section class="card" data-test="experiments">
+      <h2>A/B 实验</h2>
+      <Status state={state} />
+      {data && !data.enabled && <p class="muted">实验未启用（experiments.json enabled）。</p>}
+      {data &&
+        data.experiments.map((e) => (
+          <div key={e.name}>
+            <h3>
+              {e.title}（{e.name}）
+            </h3>
+            <p class="small muted">
+              已曝光 {Object.entries(e.exposed).map(([g, n]) => `${g === "holdout" ? "对照组" : g} ${n}`).join("、") || "0"}
+              ；计划每组 {Object.values(e.plan.per_group)[0]} 人，需 {e.plan.days_needed} 天
+              {e.polluted ? `；${e.polluted} 人同时处于 ${e.polluted_at} 个以上实验` : ""}
+            </p>
+            <Table
+              rows={e.results}
+              cols={[
+                ["指标", (r) => METRIC[r.metric] || r.metric],
+                ["组", (r) => `${r.arm} 对 ${r.baseline === "holdout" ? "对照组" : r.baseline}`],
+                ["样本", (r) => (r.n_arm === undefined ? "—" : `${r.n_arm} / ${r.n_base}`)],
+                ["提升（95%区间）", liftText],
+                ["p 值", (r) => (r.p_value === undefined ? "—" : r.p_value.toPrecision(2))],
+                ["结论", (r) => r.verdict],
+              ]}
+              empty="还没有结束转化窗口的曝光。"
+            />
+          </div>
+        ))}
+    </section>
+  );
+}
+
+export function Recall({ me }) {
   const [days, setDays] = useState(30);
   const state = useApi(`recall?days=${days}`);
   const data = state.data;
@@ -103,6 +152,7 @@ export function Recall() {
           <LiftChart rows={data.rows} minSample={data.min_sample} />
         </>
       )}
+      {me && me.role === "ops" && <Experiments />}
     </div>
   );
 }
