@@ -226,12 +226,13 @@ def test_the_groups_of_the_test_rules_are_what_the_tests_assume():
 def test_the_campaign_timers_are_wired_in_app_py(client, aws, clock, wechat, rules_dir):
     rules_dir()
     clock.set(local(DAY, "07:00"))
-    client.lambda_.invoke("run_campaigns", client.events.generate_cw_event("aws.events", "Scheduled Event", [], {}))
+    tick = client.events.generate_cw_event("aws.events", "Scheduled Event", [], {})
+    client.lambda_.invoke("run_campaigns", tick)
     assert len([m for m in OutboxMessage.scan() if m.message_key.startswith("calendar#")]) == 6
     for m in OutboxMessage.scan():
         clock.set(m.not_before)
         sender.deliver(runtime.context(), m.message_key)
     wechat.confirm_group_messages()
-    client.lambda_.invoke("check_group_pushes", client.events.generate_cw_event("aws.events", "Scheduled Event", [], {}))
+    client.lambda_.invoke("check_group_pushes", tick)
     confirmed = [m for m in OutboxMessage.scan() if m.delivery == "confirmed"]
     assert len(confirmed) == 3 and all(m.channel == "wecom_group" for m in confirmed)
