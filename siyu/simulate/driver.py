@@ -192,6 +192,9 @@ class Simulation:
             {"id": s.id, "name": s.name, "timezone": "Asia/Shanghai", "groups": [s.group]} for s in self.chain
         ]
         (rules_dir / "stores.json").write_text(json.dumps(stores, ensure_ascii=False, indent=2), encoding="utf-8")
+        campaigns = json.loads((rules_dir / "campaigns.json").read_text(encoding="utf-8"))
+        campaigns["calendar"]["owners"] = {s.group: f"owner-{s.id}" for s in self.chain}  # who confirms its pushes
+        (rules_dir / "campaigns.json").write_text(json.dumps(campaigns, ensure_ascii=False, indent=2), encoding="utf-8")
         for name in list(os.environ):
             if name.startswith("SIYU_"):
                 del os.environ[name]
