@@ -236,3 +236,15 @@ def test_the_campaign_timers_are_wired_in_app_py(client, aws, clock, wechat, rul
     client.lambda_.invoke("check_group_pushes", tick)
     confirmed = [m for m in OutboxMessage.scan() if m.delivery == "confirmed"]
     assert len(confirmed) == 3 and all(m.channel == "wecom_group" for m in confirmed)
+
+
+def test_rules_check_refuses_a_group_campaign_to_a_group_without_owner():
+    def ownerless(data: dict) -> None:
+        data["calendar"]["owners"] = {}
+        data["campaigns"] = [WINTER | {"audience": {"groups": "all"}}]
+
+    found = messages(edit(good(), "campaigns.json", ownerless))
+    assert any(
+        "/campaigns/0/audience: group wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA has no owner in /calendar/owners" in m
+        for m in found
+    )
