@@ -266,7 +266,8 @@ def _caps(messages, rules, zone) -> dict[str, Any]:
     per_day: Counter[tuple[str, str, str]] = Counter()
     per_week: Counter[tuple[str, str, str]] = Counter()
     for m in messages:
-        if m.status != "sent" or m.category not in ("promo", "service") or m.channel == "robot":
+        # a customer group's pushes are held to its slots and one mass message a day, not a member's caps
+        if m.status != "sent" or m.category not in ("promo", "service") or m.channel in ("robot", "wecom_group"):
             continue
         local = m.sent_at.astimezone(zone)
         per_day[(m.member_id, m.category, local.date().isoformat())] += 1
