@@ -41,6 +41,9 @@ def rules_dir() -> Path:
     stores = json.loads((directory / "stores.json").read_text(encoding="utf-8"))
     stores["stores"] = [{"id": s, "name": f"门店{s}", "timezone": "Asia/Shanghai", "groups": []} for s in STORES]
     (directory / "stores.json").write_text(json.dumps(stores, ensure_ascii=False), encoding="utf-8")
+    campaigns = json.loads((directory / "campaigns.json").read_text(encoding="utf-8"))
+    campaigns["calendar"]["owners"] = {}  # no groups: no group owners
+    (directory / "campaigns.json").write_text(json.dumps(campaigns, ensure_ascii=False), encoding="utf-8")
     recall = json.loads((directory / "recall.json").read_text(encoding="utf-8"))
     recall["pilot_stores"] = []
     (directory / "recall.json").write_text(json.dumps(recall, ensure_ascii=False), encoding="utf-8")

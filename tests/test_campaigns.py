@@ -5,14 +5,16 @@ recorded; rules check refuses a campaign naming what does not exist."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
 
 from chalicelib import runtime
 from chalicelib.campaigns import confirm, pushes, report
+from chalicelib.clock import FixedClock
 from chalicelib.delivery import sender
-from chalicelib.state.models import Member, OutboxMessage, Shared
+from chalicelib.state.models import LoyaltyRecord, Member, OutboxMessage, Shared
 from chalicelib.store import keys
 from siyu import cli
 from tests.test_calendar import GROUP_PATH, GROUPS, calendar_rules, local
@@ -210,3 +212,47 @@ def test_rules_check_refuses_a_campaign_listed_twice():
 
 def test_the_groups_of_the_test_rules_are_what_the_tests_assume():
     assert sum(len(g) for g in GROUPS.values()) == 3
+
+
+def test_the_campaign_timers_are_wired_in_app_py(client, aws, clock, wechat, rules_dir):
+    rules_dir()
+    clock.set(local(DAY, "07:00"))
+    tick = client.events.generate_cw_event("aws.events", "Scheduled Event", [], {})
+    client.lambda_.invoke("run_campaigns", tick)
+    assert len([m for m in OutboxMessage.scan() if m.message_key.startswith("calendar#")]) == 6
+    for m in OutboxMessage.scan():
+        clock.set(m.not_before)
+        sender.deliver(runtime.context(), m.message_key)
+    wechat.confirm_group_messages()
+    client.lambda_.invoke("check_group_pushes", tick)
+    confirmed = [m for m in OutboxMessage.scan() if m.delivery == "confirmed"]
+    assert len(confirmed) == 3 and all(m.channel == "wecom_group" for m in confirmed)
+
+
+def test_rules_check_refuses_a_group_campaign_to_a_group_without_owner():
+    def ownerless(data: dict) -> None:
+        data["calendar"]["owners"] = {}
+        data["campaigns"] = [WINTER | {"audience": {"groups": "all"}}]
+
+    found = messages(edit(good(), "campaigns.json", ownerless))
+    assert any(
+        "/campaigns/0/audience: group wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA has no owner in /calendar/owners" in m
+        for m in found
+    )
+
+
+def test_parallel_runs_message_each_segment_member_once(live, rules_dir):
+    """On DynamoDB Local (real concurrency): four timer runs at once, one message and one record each."""
+    clock = FixedClock(local(DAY, "08:40"))
+    previous = runtime.use_clock(clock)
+    try:
+        rules_dir(with_campaigns(WINTER))
+        ctx = runtime.context()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: pushes.run(ctx, find), range(4)))
+        queued = [m.member_id for m in OutboxMessage.scan() if m.message_key.startswith("campaign#winter_tea#")]
+        assert sorted(queued) == ["oA", "oB", "oC", "oD", "oE"]
+        records = [r.member_id for r in LoyaltyRecord.query(keys.campaign_scope("winter_tea"))]
+        assert sorted(records) == sorted(queued)
+    finally:
+        runtime.use_clock(previous)

@@ -33,7 +33,7 @@ def campaign_of(rules: RuleSet, name: str) -> Campaign:
 
 
 def preview(rules: RuleSet, name: str, now: datetime, find: members.Finder | None = None) -> dict[str, Any]:
-    """Reach per store if the campaign went out now."""
+    """Reach per store if the campaign went out now (its window and rollout: as when it starts)."""
     campaign = campaign_of(rules, name)
     if campaign.audience.groups is not None:
         groups = pushes.groups_of(rules, campaign)
@@ -45,11 +45,12 @@ def preview(rules: RuleSet, name: str, now: datetime, find: members.Finder | Non
             "stores": {s: {"groups": per_store[s], "with_owner": owned[s]} for s in sorted(per_store)},
         }
     find = find or members.segment_members
+    when = max(now, campaign.schedule.at or campaign.starts_at or now)  # its rollout as it will start
     stores: dict[str, dict[str, int]] = {}
     seen: set[str] = set()  # a member of two stores' segments is reached once, in the first
     for store_id in members.stores_of(campaign, rules.stores):
         everyone = list(dict.fromkeys(find(campaign.audience.segment or "", store_id)))
-        chosen = [m for m in everyone if m not in seen and members.in_campaign(campaign, m, store_id, now)]
+        chosen = [m for m in everyone if m not in seen and members.in_campaign(campaign, m, store_id, when)]
         seen.update(chosen)
         reachable, capped = _reachable(rules, campaign, chosen, store_id, now)
         stores[store_id] = {

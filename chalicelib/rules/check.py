@@ -392,6 +392,9 @@ def _campaign_problems(
         for j, group in enumerate(audience.groups if isinstance(audience.groups, list) else []):
             if group not in groups:
                 problem(CAMPAIGNS, f"{at}/audience/groups/{j}", f"group {group} is not in stores.json")
+        named = groups if audience.groups == "all" else set(audience.groups or []) & groups
+        for group in sorted(named - set(rule.calendar.owners)):
+            problem(CAMPAIGNS, f"{at}/audience", f"group {group} has no owner in /calendar/owners to confirm it")
         if audience.segment is not None and campaign.kind not in messaging.kinds:
             problem(CAMPAIGNS, f"{at}/kind", f"kind {campaign.kind} has no channel plan in messaging.json /kinds")
         for store_id in campaign.stores:
