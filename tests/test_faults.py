@@ -762,8 +762,12 @@ def outbox_changes(before: Items, after: Items) -> dict[str, Any]:
     return found
 
 
+RESERVED_COUNTERS = ("cap#", "budget#", "quota#", "mass#")  # mass#: a group's mass message of the day
+
+
 def reservations_held(items: Items, key: str) -> bool:
-    """Every cap, budget and quota counter equals what the message holds reserved (0 when none)."""
+    """Every cap, budget, quota and group mass-message counter equals what the message holds reserved
+    (0 when none)."""
     [message] = [v for (t, _), v in items.items() if t.endswith("outbox") and v["message_key"]["S"] == key]
     reserved = dict(
         (name, int(amount))
@@ -774,7 +778,7 @@ def reservations_held(items: Items, key: str) -> bool:
     counts = {
         v["sk"]["S"]: int(v.get("count", {}).get("N", 0))
         for (t, _), v in items.items()
-        if t.endswith("shared") and v["pk"]["S"] == "count" and v["sk"]["S"].startswith(("cap#", "budget#", "quota#"))
+        if t.endswith("shared") and v["pk"]["S"] == "count" and v["sk"]["S"].startswith(RESERVED_COUNTERS)
     }
     return all(counts.get(name, 0) == amount for name, amount in reserved.items()) and all(
         count == reserved.get(name, 0) for name, count in counts.items()
