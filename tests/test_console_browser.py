@@ -429,3 +429,20 @@ def test_the_alerts_recall_and_audit_pages_show_what_siyu_knows(stack, chromium)
     shows(chromium, "工单：记录响应")
     shows(chromium, "规则：回滚")
     photograph(chromium, "11-audit")
+
+
+def test_ops_reads_the_weeks_content_calendar_the_campaigns_and_the_segments(stack, chromium):
+    log_in(chromium, stack, ops_token())
+    go(chromium, stack, "campaigns")
+    api = requests.get(f"{stack.url}/console/api/campaigns", headers={auth.TOKEN_HEADER: ops_token()}, timeout=10)
+    week = api.json()
+    calendar = text_of(chromium, "[data-test=calendar]")
+    assert f"内容日历 {week['week']}" in calendar
+    rows = chromium.find_elements(By.CSS_SELECTOR, "[data-test=calendar] tbody tr")
+    assert len(rows) == len(week["pushes"]) == 14  # S001's group: a morning and an evening push a day
+    assert week["pushes"][0]["text"][:12] in rows[0].text and "品牌故事" in rows[0].text  # Monday's theme
+    segments = text_of(chromium, "[data-test=segments]")
+    assert "高价值会员（high_value）" in segments and "流失会员（lapsed）" in segments
+    photograph(chromium, "12-campaigns")
+    go(chromium, stack, "recall")
+    shows(chromium, "实验未启用", "[data-test=experiments]")  # the shipped experiments.json is off

@@ -157,7 +157,7 @@ def calendar_rows(rules: RuleSet, monday: date, store_id: str | None = None) -> 
                     "channel": push.slot.channel,
                     "store": push.store_id,
                     "group": push.group_id,
-                    "theme": push.title,
+                    "theme": push.holiday or rules.campaigns.calendar.theme_titles.get(push.theme, push.theme),
                     "source": said.source if said else "MISSING",
                     "text": said.text if said else "",
                 }
