@@ -111,6 +111,30 @@ def test_a_window_drop_fails_only_for_a_kind_that_has_a_fallback():
     assert summary._no_window_drops([message("tier", "dropped", reason=every)], planned)["ok"]
 
 
+def test_the_groups_lived_the_content_calendar_and_a_too_small_run_leaves_its_experiment_out(small):
+    assert small["calendar"] == {"evening": 2 * 9, "morning": 2 * 9}  # two groups, nine days
+    assert small["wechat_calls"]["/cgi-bin/externalcontact/add_msg_template"] >= 9 * 2  # the mornings' mass messages
+    assert small["experiment"] == {"ran": False, "why": "too few members for the experiment's sample size"}
+    assert "experiment sim_offer_test: not run" in summary.render(small)
+
+
+def test_the_experiments_truth_is_the_campaigns_effect_on_the_arm_members_it_made_convert():
+    from datetime import datetime, timedelta
+
+    from siyu.simulate import experiment, world
+
+    chain = world.stores(1, 3)
+    start = datetime(2026, 10, 19, tzinfo=world.ZONE)
+    person = world.members(1, chain, start, 10, 3)[0]
+    exposed = start + timedelta(days=5)
+    effect = experiment.Effect(3)
+    effect.ordered(person, exposed + timedelta(days=1), by_campaign=True)
+    assert effect.made_convert(person, exposed)  # the campaign's order was her only one in the window
+    effect.ordered(person, exposed + timedelta(days=2), by_campaign=False)
+    assert not effect.made_convert(person, exposed)  # she would have converted anyway
+    assert not experiment.Effect(3).made_convert(person, exposed)
+
+
 def test_the_same_seed_gives_the_same_result(small):
     again = Simulation(2, 40, 9, 11, date(2026, 10, 19), progress=False).run()
     assert json.dumps(again, sort_keys=True) == json.dumps(small, sort_keys=True)
