@@ -45,7 +45,7 @@ TEST = {
 def rules_dir(tmp_path, monkeypatch):
     use = calendar_rules(tmp_path, monkeypatch)
 
-    def with_experiment(campaign: dict, experiment: dict = TEST):
+    def with_experiment(campaign: dict, experiment: dict = TEST, pilot_stores: tuple[str, ...] = ()):
         use(with_campaigns({k: v for k, v in campaign.items() if k != "variants"}))  # the shipped files, edited
         directory = tmp_path / "rules"
         for name, key, value in (
@@ -55,6 +55,8 @@ def rules_dir(tmp_path, monkeypatch):
             data = json.loads((directory / name).read_text(encoding="utf-8"))
             data[key] = value if value is not None else {"winter_copy": experiment}
             data["enabled"] = True
+            if name == "experiments.json":
+                data["pilot_stores"] = list(pilot_stores)
             (directory / name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         loader.clear_cache()
         return runtime.context().rules()
@@ -83,6 +85,24 @@ def test_a_tested_campaign_sends_the_arm_its_variant_and_the_holdout_only_its_ex
     sent = {m.member_id: m.text for m in OutboxMessage.scan() if m.message_key.startswith("campaign#winter_tea#")}
     assert sorted(sent) == sorted(m for m, arm in arms.items() if arm == "warm")  # the holdout gets nothing
     assert all(text.startswith("天冷了") for text in sent.values())
+
+
+def test_an_experiment_of_some_stores_gives_their_arm_members_the_variant_and_others_the_campaigns_text(
+    aws, clock, rules_dir
+):
+    rules = rules_dir(WINTER | {"variants": {"warm": "天冷了，暖饮第二杯半价。"}}, pilot_stores=("S001",))
+    others = [f"oQ{i:03d}" for i in range(10)]
+    for member_id, store in [(m, "S001") for m in PEOPLE] + [(m, "S002") for m in others]:
+        Member(member_id, subscribed="yes", store_id=store, ids={f"oa/{member_id}"}).save()
+    clock.set(local(DAY, "08:40"))
+    pushes.run(runtime.context(), lambda segment, store_id: PEOPLE if store_id == "S001" else others)
+    exposed = {r.sk: r.status for r in LoyaltyRecord.query(keys.exposures("winter_copy"))}
+    assert set(exposed) == set(PEOPLE)  # only the experiment's store
+    sent = {m.member_id: m.text for m in OutboxMessage.scan() if m.message_key.startswith("campaign#winter_tea#")}
+    warm = {m for m, arm in exposed.items() if arm == "warm"}
+    assert warm and all(sent[m].startswith("天冷了") for m in warm)  # the arm's variant, as its exposure says
+    assert set(sent) == warm | set(others) and all(sent[m].startswith("冬日暖饮上新") for m in others)
+    assert rules.experiments.pilot_stores == ["S001"]
 
 
 def test_an_experiment_needs_a_segment_campaign_and_variants_name_its_arms():

@@ -38,7 +38,7 @@ AHEAD = timedelta(hours=24)  # calendar pushes are recorded up to a day before t
 LATE = timedelta(hours=1)  # and still after it, while the slot lasts (the sender expires it at its end)
 LEAD = timedelta(minutes=30)  # a campaign's audience is read this long before its time
 CAUSE = "calendar"
-Arm = Callable[[Campaign, str], str | None]  # (campaign, member or group id) -> experiment arm
+Arm = Callable[[Campaign, str, str], str | None]  # (campaign, member id, her store) -> experiment arm
 
 
 @dataclass
@@ -236,8 +236,8 @@ def _campaign(
 
 
 def _arms(rules: RuleSet, experiment: str, now: datetime) -> Arm:
-    def arm(_campaign: Campaign, member_id: str) -> str | None:
-        return assign.arm_of(rules, experiment, member_id, now)
+    def arm(_campaign: Campaign, member_id: str, store_id: str) -> str | None:
+        return assign.arm_of(rules, experiment, member_id, now, store_id)  # as exposure.gate decides
 
     return arm
 
@@ -294,7 +294,7 @@ def campaign_messages(
         return out
     for store_id, ids in members.audience(campaign, rules.stores, at, find).items():
         for member_id in ids:
-            picked = arm(campaign, member_id) if arm else None
+            picked = arm(campaign, member_id, store_id) if arm else None
             key = keys.campaign_message(campaign.name, occurrence, member_id)
             words = {"title": campaign.title, **({"link": campaign.link} if campaign.link else {})}
             out.append(
