@@ -943,3 +943,26 @@ def execute(
         known |= {i.ref for i in dropped if i.ref is not None}
         skip |= {id(i) for i in dropped if i.ref is None}
     return applied
+
+
+# --- a paged pass's place (the recall sweep, the segments pass) -----------------------------------
+
+PASS_DONE = "done"  # the saved place of a pass that read its last page
+
+
+def pass_place(cursor_key: str) -> tuple[bool, dict[str, Any] | None]:
+    """Where a paged pass stands: (whether it is done, the key its next page starts after)."""
+    saved_item = db.get(Shared, keys.SWEEP, cursor_key)
+    saved = saved_item.value if saved_item is not None else None
+    if saved == PASS_DONE:
+        return True, None
+    return False, json.loads(saved) if saved else None
+
+
+def save_place(cursor_key: str, last_key: dict[str, Any] | None, now: datetime, runner: Runner | None = None) -> bool:
+    """Save a paged pass's place after a page: where the next starts, or done after the last
+    (``last_key`` None). Returns whether the pass is done."""
+    value = json.dumps(last_key) if last_key else PASS_DONE
+    saved = plans.SaveCursor(table="shared", pk=keys.SWEEP, sk=cursor_key, value=value, at=now)
+    execute([saved], cursor_key, now, runner)
+    return not last_key

@@ -284,7 +284,7 @@ def test_the_full_pass_pauses_at_its_page_budget_and_the_next_run_continues_from
     seed(*population(25))
     first = sweep.run(runtime.context(), max_pages=1)
     assert not first.finished and first.members_read == 10
-    assert Shared.get(keys.SWEEP, keys.segments_cursor("2026-11-23")).value not in (None, sweep.DONE)
+    assert Shared.get(keys.SWEEP, keys.segments_cursor("2026-11-23")).value not in (None, executor.PASS_DONE)
     second = sweep.run(runtime.context())
     assert second.finished and second.members_read == 15  # the rest, not the first page again
     members = list(Member.scan())

@@ -14,7 +14,6 @@ Days missed (the timer did not run) are caught up, at most ``CATCH_UP_DAYS`` bac
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -35,7 +34,6 @@ from chalicelib.store import db, keys
 from chalicelib.store.db import Outcome
 
 CATCH_UP_DAYS = 3
-DONE = "done"
 
 
 @dataclass
@@ -100,11 +98,9 @@ def _sweep_stage(
 ) -> bool:
     """Sweep one stage of one day to its end (True) or until the budget runs out (False)."""
     cursor_key = keys.sweep_cursor(day.isoformat(), stage.name)
-    saved_item = db.get(Shared, keys.SWEEP, cursor_key)
-    saved = saved_item.value if saved_item is not None else None
-    if saved == DONE:
+    done, cursor = executor.pass_place(cursor_key)
+    if done:
         return True
-    cursor = json.loads(saved) if saved else None
     lapse = day - timedelta(days=stage.days)
     while True:
         if time.monotonic() >= deadline or (max_pages is not None and result.pages >= max_pages):
@@ -120,10 +116,7 @@ def _sweep_stage(
             queue.enqueue(ctx.settings, messages)
         result.pages += 1
         cursor = page.last_evaluated_key
-        value = json.dumps(cursor) if cursor else DONE
-        saved_at = SaveCursor(table="shared", pk=keys.SWEEP, sk=cursor_key, value=value, at=ctx.clock.now())
-        executor.execute([saved_at], cursor_key, ctx.clock.now(), runner)
-        if not cursor:
+        if executor.save_place(cursor_key, cursor, ctx.clock.now(), runner):
             return True
 
 

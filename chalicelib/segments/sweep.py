@@ -20,7 +20,6 @@ unchanged (and evaluated under these segment rules: ``rule_hash``) is not writte
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from chalicelib.segments.facts import gather
 from chalicelib.state.models import Member, Shared
 from chalicelib.store import db, keys
 
-DONE = "done"
 OFF = "off"
 RULE_ID = "segments"
 _hashes: dict[str, str] = {}  # rule set content hash → rule_hash
@@ -115,11 +113,9 @@ def _full_pass(
     runner: executor.Runner | None,
 ) -> bool:
     cursor_key = keys.segments_cursor(day.isoformat())
-    saved_item = db.get(Shared, keys.SWEEP, cursor_key)
-    saved = saved_item.value if saved_item is not None else None
-    if saved == DONE:
+    done, cursor = executor.pass_place(cursor_key)
+    if done:
         return True
-    cursor = json.loads(saved) if saved else None
     size = rules.segments.page_size
     while True:
         if time.monotonic() >= deadline or (max_pages is not None and result.pages >= max_pages):
@@ -131,10 +127,7 @@ def _full_pass(
             evaluate_member(ctx, rules, member, result, runner)
         result.pages += 1
         cursor = page.last_evaluated_key
-        value = json.dumps(cursor) if cursor else DONE
-        saved_at = SaveCursor(table="shared", pk=keys.SWEEP, sk=cursor_key, value=value, at=ctx.clock.now())
-        executor.execute([saved_at], cursor_key, ctx.clock.now(), runner)
-        if not cursor:
+        if executor.save_place(cursor_key, cursor, ctx.clock.now(), runner):
             return True
 
 
