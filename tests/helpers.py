@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chalicelib.rules import loader
 from siyu.local import callbacks
 from siyu.local.callbacks import Request
 
@@ -38,3 +45,26 @@ def credit(member_id: str, points: int, at) -> None:
         at=at,
     )
     executor.execute(ledger.settle([grant], {}), f"grant#{member_id}", at)
+
+
+BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules"
+Edit = dict[str, Any] | Callable[[dict[str, Any]], None]
+
+
+def use_rules(tmp_path: Path, monkeypatch: Any, edits: dict[str, Edit]) -> Path:
+    """The bundled rules copied afresh to ``tmp_path/rules``, each named file edited (a dict:
+    its top-level keys replaced; a function: it changes the parsed file), made the active rules."""
+    directory = tmp_path / "rules"
+    shutil.rmtree(directory, ignore_errors=True)
+    shutil.copytree(BUNDLED_RULES, directory)
+    for name, edit in edits.items():
+        path = directory / name
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if callable(edit):
+            edit(data)
+        else:
+            data.update(edit)
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setenv("SIYU_RULES_DIR", str(directory))
+    loader.clear_cache()
+    return directory

@@ -5,8 +5,6 @@ before; parallel timer runs record each push once."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
@@ -19,8 +17,8 @@ from chalicelib.campaigns import calendar, content, pushes
 from chalicelib.clock import SHANGHAI, FixedClock
 from chalicelib.delivery import sender
 from chalicelib.events import robot_recipient
-from chalicelib.rules import loader
 from chalicelib.state.models import OutboxMessage
+from tests.helpers import use_rules
 from tests.test_rules_check import edit, good, messages
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -44,18 +42,13 @@ def calendar_rules(tmp_path, monkeypatch):
     edits campaigns.json further (also for tests/test_campaigns.py)."""
 
     def use(change=None):
-        directory = tmp_path / "rules"
-        shutil.rmtree(directory, ignore_errors=True)
-        shutil.copytree(RULES, directory)
-        for name, step in (("stores.json", three_groups), ("campaigns.json", owners), ("campaigns.json", change)):
-            if step is None:
-                continue
-            data = json.loads((directory / name).read_text(encoding="utf-8"))
-            step(data)
-            (directory / name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        monkeypatch.setenv("SIYU_RULES_DIR", str(directory))
+        def campaigns(data: dict) -> None:
+            owners(data)
+            if change is not None:
+                change(data)
+
+        use_rules(tmp_path, monkeypatch, {"stores.json": three_groups, "campaigns.json": campaigns})
         monkeypatch.setenv("SIYU_ROBOT_KEYS", "S001=robot-key-s001,S002=robot-key-s002")  # 20 a minute each
-        loader.clear_cache()
         return runtime.context().rules()
 
     return use

@@ -46,18 +46,12 @@ def rules_dir(tmp_path, monkeypatch):
     use = calendar_rules(tmp_path, monkeypatch)
 
     def with_experiment(campaign: dict, experiment: dict = TEST, pilot_stores: tuple[str, ...] = ()):
-        use(with_campaigns({k: v for k, v in campaign.items() if k != "variants"}))  # the shipped files, edited
-        directory = tmp_path / "rules"
-        for name, key, value in (
-            ("campaigns.json", "campaigns", [campaign]),
-            ("experiments.json", "experiments", None),
-        ):
-            data = json.loads((directory / name).read_text(encoding="utf-8"))
-            data[key] = value if value is not None else {"winter_copy": experiment}
-            data["enabled"] = True
-            if name == "experiments.json":
-                data["pilot_stores"] = list(pilot_stores)
-            (directory / name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        use(with_campaigns())  # the calendar tests' groups and owners, no campaign yet
+        tested = {"enabled": True, "pilot_stores": list(pilot_stores), "experiments": {"winter_copy": experiment}}
+        edits = {"campaigns.json": {"enabled": True, "campaigns": [campaign]}, "experiments.json": tested}
+        for name, edit in edits.items():  # on the files as the calendar tests left them
+            path = tmp_path / "rules" / name
+            path.write_text(json.dumps(json.loads(path.read_text(encoding="utf-8")) | edit, ensure_ascii=False))
         loader.clear_cache()
         return runtime.context().rules()
 

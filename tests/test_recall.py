@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,10 +16,10 @@ import pytest
 from chalicelib import executor, pipeline, runtime
 from chalicelib.events import Event, Kind
 from chalicelib.recall import report, silent, sweep
-from chalicelib.rules import loader
 from chalicelib.state.models import Coupon, Member, OutboxMessage, Recall, Shared
 from siyu import cli
 from siyu.metering import Meter
+from tests.helpers import use_rules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: after the 09:30 sweep time
@@ -33,15 +32,7 @@ def rules_dir(tmp_path, monkeypatch):
     """``rules_dir(**changes)``: the bundled rules with recall.json changed, made active."""
 
     def use(**changes) -> Path:
-        directory = tmp_path / "rules"
-        shutil.rmtree(directory, ignore_errors=True)
-        shutil.copytree(RULES, directory)
-        data = json.loads((directory / "recall.json").read_text(encoding="utf-8"))
-        data.update(changes)
-        (directory / "recall.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        monkeypatch.setenv("SIYU_RULES_DIR", str(directory))
-        loader.clear_cache()
-        return directory
+        return use_rules(tmp_path, monkeypatch, {"recall.json": changes})
 
     return use
 

@@ -5,7 +5,6 @@ change once however many passes run, and the sizes per store are one query of th
 from __future__ import annotations
 
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from chalicelib.segments import read, sweep
 from chalicelib.state.models import Coupon, LoyaltyRecord, Member, Shared
 from chalicelib.store import keys
 from siyu import cli
+from tests.helpers import use_rules
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, after evaluate_at 04:00
@@ -31,15 +31,7 @@ def rules_dir(tmp_path, monkeypatch):
     """``rules_dir(**changes)``: the bundled rules with segments.json changed, made active."""
 
     def use(**changes) -> Path:
-        directory = tmp_path / "rules"
-        shutil.rmtree(directory, ignore_errors=True)
-        shutil.copytree(RULES, directory)
-        data = json.loads((directory / "segments.json").read_text(encoding="utf-8"))
-        data.update(changes)
-        (directory / "segments.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        monkeypatch.setenv("SIYU_RULES_DIR", str(directory))
-        loader.clear_cache()
-        return directory
+        return use_rules(tmp_path, monkeypatch, {"segments.json": changes})
 
     return use
 
