@@ -299,10 +299,8 @@ def _test_problems(parsed: dict[str, RuleFile], texts: dict[str, str], problem: 
 
 def _segment_names(parsed: dict[str, RuleFile]) -> set[str] | None:
     """The segments a campaign may name (segments.json), None while the rule set has no such file."""
-    segments = getattr(parsed.get("segments.json"), "segments", None)
-    if segments is None:
-        return None
-    return set(segments) if isinstance(segments, dict) else {getattr(s, "name", "") for s in segments}
+    segments = parsed.get("segments.json")
+    return set(segments.segments) if isinstance(segments, SegmentsRule) else None
 
 
 def _calendar_problems(rule: CampaignsRule, stores: StoresRule, messaging: MessagingRule, problem: Any) -> None:

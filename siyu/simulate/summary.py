@@ -466,19 +466,20 @@ def calendar_pushes(messages, rules: Any, zone: Any, days: list[date]) -> dict[s
     windows = {slot.name: (slot.start, slot.end) for slot in rules.messaging.group_slots}
     slots = [slot.name for slot in rules.campaigns.calendar.slots]
     sent: Counter[tuple[str, str, str]] = Counter()
+    by_slot: Counter[str] = Counter()
     outside = []
     for m in messages:
         if not m.message_key.startswith("calendar#") or m.status != "sent" or m.sent_at is None:
             continue
         _, group, day, slot = m.message_key.split("#")
         sent[(group, day, slot)] += 1
+        by_slot[slot] += 1
         start, end = windows.get(slot, ("00:00", "00:00"))
         if not start <= f"{m.sent_at.astimezone(zone):%H:%M}" < end:
             outside.append(m.message_key)
     groups = sorted({g for store in rules.stores.stores for g in store.groups})
     expected = [(g, d.isoformat(), s) for g in groups for d in days for s in slots]
     wrong = [key for key in expected if sent[key] != 1]
-    by_slot = Counter(slot for (_, _, slot), n in sent.items() for _ in range(n))
     ok = not wrong and not outside and sum(sent.values()) == len(expected)
     detail = (
         f"{sum(sent.values())} pushes to {len(groups)} groups over {len(days)} days "
